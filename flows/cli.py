@@ -1,0 +1,134 @@
+"""The `siae` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEMO_SOURCES = Path(__file__).resolve().parent.parent / "samples" / "sources.toml"
+DEFAULT_SOURCES = Path("sources.toml")
+
+
+def _prefect_defaults() -> None:
+    # A 2-core machine starts Prefect's temporary server slowly; the default timeout is short.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def print_summary(summary, out=sys.stdout) -> None:
+    """The run report a person reads: per source, then merge and publication."""
+    w = out.write
+    w(f"\nRun {summary.run_id}\n")
+    w(
+        f"{'source':<24}{'step':<13}{'status':<11}{'read':>7}{'kept':>7}{'rejected':>10}"
+        f"{'seconds':>9}  reasons / message\n"
+    )
+    for s in summary.steps:
+        reasons = s.details.get("reject_reasons") if s.details else None
+        note = ", ".join(f"{k} {v}" for k, v in reasons.items()) if reasons else ""
+        if s.details and s.details.get("warnings"):
+            note += f"{'; ' if note else ''}{s.details['warnings']} field warnings"
+        if s.details and s.details.get("unmapped_columns"):
+            note += f"{'; ' if note else ''}unmapped: {', '.join(s.details['unmapped_columns'])}"
+        if s.details and s.details.get("by_precision"):
+            note = "located by " + ", ".join(
+                f"{k} {v}" for k, v in s.details["by_precision"].items()
+            )
+        if s.message:
+            note = s.message
+        fmt = lambda v: "" if v is None else str(v)  # noqa: E731
+        w(
+            f"{(s.source or '-'):<24}{s.step:<13}{s.status:<11}{fmt(s.rows_in):>7}"
+            f"{fmt(s.rows_out):>7}{fmt(s.rejected):>10}{s.seconds:>9.2f}  {note}\n"
+        )
+    w(f"\nstructures after merging: {summary.structures}\n")
+    w(
+        f"features published: {summary.features}"
+        f" ({summary.without_coordinates} structures without coordinates stay in DuckDB)\n"
+    )
+    if summary.published:
+        w(f"GeoJSON: {summary.geojson}\n")
+    else:
+        w("GeoJSON: not written this run; the last publication stays in place\n")
+    if summary.failed_sources:
+        w(f"FAILED sources (last good data kept): {', '.join(summary.failed_sources)}\n")
+
+
+def cmd_sync(args) -> int:
+    _prefect_defaults()
+    from flows.sync import sync
+
+    sources = DEMO_SOURCES if args.demo else Path(args.sources)
+    summary = sync(str(sources), only=args.only or None, home=args.home, force=args.force)
+    print_summary(summary)
+    if not summary.published:
+        return 1
+    return 2 if summary.failed_sources else 0
+
+
+def cmd_check(args) -> int:
+    from transforms.spec import SpecError, load_spec
+
+    sources = DEMO_SOURCES if args.demo else Path(args.sources)
+    try:
+        spec = load_spec(sources)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for s in spec.sources.values():
+        where = s.path or s.url
+        print(f"{s.name:<24}{s.kind:<8}priority {s.priority:<4}{where}")
+    print(f"{sources}: {len(spec.sources)} sources, valid")
+    return 0
+
+
+def cmd_publish(args) -> int:
+    _prefect_defaults()
+    from flows.sync import publish
+    from warehouse.paths import WarehousePaths
+
+    result = publish.fn(WarehousePaths.resolve(args.home).home)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, demo_help):
+        p.add_argument(
+            "--sources", default=str(DEFAULT_SOURCES), help="sources file (default: ./sources.toml)"
+        )
+        p.add_argument("--demo", action="store_true", help=demo_help)
+        p.add_argument(
+            "--home", default=None, help="warehouse folder (default: $SIAE_HOME, else warehouse/)"
+        )
+
+    p = sub.add_parser("sync", help="fetch, stage, merge, locate and publish (a Prefect flow)")
+    common(p, "use the bundled offline samples (samples/sources.toml)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="sync only these sources")
+    p.add_argument(
+        "--force", action="store_true", help="re-stage sources even when their content is unchanged"
+    )
+    p.set_defaults(func=cmd_sync)
+    p = sub.add_parser("check", help="validate a sources file")
+    common(p, "check samples/sources.toml")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("publish", help="write the GeoJSON again from the warehouse")
+    p.add_argument("--home", default=None)
+    p.set_defaults(func=cmd_publish)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `siae`."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

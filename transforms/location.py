@@ -1,0 +1,119 @@
+"""Location v0: plausible source coordinates, else the commune's centre.
+
+A source's point is plausible when it lies in France (metropolitan or overseas) and inside its
+commune or at most `max_km_outside` from the commune's border; sources swap latitude and
+longitude, write 0,0, or keep a head office's point, and those must not reach a map.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import shapely
+
+# Bounding boxes (lon_min, lon_max, lat_min, lat_max): metropolitan France with Corsica,
+# Guadeloupe/Martinique, Guyane, La Réunion, Mayotte.
+FRANCE_BOXES = (
+    (-5.5, 10.0, 41.0, 51.5),
+    (-62.0, -60.5, 14.0, 16.6),
+    (-54.7, -51.0, 2.0, 6.0),
+    (55.0, 56.0, -21.5, -20.8),
+    (44.9, 45.4, -13.1, -12.5),
+)
+_KM_PER_DEGREE = 111.32
+
+
+def in_france(lon: float, lat: float) -> bool:
+    """True when the point falls in one of France's boxes."""
+    return any(a <= lon <= b and c <= lat <= d for a, b, c, d in FRANCE_BOXES)
+
+
+def km_outside(polygon_wkb: bytes, lon: float, lat: float) -> float:
+    """Distance in km from the point to the polygon (0 inside), on a local flat projection.
+
+    At the scale of a commune an equirectangular projection centred on the point is accurate to
+    well under 1 %, which is all a plausibility check needs.
+    """
+    polygon = shapely.from_wkb(polygon_wkb)
+    point = shapely.Point(lon, lat)
+    if polygon.covers(point):
+        return 0.0
+    kx = _KM_PER_DEGREE * math.cos(math.radians(lat))
+
+    def to_km(coords):
+        out = coords.copy()
+        out[:, 0] = (coords[:, 0] - lon) * kx
+        out[:, 1] = (coords[:, 1] - lat) * _KM_PER_DEGREE
+        return out
+
+    return float(shapely.transform(polygon, to_km).distance(shapely.Point(0, 0)))
+
+
+@dataclass(frozen=True)
+class Location:
+    longitude: float | None
+    latitude: float | None
+    geo_precision: str | None  # "source" | "municipality" | None
+    geo_source: str | None  # the source whose point was kept, or "communes"
+    rejected: tuple[str, ...] = ()  # why candidate points were refused
+
+
+def choose_location(
+    candidates: Sequence[tuple[float, float, str]],
+    polygon_wkb: bytes | None,
+    centre: tuple[float, float] | None,
+    max_km_outside: float,
+) -> Location:
+    """First plausible (lon, lat, source) candidate, else the centre, else nothing.
+
+    Candidates come in survivorship order (highest priority first).
+    """
+    refused = []
+    for lon, lat, source in candidates:
+        if not in_france(lon, lat):
+            refused.append(f"{source}: ({lon}, {lat}) outside France")
+            continue
+        if polygon_wkb is not None:
+            km = km_outside(polygon_wkb, lon, lat)
+            if km > max_km_outside:
+                refused.append(f"{source}: ({lon}, {lat}) {km:.1f} km outside its commune")
+                continue
+        return Location(round(lon, 6), round(lat, 6), "source", source, tuple(refused))
+    if centre is not None:
+        return Location(
+            round(centre[0], 6), round(centre[1], 6), "municipality", "communes", tuple(refused)
+        )
+    return Location(None, None, None, None, tuple(refused))
+
+
+def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float):
+    """Add longitude, latitude, geo_precision, geo_score, geo_source to merged structures.
+
+    `shapes` maps commune and arrondissement codes to {"polygon", "centre"}; an
+    arrondissement's shape is preferred to its city's.
+    """
+    out = structures.copy()
+    located = []
+    for s in out.to_dict("records"):
+        shape = (
+            shapes.get(s.get("code_arrondissement") or "")
+            or shapes.get(s.get("code_insee") or "")
+            or {}
+        )
+        located.append(
+            choose_location(
+                s["coordinate_candidates"],
+                shape.get("polygon"),
+                shape.get("centre"),
+                max_km_outside,
+            )
+        )
+    out["longitude"] = [loc.longitude for loc in located]
+    out["latitude"] = [loc.latitude for loc in located]
+    out["geo_precision"] = [loc.geo_precision for loc in located]
+    out["geo_score"] = [None] * len(located)  # set by the BAN geocoder, not by sources
+    out["geo_source"] = [loc.geo_source for loc in located]
+    out["geo_refused"] = [list(loc.rejected) for loc in located]
+    return out

@@ -1,0 +1,331 @@
+"""Readers: the bytes of a partner file or API payload → a table of strings.
+
+Real partner files are messy: `,` `;` `|` or tab separators, UTF-8 with or without BOM or
+Windows-1252, a title row above the header, XLSX sheets whose header is not on row 1, numbers
+where text was meant. Readers find the header by looking for the columns the source maps, and
+keep every cell as a string so that nothing is coerced before validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import pandas as pd
+
+HEADER_SCAN_ROWS = 30
+_DELIMITERS = (";", ",", "|", "\t")
+
+
+class ReadError(ValueError):
+    """The payload cannot be read as the declared format; the message says why."""
+
+
+@dataclass
+class Table:
+    """Rows of strings ('' when empty), each with its place in the file for error messages."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    row_numbers: list[int]
+    bad_rows: list[tuple[int, str, str]] = field(default_factory=list)  # (row, reason, raw)
+    encoding: str | None = None
+    delimiter: str | None = None
+    header_row: int | None = None  # 1-based line/row of the header in the file
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame of Python strings (object dtype)."""
+        return pd.DataFrame(self.rows, columns=self.columns, dtype=object)
+
+
+def guess_format(name: str) -> str | None:
+    """Format from a file name or URL path (`.csv.gz` counts as csv)."""
+    suffixes = [s.lower() for s in PurePath(name.split("?")[0]).suffixes]
+    for s in reversed(suffixes):
+        if s in (".csv", ".txt", ".tsv"):
+            return "csv"
+        if s in (".xlsx", ".xlsm"):
+            return "xlsx"
+        if s in (".json", ".geojson"):
+            return "json"
+        if s == ".parquet":
+            return "parquet"
+    return None
+
+
+def _clean_header(cells: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, c in enumerate(cells):
+        name = " ".join(str(c).split()) or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name} ({seen[name]})"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
+def _find_header(rows: list[list[str]], expected: set[str]) -> tuple[int, int]:
+    """Index of the row holding the most expected headers, and how many it holds."""
+    wanted = {" ".join(e.split()).casefold() for e in expected}
+    best, best_hits = -1, 0
+    for i, row in enumerate(rows[:HEADER_SCAN_ROWS]):
+        hits = len(wanted & {" ".join(c.split()).casefold() for c in row})
+        if hits > best_hits:
+            best, best_hits = i, hits
+    return best, best_hits
+
+
+def _missing_message(expected: set[str], seen_rows: list[list[str]]) -> str:
+    first = next((r for r in seen_rows if any(c.strip() for c in r)), [])
+    return (
+        f"none of the mapped columns ({', '.join(sorted(expected))}) appears in the first "
+        f"{HEADER_SCAN_ROWS} rows; first non-empty row: {first[:8]}"
+    )
+
+
+def decode_text(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """Decode as the given encoding, else UTF-8 (BOM or not), else Windows-1252."""
+    if b"\x00" in data[:4096]:
+        raise ReadError("binary content (NUL bytes), not a text file")
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            raise ReadError(f"not valid {encoding}: {exc}") from exc
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"neither UTF-8 nor Windows-1252 text: {exc}") from exc
+
+
+def read_csv(
+    data: bytes, expected: Iterable[str], encoding: str | None = None, delimiter: str | None = None
+) -> Table:
+    """Read delimited text, finding the separator and the header row from `expected` headers."""
+    text, used_encoding = decode_text(data, encoding)
+    expected = set(expected)
+    head_lines = text.splitlines()[:HEADER_SCAN_ROWS]
+    candidates = (delimiter,) if delimiter else _DELIMITERS
+    best = None  # (hits, width, delimiter, header index)
+    for d in candidates:
+        sample = list(csv.reader(head_lines, delimiter=d))
+        idx, hits = _find_header(sample, expected)
+        width = len(sample[idx]) if idx >= 0 else 0
+        if best is None or (hits, width) > best[:2]:
+            best = (hits, width, d, idx)
+    hits, _, used_delim, header_idx = best
+    if hits == 0:
+        sample = list(csv.reader(head_lines, delimiter=used_delim))
+        raise ReadError(_missing_message(expected, sample))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=used_delim)
+    header: list[str] = []
+    header_line = 0
+    rows, numbers, bad = [], [], []
+    for i, cells in enumerate(reader):
+        if i < header_idx:
+            continue
+        if i == header_idx:
+            header, header_line = _clean_header(cells), reader.line_num
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(header):
+            extra = cells[len(header) :]
+            if any(c.strip() for c in extra):
+                bad.append(
+                    (
+                        reader.line_num,
+                        f"{len(cells)} cells for {len(header)} columns",
+                        used_delim.join(cells),
+                    )
+                )
+                continue
+            cells = cells[: len(header)]
+        cells = cells + [""] * (len(header) - len(cells))
+        rows.append([c.strip() for c in cells])
+        numbers.append(reader.line_num)
+    return Table(header, rows, numbers, bad, used_encoding, used_delim, header_line)
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer() and abs(value) < 1e17:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def read_xlsx(data: bytes, expected: Iterable[str], sheet: str | int | None = None) -> Table:
+    """Read an XLSX workbook; the sheet is the given one, else the first holding the headers."""
+    from openpyxl import load_workbook
+
+    expected = set(expected)
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException variants
+        raise ReadError(f"not a readable XLSX workbook: {exc}") from exc
+    try:
+        if sheet is not None:
+            names = wb.sheetnames
+            name = names[sheet] if isinstance(sheet, int) else sheet
+            if name not in names:
+                raise ReadError(f"sheet {sheet!r} not found (sheets: {', '.join(names)})")
+            sheets = [wb[name]]
+        else:
+            sheets = list(wb.worksheets)
+        first_seen: list[list[str]] = []
+        for ws in sheets:
+            all_rows = [[_cell_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
+            first_seen = first_seen or all_rows
+            idx, hits = _find_header(all_rows, expected)
+            if hits == 0:
+                continue
+            header = _clean_header(all_rows[idx])
+            width = len(header)
+            rows, numbers = [], []
+            for n, r in enumerate(all_rows[idx + 1 :], start=idx + 2):
+                r = (r + [""] * width)[:width]
+                if any(r):
+                    rows.append(r)
+                    numbers.append(n)
+            return Table(header, rows, numbers, header_row=idx + 1)
+        raise ReadError(_missing_message(expected, first_seen))
+    finally:
+        wb.close()
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        elif isinstance(v, list):
+            if all(not isinstance(x, (dict, list)) for x in v):
+                out[key] = ", ".join(_cell_text(x) for x in v)
+            else:
+                out[key] = json.dumps(v, ensure_ascii=False, sort_keys=True)
+        else:
+            out[key] = _cell_text(v)
+    return out
+
+
+def _records(doc: object, records_path: str | None) -> list:
+    if records_path:
+        for part in records_path.split("."):
+            if not isinstance(doc, dict) or part not in doc:
+                raise ReadError(f"records_path '{records_path}': key '{part}' not found")
+            doc = doc[part]
+    elif isinstance(doc, dict):
+        for key in ("results", "data", "items", "records"):
+            if isinstance(doc.get(key), list):
+                doc = doc[key]
+                break
+    if not isinstance(doc, list):
+        raise ReadError("expected a JSON list of records (set records_path for nested lists)")
+    return doc
+
+
+def read_json(data: bytes, expected: Iterable[str], records_path: str | None = None) -> Table:
+    """Read a JSON list of objects (or the list under `records_path`); nested keys are dotted."""
+    text, _ = decode_text(data)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReadError(f"not valid JSON: {exc}") from exc
+    items = _records(doc, records_path)
+    columns: dict[str, None] = {}
+    flat, numbers, bad = [], [], []
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            bad.append((i, "record is not a JSON object", json.dumps(item)[:500]))
+            continue
+        f = _flatten(item)
+        columns.update(dict.fromkeys(f))
+        flat.append(f)
+        numbers.append(i)
+    expected = set(expected)
+    if items and not expected & set(columns):
+        raise ReadError(
+            f"none of the mapped fields ({', '.join(sorted(expected))}) in the "
+            f"records; fields seen: {', '.join(list(columns)[:12])}"
+        )
+    cols = list(columns)
+    rows = [[f.get(c, "") for c in cols] for f in flat]
+    return Table(cols, rows, numbers, bad, "utf-8")
+
+
+def read_parquet(data: bytes, expected: Iterable[str]) -> Table:
+    """Read a Parquet file; every value is turned into text like the other readers."""
+    try:
+        df = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError variants
+        raise ReadError(f"not a readable Parquet file: {exc}") from exc
+    expected = set(expected)
+    if len(df) and not expected & set(df.columns):
+        raise ReadError(f"none of the mapped columns ({', '.join(sorted(expected))}) in the file")
+
+    def text(v: object) -> str:
+        if isinstance(v, (list, tuple)) or hasattr(v, "tolist"):
+            items = v.tolist() if hasattr(v, "tolist") else v
+            return ", ".join(_cell_text(x) for x in items)
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+            return ""
+        return _cell_text(v)
+
+    rows = [[text(v) for v in r] for r in df.itertuples(index=False, name=None)]
+    return Table([str(c) for c in df.columns], rows, list(range(1, len(rows) + 1)))
+
+
+def read_table(
+    data: bytes,
+    fmt: str,
+    expected: Iterable[str],
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    records_path: str | None = None,
+) -> Table:
+    """Dispatch on format; gzip payloads are unpacked first."""
+    if data[:2] == b"\x1f\x8b":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise ReadError(f"truncated or corrupt gzip: {exc}") from exc
+    if not data.strip():
+        raise ReadError("empty payload")
+    if fmt == "csv":
+        return read_csv(data, expected, encoding, delimiter)
+    if fmt == "xlsx":
+        return read_xlsx(data, expected, sheet)
+    if fmt == "json":
+        return read_json(data, expected, records_path)
+    if fmt == "parquet":
+        return read_parquet(data, expected)
+    raise ReadError(f"unknown format '{fmt}'")

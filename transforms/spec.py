@@ -1,0 +1,306 @@
+"""The sources.toml contract: strict loading into typed, immutable specs.
+
+Every error names the source and the key, so a data team can fix a file it did not write.
+Relative paths are resolved from the folder of the sources file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transforms.kinds import KNOWN_KINDS, SIAE_KINDS
+
+# Canonical fields a source may map a column to (DESIGN.md); derived fields such as
+# `siren`, `departement` or `region` are computed, never mapped.
+MAPPABLE_FIELDS = (
+    "source_id",
+    "siret",
+    "nom",
+    "enseigne",
+    "types",
+    "adresse",
+    "complement_adresse",
+    "code_postal",
+    "commune",
+    "code_insee",
+    "latitude",
+    "longitude",
+    "telephone",
+    "courriel",
+    "site_web",
+    "date_maj",
+)
+SUPPORTED_KINDS = ("file", "http")
+FORMATS = ("csv", "xlsx", "json", "parquet")
+
+_DEFAULT_KEYS = {
+    "schedule",
+    "kinds",
+    "priority",
+    "timeout",
+    "retries",
+    "user_agent",
+    "expect",
+    "location",
+}
+_SOURCE_KEYS = {
+    "title",
+    "kind",
+    "path",
+    "url",
+    "token_env",
+    "format",
+    "encoding",
+    "delimiter",
+    "sheet",
+    "records_path",
+    "schedule",
+    "priority",
+    "timeout",
+    "retries",
+    "enabled",
+    "columns",
+    "lookups",
+    "constants",
+    "ignore_columns",
+    "expect",
+}
+_EXPECT_KEYS = {"min_rows"}
+_LOCATION_KEYS = {"max_km_outside_commune"}
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class SpecError(ValueError):
+    """A sources.toml that breaks the contract; the message names the source and key."""
+
+
+@dataclass(frozen=True)
+class Defaults:
+    schedule: str = "0 6 * * *"
+    kinds: tuple[str, ...] = SIAE_KINDS
+    priority: int = 50
+    timeout: float = 60.0
+    retries: int = 3
+    user_agent: str = "SIAE-Atlas/0.1 (open data pipeline; https://github.com/siae-atlas)"
+    min_rows: int = 1
+    max_km_outside_commune: float = 2.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    kind: str
+    title: str = ""
+    path: Path | None = None
+    url: str | None = None
+    token_env: str | None = None
+    format: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | int | None = None
+    records_path: str | None = None
+    schedule: str = Defaults.schedule
+    priority: int = Defaults.priority
+    timeout: float = Defaults.timeout
+    retries: int = Defaults.retries
+    enabled: bool = True
+    columns: dict[str, str] = field(default_factory=dict)
+    lookups: dict[str, dict[str, str]] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    ignore_columns: tuple[str, ...] = ()
+    min_rows: int = Defaults.min_rows
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes staging, to tell a re-stage is needed."""
+        payload = {
+            "columns": self.columns,
+            "lookups": self.lookups,
+            "constants": self.constants,
+            "format": self.format,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "sheet": self.sheet,
+            "records_path": self.records_path,
+            "min_rows": self.min_rows,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    defaults: Defaults
+    sources: dict[str, SourceSpec]
+
+    def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
+        """Enabled sources in file order, restricted to `only` when given."""
+        if only:
+            unknown = sorted(set(only) - set(self.sources))
+            if unknown:
+                raise SpecError(f"{self.path}: unknown source(s) {', '.join(unknown)}")
+        return [s for n, s in self.sources.items() if s.enabled and (not only or n in only)]
+
+
+def _check_keys(where: str, table: dict, allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise SpecError(f"{where}: key '{key}' must be a {names}, got {value!r}")
+    return value
+
+
+def _str_table(where: str, key: str, value: Any) -> dict[str, str]:
+    _typed(where, key, value, dict)
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise SpecError(f"{where}: {key}.{k} must be a string, got {v!r}")
+    return dict(value)
+
+
+def _parse_defaults(raw: dict, where: str) -> Defaults:
+    _check_keys(where, raw, _DEFAULT_KEYS)
+    expect = raw.get("expect", {})
+    _check_keys(f"{where}.expect", _typed(where, "expect", expect, dict), _EXPECT_KEYS)
+    location = raw.get("location", {})
+    _check_keys(f"{where}.location", _typed(where, "location", location, dict), _LOCATION_KEYS)
+    kinds = tuple(raw.get("kinds", Defaults.kinds))
+    for k in kinds:
+        if k not in KNOWN_KINDS:
+            raise SpecError(f"{where}: kinds has '{k}' (known: {', '.join(KNOWN_KINDS)})")
+    d = Defaults()
+    return Defaults(
+        schedule=_typed(where, "schedule", raw.get("schedule", d.schedule), str),
+        kinds=kinds,
+        priority=_typed(where, "priority", raw.get("priority", d.priority), int),
+        timeout=float(_typed(where, "timeout", raw.get("timeout", d.timeout), (int, float))),
+        retries=_typed(where, "retries", raw.get("retries", d.retries), int),
+        user_agent=_typed(where, "user_agent", raw.get("user_agent", d.user_agent), str),
+        min_rows=_typed(where, "expect.min_rows", expect.get("min_rows", d.min_rows), int),
+        max_km_outside_commune=float(
+            _typed(
+                where,
+                "location.max_km_outside_commune",
+                location.get("max_km_outside_commune", d.max_km_outside_commune),
+                (int, float),
+            )
+        ),
+    )
+
+
+def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> SourceSpec:
+    where = f"source '{name}'"
+    if not _NAME.match(name):
+        raise SpecError(
+            f"{where}: a source name is lower-case letters, digits and _ "
+            "(it names the source's tables)"
+        )
+    _typed(where, name, raw, dict)
+    _check_keys(where, raw, _SOURCE_KEYS)
+    if "kind" not in raw:
+        raise SpecError(f"{where}: missing required key 'kind' ({', '.join(SUPPORTED_KINDS)})")
+    kind = raw["kind"]
+    if kind not in SUPPORTED_KINDS:
+        raise SpecError(
+            f"{where}: kind '{kind}' is not supported (supported: {', '.join(SUPPORTED_KINDS)})"
+        )
+    path = raw.get("path")
+    url = raw.get("url")
+    if kind == "file" and not path:
+        raise SpecError(f"{where}: kind 'file' needs the key 'path'")
+    if kind == "http" and not url:
+        raise SpecError(f"{where}: kind 'http' needs the key 'url'")
+    if path and url:
+        raise SpecError(f"{where}: give 'path' or 'url', not both")
+    if url and not str(url).startswith(("http://", "https://")):
+        raise SpecError(f"{where}: url must start with http:// or https://, got {url!r}")
+    fmt = raw.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise SpecError(f"{where}: format '{fmt}' is not one of {', '.join(FORMATS)}")
+    columns = _str_table(where, "columns", raw.get("columns", {}))
+    constants = _str_table(where, "constants", raw.get("constants", {}))
+    for key in list(columns) + list(constants):
+        if key not in MAPPABLE_FIELDS:
+            raise SpecError(
+                f"{where}: '{key}' is not a canonical field "
+                f"(mappable: {', '.join(MAPPABLE_FIELDS)})"
+            )
+    if "nom" not in columns and "nom" not in constants:
+        raise SpecError(f"{where}: missing required key 'columns.nom'")
+    lookups_raw = _typed(where, "lookups", raw.get("lookups", {}), dict)
+    lookups = {}
+    for fld, table in lookups_raw.items():
+        if fld not in MAPPABLE_FIELDS:
+            raise SpecError(f"{where}: lookups.{fld} is not a canonical field")
+        lookups[fld] = _str_table(where, f"lookups.{fld}", table)
+    expect = _typed(where, "expect", raw.get("expect", {}), dict)
+    _check_keys(f"{where}.expect", expect, _EXPECT_KEYS)
+    ignore = _typed(where, "ignore_columns", raw.get("ignore_columns", []), list)
+    sheet = raw.get("sheet")
+    if sheet is not None:
+        _typed(where, "sheet", sheet, (str, int))
+    return SourceSpec(
+        name=name,
+        kind=kind,
+        title=_typed(where, "title", raw.get("title", name), str),
+        path=(base / path) if path else None,
+        url=url,
+        token_env=_typed(where, "token_env", raw["token_env"], str) if "token_env" in raw else None,
+        format=fmt,
+        encoding=_typed(where, "encoding", raw["encoding"], str) if "encoding" in raw else None,
+        delimiter=_typed(where, "delimiter", raw["delimiter"], str) if "delimiter" in raw else None,
+        sheet=sheet,
+        records_path=(
+            _typed(where, "records_path", raw["records_path"], str)
+            if "records_path" in raw
+            else None
+        ),
+        schedule=_typed(where, "schedule", raw.get("schedule", defaults.schedule), str),
+        priority=_typed(where, "priority", raw.get("priority", defaults.priority), int),
+        timeout=float(_typed(where, "timeout", raw.get("timeout", defaults.timeout), (int, float))),
+        retries=_typed(where, "retries", raw.get("retries", defaults.retries), int),
+        enabled=_typed(where, "enabled", raw.get("enabled", True), bool),
+        columns=columns,
+        lookups=lookups,
+        constants=constants,
+        ignore_columns=tuple(str(c) for c in ignore),
+        min_rows=_typed(where, "expect.min_rows", expect.get("min_rows", defaults.min_rows), int),
+    )
+
+
+def parse_spec(text: str, path: Path) -> Spec:
+    """Parse sources.toml text; `path` locates the file (relative paths start at its folder)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+    _check_keys(str(path), raw, {"defaults", "sources"})
+    defaults = _parse_defaults(
+        _typed(str(path), "defaults", raw.get("defaults", {}), dict), f"{path} [defaults]"
+    )
+    sources_raw = _typed(str(path), "sources", raw.get("sources", {}), dict)
+    if not sources_raw:
+        raise SpecError(f"{path}: no [sources.<name>] table")
+    base = path.parent
+    sources = {n: _parse_source(n, s, defaults, base) for n, s in sources_raw.items()}
+    return Spec(path=path, defaults=defaults, sources=sources)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a sources.toml file."""
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise SpecError(f"{p}: sources file not found")
+    return parse_spec(p.read_text(encoding="utf-8"), p)

@@ -1,0 +1,258 @@
+"""Staging: one source's table of strings → canonical records, rejects and warnings.
+
+A row is rejected (kept in `ops.rejects` with its reason) when it cannot be a structure on the
+map: no name, an invalid SIRET (it could duplicate another source's record), no kind, or a kind
+that is not published. A field that is wrong but not essential (phone, e-mail, postcode…) is
+dropped from the record with a warning, and the row is kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import partial
+
+import pandas as pd
+
+from transforms.contacts import normalize_email, normalize_phone, normalize_website
+from transforms.errors import InvalidValue
+from transforms.identifiers import normalize_siret, siren_of
+from transforms.kinds import parse_kinds
+from transforms.places import CommuneIndex, departement_of_postcode, normalize_postcode
+from transforms.readers import Table
+from transforms.spec import SourceSpec
+
+RECORD_COLUMNS = [
+    "source",
+    "source_id",
+    "row_number",
+    "siret",
+    "siren",
+    "nom",
+    "enseigne",
+    "types",
+    "adresse",
+    "complement_adresse",
+    "code_postal",
+    "commune",
+    "code_insee",
+    "code_arrondissement",
+    "departement",
+    "region",
+    "commune_method",
+    "latitude",
+    "longitude",
+    "telephone",
+    "courriel",
+    "site_web",
+    "date_maj",
+]
+ISSUE_COLUMNS = ["source", "row_number", "field", "value", "reason", "detail", "raw"]
+
+
+class StageError(ValueError):
+    """The table does not fit the source's declared mapping (a mapped column disappeared)."""
+
+
+@dataclass
+class Staged:
+    records: pd.DataFrame
+    rejects: pd.DataFrame
+    warnings: pd.DataFrame
+    unmapped_columns: list[str] = field(default_factory=list)
+    rows_read: int = 0
+
+
+def _text(value: str | None) -> str | None:
+    value = " ".join((value or "").split())
+    return value or None
+
+
+def parse_date(value: str) -> dt.date | None:
+    """ISO dates and datetimes, dd/mm/yyyy[ hh:mm:ss], and Excel serial day numbers."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    if re.fullmatch(r"\d{5}(?:\.\d+)?", raw):  # Excel serial (days since 1899-12-30)
+        return dt.date(1899, 12, 30) + dt.timedelta(days=int(float(raw)))
+    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?", raw)
+    try:
+        if m:
+            return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).date()
+    except ValueError as exc:
+        raise InvalidValue("date_invalide", f"{value!r} is not a date") from exc
+
+
+def parse_coordinate(value: str) -> float | None:
+    """A decimal degree, with `.` or `,` as decimal mark; None when empty."""
+    raw = (value or "").strip().replace(",", ".")
+    if not raw:
+        return None
+    try:
+        number = float(raw)
+    except ValueError as exc:
+        raise InvalidValue("coordonnees_invalides", f"{value!r} is not a number") from exc
+    if not -180 <= number <= 180:
+        raise InvalidValue("coordonnees_invalides", f"{value!r} is out of range")
+    return number
+
+
+def _row_hash(values: dict[str, str]) -> str:
+    blob = json.dumps(values, sort_keys=True, ensure_ascii=False).encode()
+    return "h" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def stage_table(
+    table: Table, spec: SourceSpec, communes: CommuneIndex, kinds: tuple[str, ...]
+) -> Staged:
+    """Map, normalise and validate every row of `table` for source `spec`."""
+    missing = [c for c in spec.columns.values() if c not in table.columns]
+    if missing:
+        raise StageError(
+            f"source '{spec.name}': mapped column(s) {', '.join(repr(m) for m in missing)} "
+            f"not in the file (columns: {', '.join(table.columns[:20])})"
+        )
+    mapped = set(spec.columns.values())
+    unmapped = [c for c in table.columns if c not in mapped and c not in spec.ignore_columns]
+    records, rejects, warnings = [], [], []
+    seen_ids: dict[str, int] = {}
+
+    for number, raw_row, reason, raw_text in [(n, None, r, t) for n, r, t in table.bad_rows] + [
+        (n, dict(zip(table.columns, r, strict=True)), None, None)
+        for n, r in zip(table.row_numbers, table.rows, strict=True)
+    ]:
+        if raw_row is None:
+            rejects.append([spec.name, number, None, None, "ligne_illisible", reason, raw_text])
+            continue
+        raw_json = json.dumps(raw_row, ensure_ascii=False)
+        values = {f: raw_row.get(col, "") for f, col in spec.columns.items()}
+        for f, constant in spec.constants.items():
+            values[f] = values.get(f) or constant
+        for f, table_ in spec.lookups.items():
+            if f != "types" and values.get(f) in table_:
+                values[f] = table_[values[f]]
+
+        def reject(fld, reason, detail, raw_json=raw_json, number=number, values=values):
+            rejects.append([spec.name, number, fld, values.get(fld), reason, detail, raw_json])
+
+        def warn(fld, reason, detail, raw_json=raw_json, number=number, values=values):
+            warnings.append([spec.name, number, fld, values.get(fld), reason, detail, raw_json])
+
+        nom = _text(values.get("nom"))
+        if not nom:
+            reject("nom", "nom_manquant", "no name")
+            continue
+        try:
+            siret = normalize_siret(values.get("siret", ""))
+        except InvalidValue as exc:
+            reject("siret", exc.reason, exc.detail)
+            continue
+        types, unknown = parse_kinds(values.get("types", ""), spec.lookups.get("types"))
+        if not types:
+            if unknown:
+                reject("types", "type_inconnu", f"unknown kind(s): {', '.join(unknown)}")
+            else:
+                reject("types", "type_manquant", "no kind of structure")
+            continue
+        published = [k for k in types if k in kinds]
+        if not published:
+            reject(
+                "types",
+                "type_hors_perimetre",
+                f"{', '.join(types)} not published (defaults.kinds: {', '.join(kinds)})",
+            )
+            continue
+        if unknown:
+            warn("types", "type_inconnu", f"ignored unknown kind(s): {', '.join(unknown)}")
+
+        source_id = _text(values.get("source_id")) or _row_hash(values)
+        if source_id in seen_ids:
+            reject("source_id", "doublon", f"same source_id as row {seen_ids[source_id]}")
+            continue
+        seen_ids[source_id] = number
+
+        try:
+            code_postal = normalize_postcode(values.get("code_postal", ""))
+        except InvalidValue as exc:
+            warn("code_postal", exc.reason, exc.detail)
+            code_postal = None
+        commune_name = _text(values.get("commune"))
+        place = communes.resolve(code_postal, commune_name, _text(values.get("code_insee")))
+        if place is None and (code_postal or commune_name):
+            warn(
+                "commune",
+                "commune_inconnue",
+                f"no commune for postcode {code_postal!r} and name {commune_name!r}",
+            )
+        departement = place.departement if place else departement_of_postcode(code_postal)
+
+        coords = {}
+        for f in ("latitude", "longitude"):
+            try:
+                coords[f] = parse_coordinate(values.get(f, ""))
+            except InvalidValue as exc:
+                warn(f, exc.reason, exc.detail)
+                coords[f] = None
+        if (coords["latitude"] is None) != (coords["longitude"] is None):
+            warn("latitude", "coordonnees_incompletes", "latitude or longitude missing")
+            coords = {"latitude": None, "longitude": None}
+
+        contact = {}
+        for f, fn in (
+            ("telephone", partial(normalize_phone, departement=departement)),
+            ("courriel", normalize_email),
+            ("site_web", normalize_website),
+        ):
+            try:
+                contact[f] = fn(values.get(f, ""))
+            except InvalidValue as exc:
+                warn(f, exc.reason, exc.detail)
+                contact[f] = None
+        try:
+            date_maj = parse_date(values.get("date_maj", ""))
+        except InvalidValue as exc:
+            warn("date_maj", exc.reason, exc.detail)
+            date_maj = None
+
+        adresse = _text(values.get("adresse"))
+        complement = _text(values.get("complement_adresse"))
+        if complement and adresse and complement.casefold() == adresse.casefold():
+            complement = None  # a second line repeating the first is a known export quirk
+        records.append(
+            [
+                spec.name,
+                source_id,
+                number,
+                siret,
+                siren_of(siret),
+                nom,
+                _text(values.get("enseigne")),
+                published,
+                adresse,
+                complement,
+                code_postal,
+                place.commune if place else commune_name,
+                place.code_insee if place else None,
+                place.code_arrondissement if place else None,
+                departement,
+                place.region if place else communes.region_of(departement),
+                place.method if place else None,
+                coords["latitude"],
+                coords["longitude"],
+                contact["telephone"],
+                contact["courriel"],
+                contact["site_web"],
+                date_maj,
+            ]
+        )
+    return Staged(
+        records=pd.DataFrame(records, columns=RECORD_COLUMNS, dtype=object),
+        rejects=pd.DataFrame(rejects, columns=ISSUE_COLUMNS, dtype=object),
+        warnings=pd.DataFrame(warnings, columns=ISSUE_COLUMNS, dtype=object),
+        unmapped_columns=unmapped,
+        rows_read=len(table.rows) + len(table.bad_rows),
+    )

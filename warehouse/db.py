@@ -1,0 +1,114 @@
+"""DuckDB connection, schema, and typed writes of DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+# Column types of the record relations (staging.<source>, core.records).
+RECORD_TYPES = {
+    "source": "VARCHAR",
+    "source_id": "VARCHAR",
+    "row_number": "INTEGER",
+    "siret": "VARCHAR",
+    "siren": "VARCHAR",
+    "nom": "VARCHAR",
+    "enseigne": "VARCHAR",
+    "types": "VARCHAR[]",
+    "adresse": "VARCHAR",
+    "complement_adresse": "VARCHAR",
+    "code_postal": "VARCHAR",
+    "commune": "VARCHAR",
+    "code_insee": "VARCHAR",
+    "code_arrondissement": "VARCHAR",
+    "departement": "VARCHAR",
+    "region": "VARCHAR",
+    "commune_method": "VARCHAR",
+    "latitude": "DOUBLE",
+    "longitude": "DOUBLE",
+    "telephone": "VARCHAR",
+    "courriel": "VARCHAR",
+    "site_web": "VARCHAR",
+    "date_maj": "DATE",
+}
+ISSUE_TYPES = {
+    "source": "VARCHAR",
+    "row_number": "INTEGER",
+    "field": "VARCHAR",
+    "value": "VARCHAR",
+    "reason": "VARCHAR",
+    "detail": "VARCHAR",
+    "raw": "JSON",
+}
+
+
+MARTS_SQL = (files("warehouse") / "marts.sql").read_text(encoding="utf-8")
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the layers and the persistent tables when missing."""
+    con.execute((files("warehouse") / "schema.sql").read_text(encoding="utf-8"))
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse file, schema applied, closed on exit."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            apply_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def _select_cast(df_name: str, types: dict[str, str], extra: dict[str, str]) -> str:
+    cols = [f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items()]
+    cols += [f'CAST(? AS {t}) AS "{c}"' for c, t in extra.items()]
+    return f"SELECT {', '.join(cols)} FROM {df_name}"
+
+
+def replace_table(
+    con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, types: dict[str, str]
+) -> None:
+    """CREATE OR REPLACE `table` with exactly `types`, filled from `df` (empty is fine)."""
+    ddl = ", ".join(f'"{c}" {t}' for c, t in types.items())
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({ddl})")
+    insert_rows(con, table, df, types)
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    df: pd.DataFrame,
+    types: dict[str, str],
+    **constants: object,
+) -> None:
+    """INSERT the `types` columns of `df`, cast, plus constant columns (run_id=…)."""
+    if df.empty:
+        return
+    frame = df[list(types)].astype(object).where(df[list(types)].notna(), None)
+    con.register("_frame", frame)
+    try:
+        extra = {k: "VARCHAR" for k in constants}
+        cols = ", ".join(f'"{c}"' for c in [*types, *constants])
+        con.execute(
+            f"INSERT INTO {table} ({cols}) {_select_cast('_frame', types, extra)}",
+            list(constants.values()),
+        )
+    finally:
+        con.unregister("_frame")
+
+
+def fetch_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+) -> pd.DataFrame:
+    """Query result as an object DataFrame of native Python values (date, list, None)."""
+    cur = con.execute(sql, params or [])
+    columns = [d[0] for d in cur.description]
+    return pd.DataFrame(cur.fetchall(), columns=columns, dtype=object)

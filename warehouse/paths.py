@@ -1,0 +1,42 @@
+"""Where the warehouse's data live: `SIAE_HOME`, else this package's folder (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class WarehousePaths:
+    home: Path
+
+    @classmethod
+    def resolve(cls, home: str | Path | None = None) -> WarehousePaths:
+        """The flag wins, then the SIAE_HOME environment variable, then `warehouse/`."""
+        chosen = home or os.environ.get("SIAE_HOME") or _PACKAGE_DIR
+        return cls(Path(chosen).resolve())
+
+    @property
+    def database(self) -> Path:
+        return self.home / "siae.duckdb"
+
+    @property
+    def raw(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def publish(self) -> Path:
+        return self.home / "publish"
+
+    @property
+    def geojson(self) -> Path:
+        return self.publish / "siae.geojson"
+
+    def ensure(self) -> WarehousePaths:
+        """Create the folders."""
+        for p in (self.home, self.raw, self.publish):
+            p.mkdir(parents=True, exist_ok=True)
+        return self

