@@ -424,7 +424,9 @@ def sync(
 
     for src in selected:
         start = dt.datetime.now()
-        fetched, err, secs = _run(fetch_source, src, root, run_id, spec.defaults.user_agent, force)
+        # Retrying a missing local file is pointless; a network fetch gets one more try.
+        fetch = fetch_source if src.kind != "file" else fetch_source.with_options(retries=0)
+        fetched, err, secs = _run(fetch, src, root, run_id, spec.defaults.user_agent, force)
         if err:
             step(StepResult("fetch", src.name, "failed", secs, message=err), start)
             continue

@@ -88,7 +88,10 @@ class CommuneIndex:
             elif r.get("parent_code"):
                 self._alias.setdefault(code, r["parent_code"])
         for r in communes.to_dict("records"):
-            target = r["code_insee"] if r["type"] in ("COM", "ARM") else r.get("parent_code")
+            # Arrondissements are reached through postcodes; by name, "Lyon" means the city.
+            if r["type"] == "ARM":
+                continue
+            target = r["code_insee"] if r["type"] == "COM" else r.get("parent_code")
             if target in self._rows:
                 dep = self._rows[target]["departement"]
                 self._by_name[(dep, name_key(r["nom"]))].add(target)

@@ -1,0 +1,52 @@
+"""SIRET normalisation: what spreadsheets do to SIRETs, and what cannot be repaired."""
+
+import pytest
+
+from transforms.errors import InvalidValue
+from transforms.identifiers import is_placeholder_siret, normalize_siret, siren_of
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("19070916200019", "19070916200019"),
+        ("190 709 162 00019", "19070916200019"),
+        ("190.709.162.00019", "19070916200019"),
+        ("19070916200019.0", "19070916200019"),  # a float cell
+        ("", None),
+        ("35600000000048", "35600000000048"),  # La Poste: the Luhn exception
+        ("82863454399901", "82863454399901"),  # ASP placeholder of an antenne
+    ],
+    ids=["plain", "spaces", "dots", "float-cell", "empty", "la-poste", "placeholder"],
+)
+def test_usable_sirets(raw, expected):
+    assert normalize_siret(raw) == expected
+
+
+def test_lost_leading_zero_is_restored_when_luhn_then_passes():
+    # 05420020900010 is a valid SIRET; a number cell keeps 13 digits of it.
+    assert normalize_siret("5420020900010") == "05420020900010"
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        ("8.07E+13", "scientific notation"),
+        ("42123456700012", "Luhn"),
+        ("190709162000", "12 digits"),
+        ("SIRET en cours", "not made of digits"),
+    ],
+    ids=["scientific", "luhn", "too-short", "text"],
+)
+def test_unusable_sirets_say_why(raw, detail):
+    with pytest.raises(InvalidValue) as err:
+        normalize_siret(raw)
+    assert err.value.reason == "siret_invalide"
+    assert detail in err.value.detail
+
+
+def test_siren_and_placeholder():
+    assert siren_of("19070916200019") == "190709162"
+    assert siren_of(None) is None
+    assert is_placeholder_siret("82863454399901")
+    assert not is_placeholder_siret("19070916200019")

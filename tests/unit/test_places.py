@@ -1,0 +1,100 @@
+"""Postcodes, départements and commune resolution against the reference."""
+
+import pytest
+
+from transforms.errors import InvalidValue
+from transforms.places import (
+    departement_of_insee,
+    departement_of_postcode,
+    name_key,
+    normalize_postcode,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("69003", "69003"),
+        ("7200", "07200"),
+        ("7200.0", "07200"),
+        ("69 003", "69003"),
+        ("69361 CEDEX 07", "69361"),
+        ("", None),
+    ],
+    ids=["plain", "lost-zero", "float-cell", "space", "cedex", "empty"],
+)
+def test_normalize_postcode(raw, expected):
+    assert normalize_postcode(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["690", "ABCDE", "00123"])
+def test_invalid_postcode(raw):
+    with pytest.raises(InvalidValue, match="code_postal_invalide"):
+        normalize_postcode(raw)
+
+
+@pytest.mark.parametrize(
+    ("cp", "dep"),
+    [
+        ("69003", "69"),
+        ("20000", "2A"),
+        ("20200", "2B"),
+        ("97400", "974"),
+        ("97600", "976"),
+        (None, None),
+    ],
+)
+def test_departement_of_postcode(cp, dep):
+    assert departement_of_postcode(cp) == dep
+
+
+def test_departement_of_insee():
+    assert departement_of_insee("2A004") == "2A"
+    assert departement_of_insee("97411") == "974"
+    assert departement_of_insee("69123") == "69"
+
+
+def test_name_key_folds_spelling_variants():
+    assert name_key("LYON CEDEX 07") == name_key("Lyon")
+    assert name_key("St Étienne") == name_key("Saint-Etienne")
+    assert name_key("Puy en Velay") == name_key("Le Puy-en-Velay")
+
+
+def test_postcode_and_name_pick_one_commune_among_several(tiny_communes):
+    place = tiny_communes.resolve("07200", "AUBENAS")
+    assert (place.code_insee, place.departement, place.region) == ("07019", "07", "84")
+    assert place.method == "code_postal+commune"
+
+
+def test_postcode_alone_is_enough_when_it_has_one_commune(tiny_communes):
+    assert tiny_communes.resolve("43000", None).commune == "Le Puy-en-Velay"
+    assert tiny_communes.resolve("07200", None) is None  # two communes share it
+
+
+def test_arrondissement_folds_into_the_city_and_is_kept_apart(tiny_communes):
+    place = tiny_communes.resolve("69003", "Lyon")
+    assert (place.code_insee, place.code_arrondissement, place.commune) == (
+        "69123",
+        "69383",
+        "Lyon",
+    )
+
+
+def test_cedex_postcode_falls_back_to_name_in_departement(tiny_communes):
+    place = tiny_communes.resolve("69361", "LYON CEDEX 07")
+    assert place.code_insee == "69123" and place.method == "departement+commune"
+
+
+def test_former_commune_name_and_code_lead_to_the_current_one(tiny_communes):
+    assert tiny_communes.resolve("01300", "Arbignieu").code_insee == "01015"
+    assert tiny_communes.resolve(None, None, "01015").commune == "Arboys en Bugey"
+
+
+def test_corsica_and_overseas(tiny_communes):
+    assert tiny_communes.resolve("20000", "Ajaccio").departement == "2A"
+    reunion = tiny_communes.resolve("97400", "St Denis")
+    assert (reunion.departement, reunion.region) == ("974", "04")
+
+
+def test_unknown_commune_is_none(tiny_communes):
+    assert tiny_communes.resolve("99999", "Atlantis") is None

@@ -1,0 +1,122 @@
+"""sources.toml: strict loading, errors that name the source and the key."""
+
+from pathlib import Path
+
+import pytest
+
+from transforms.spec import SpecError, load_spec, parse_spec
+
+BASE = """
+[defaults]
+kinds = ["ACI", "EI"]
+[defaults.expect]
+min_rows = 3
+
+[sources.reseau]
+kind = "file"
+path = "exports/*.csv"
+[sources.reseau.columns]
+nom = "Raison sociale"
+siret = "N° SIRET"
+"""
+
+
+def parse(text: str):
+    return parse_spec(text, Path("/data/conf/sources.toml"))
+
+
+def test_valid_file_gives_defaults_and_resolves_paths_from_its_folder():
+    spec = parse(BASE)
+    src = spec.sources["reseau"]
+    assert src.path == Path("/data/conf/exports/*.csv")
+    assert src.min_rows == 3
+    assert spec.defaults.kinds == ("ACI", "EI")
+    assert src.columns == {"nom": "Raison sociale", "siret": "N° SIRET"}
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (
+            "[sources.reseau.expect]\nmax_rows = 3\n",
+            "source 'reseau'.expect: unknown key 'max_rows'",
+        ),
+        (
+            "[sources.reseau.lookups.types]\nChantier = 1\n",
+            "lookups.types.Chantier must be a string",
+        ),
+        (
+            "[sources.other]\npath = 'x.csv'\n[sources.other.columns]\nnom='n'\n",
+            "source 'other': missing required key 'kind'",
+        ),
+        ("[sources.other]\nkind = 'ftp'\npath='x'\n", "kind 'ftp' is not supported"),
+        (
+            "[sources.other]\nkind = 'http'\n[sources.other.columns]\nnom='n'\n",
+            "kind 'http' needs the key 'url'",
+        ),
+        (
+            "[sources.other]\nkind = 'file'\npath='x'\n[sources.other.columns]\nnom='n'\nfoo='b'\n",
+            "source 'other': 'foo' is not a canonical field",
+        ),
+        (
+            "[sources.other]\nkind = 'file'\npath='x'\n[sources.other.columns]\nsiret='s'\n",
+            "source 'other': missing required key 'columns.nom'",
+        ),
+        ("[sources.Other-1]\nkind = 'file'\npath='x'\n", "source 'Other-1': a source name"),
+    ],
+    ids=[
+        "unknown-expect-key",
+        "lookup-not-string",
+        "missing-kind",
+        "unsupported-kind",
+        "http-without-url",
+        "unknown-canonical-field",
+        "missing-nom",
+        "bad-source-name",
+    ],
+)
+def test_errors_name_the_source_and_the_key(patch, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(BASE + patch)
+
+
+def test_unknown_top_level_and_source_keys_are_errors():
+    with pytest.raises(SpecError, match="unknown key 'sourcs'"):
+        parse(BASE + "[sourcs.x]\nkind='file'\n")
+    with pytest.raises(SpecError, match="source 'reseau': unknown key 'pth'"):
+        parse(BASE.replace('path = "exports/*.csv"', 'path = "a"\npth = "b"'))
+
+
+def test_unknown_kind_of_structure_in_defaults_is_an_error():
+    with pytest.raises(SpecError, match="kinds has 'SIAE'"):
+        parse(BASE.replace('["ACI", "EI"]', '["SIAE"]'))
+
+
+def test_fingerprint_changes_with_the_mapping_only():
+    a = parse(BASE).sources["reseau"]
+    b = parse(BASE.replace('nom = "Raison sociale"', 'nom = "Nom"')).sources["reseau"]
+    c = parse(BASE.replace("min_rows = 3", "min_rows = 3\n")).sources["reseau"]
+    assert a.fingerprint() != b.fingerprint()
+    assert a.fingerprint() == c.fingerprint()
+
+
+def test_only_selects_named_sources_and_rejects_unknown_names():
+    spec = parse(BASE)
+    assert [s.name for s in spec.selected(["reseau"])] == ["reseau"]
+    with pytest.raises(SpecError, match="unknown source"):
+        spec.selected(["nope"])
+
+
+def test_missing_file_and_broken_toml_are_clear(tmp_path):
+    with pytest.raises(SpecError, match="sources file not found"):
+        load_spec(tmp_path / "absent.toml")
+    bad = tmp_path / "sources.toml"
+    bad.write_text("[sources\n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
+
+
+def test_the_repository_sources_files_are_valid():
+    root = Path(__file__).resolve().parents[2]
+    for path in (root / "sources.toml", root / "samples" / "sources.toml"):
+        assert load_spec(path).sources

@@ -1,0 +1,185 @@
+"""Staging one source: canonical records, rejects with reasons, warnings, unmapped columns."""
+
+from pathlib import Path
+
+import pytest
+
+from transforms.readers import Table
+from transforms.spec import parse_spec
+from transforms.staging import StageError, parse_date, stage_table
+
+SPEC = parse_spec(
+    """
+[sources.reseau]
+kind = "file"
+path = "x.csv"
+ignore_columns = ["Ignorée"]
+[sources.reseau.columns]
+siret = "SIRET"
+nom = "Nom"
+types = "Type"
+adresse = "Adresse"
+complement_adresse = "Adresse 2"
+code_postal = "CP"
+commune = "Ville"
+telephone = "Tel"
+courriel = "Mail"
+latitude = "Lat"
+longitude = "Lon"
+date_maj = "MAJ"
+[sources.reseau.lookups.types]
+"Chantier" = "ACI"
+""",
+    Path("/tmp/sources.toml"),
+).sources["reseau"]
+COLUMNS = [
+    "SIRET",
+    "Nom",
+    "Type",
+    "Adresse",
+    "Adresse 2",
+    "CP",
+    "Ville",
+    "Tel",
+    "Mail",
+    "Lat",
+    "Lon",
+    "MAJ",
+    "Ignorée",
+    "Nouvelle",
+]
+KINDS = ("ACI", "AI", "EI", "ETTI", "EITI")
+
+
+def row(**over):
+    base = {
+        "SIRET": "190 709 162 00019",
+        "Nom": " Atelier   Vélo ",
+        "Type": "Chantier",
+        "Adresse": "3 rue Neuve",
+        "Adresse 2": "",
+        "CP": "7200",
+        "Ville": "AUBENAS",
+        "Tel": "04 65 71 12 34",
+        "Mail": "a@b.fr",
+        "Lat": "44,62",
+        "Lon": "4.39",
+        "MAJ": "18/12/2020",
+        "Ignorée": "x",
+        "Nouvelle": "y",
+    }
+    base.update(over)
+    return [base[c] for c in COLUMNS]
+
+
+def stage(rows, communes):
+    table = Table(COLUMNS, rows, list(range(2, 2 + len(rows))))
+    return stage_table(table, SPEC, communes, KINDS)
+
+
+def test_a_good_row_becomes_a_canonical_record(tiny_communes):
+    out = stage([row()], tiny_communes)
+    rec = out.records.iloc[0].to_dict()
+    assert rec["siret"] == "19070916200019" and rec["siren"] == "190709162"
+    assert rec["nom"] == "Atelier Vélo"
+    assert rec["types"] == ["ACI"]
+    assert (rec["code_postal"], rec["code_insee"], rec["commune"]) == ("07200", "07019", "Aubenas")
+    assert (rec["departement"], rec["region"]) == ("07", "84")
+    assert (rec["latitude"], rec["longitude"]) == (44.62, 4.39)
+    assert rec["telephone"] == "+33465711234"
+    assert str(rec["date_maj"]) == "2020-12-18"
+    assert rec["row_number"] == 2
+    assert out.unmapped_columns == ["Nouvelle"]
+    assert out.rejects.empty and out.warnings.empty
+
+
+@pytest.mark.parametrize(
+    ("override", "reason", "field"),
+    [
+        ({"Nom": "  "}, "nom_manquant", "nom"),
+        ({"SIRET": "42123456700012"}, "siret_invalide", "siret"),
+        ({"Type": "Régie de quartier"}, "type_inconnu", "types"),
+        ({"Type": ""}, "type_manquant", "types"),
+        ({"Type": "GEIQ"}, "type_hors_perimetre", "types"),
+    ],
+    ids=["no-name", "bad-siret", "unknown-kind", "no-kind", "kind-not-published"],
+)
+def test_unusable_rows_are_rejected_with_reason_row_and_raw(tiny_communes, override, reason, field):
+    out = stage([row(), row(**override)], tiny_communes)
+    assert len(out.records) == 1
+    rej = out.rejects.iloc[0].to_dict()
+    assert (rej["reason"], rej["field"], rej["row_number"], rej["source"]) == (
+        reason,
+        field,
+        3,
+        "reseau",
+    )
+    assert '"Nom"' in rej["raw"]  # the whole raw row is kept
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"Tel": "12"}, "telephone_invalide"),
+        ({"Mail": "a(at)b"}, "courriel_invalide"),
+        ({"CP": "ABC"}, "code_postal_invalide"),
+        ({"Lat": "nord"}, "coordonnees_invalides"),
+        ({"MAJ": "31/02/2020"}, "date_invalide"),
+        ({"CP": "99999", "Ville": "Atlantis"}, "commune_inconnue"),
+    ],
+)
+def test_bad_secondary_fields_are_dropped_with_a_warning_and_the_row_kept(
+    tiny_communes, override, reason
+):
+    out = stage([row(**override)], tiny_communes)
+    assert len(out.records) == 1 and out.rejects.empty
+    assert out.warnings.iloc[0]["reason"] == reason
+
+
+def test_duplicate_rows_are_rejected_as_doublon(tiny_communes):
+    out = stage([row(), row()], tiny_communes)
+    assert len(out.records) == 1
+    assert out.rejects.iloc[0]["reason"] == "doublon"
+    assert "row 2" in out.rejects.iloc[0]["detail"]
+
+
+def test_second_address_line_repeating_the_first_is_dropped(tiny_communes):
+    out = stage([row(**{"Adresse 2": "3 RUE NEUVE"})], tiny_communes)
+    assert out.records.iloc[0]["complement_adresse"] is None
+
+
+def test_departement_comes_from_the_commune_not_the_source(tiny_communes):
+    out = stage([row(CP="69003", Ville="Lyon")], tiny_communes)
+    rec = out.records.iloc[0]
+    assert (rec["departement"], rec["code_insee"], rec["code_arrondissement"]) == (
+        "69",
+        "69123",
+        "69383",
+    )
+
+
+def test_a_mapped_column_that_disappeared_fails_the_source(tiny_communes):
+    table = Table([c for c in COLUMNS if c != "Type"], [], [])
+    with pytest.raises(StageError, match="source 'reseau'.*'Type'"):
+        stage_table(table, SPEC, tiny_communes, KINDS)
+
+
+def test_unreadable_lines_from_the_reader_become_rejects(tiny_communes):
+    table = Table(COLUMNS, [row()], [2], bad_rows=[(3, "15 cells for 14 columns", "a;b")])
+    out = stage_table(table, SPEC, tiny_communes, KINDS)
+    assert out.rejects.iloc[0]["reason"] == "ligne_illisible"
+    assert out.rows_read == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "iso"),
+    [
+        ("2020-12-18T10:37:59.126Z", "2020-12-18"),
+        ("18/12/2020 10:37:59", "2020-12-18"),
+        ("44197", "2021-01-01"),
+        ("2024-03-01", "2024-03-01"),
+    ],
+    ids=["iso-z", "french", "excel-serial", "date"],
+)
+def test_parse_date(raw, iso):
+    assert parse_date(raw).isoformat() == iso
