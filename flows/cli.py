@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 DEMO_SOURCES = Path(__file__).resolve().parent.parent / "samples" / "sources.toml"
 DEFAULT_SOURCES = Path("sources.toml")
+
+
+def _progress_logging(verbose: bool) -> None:
+    """Our own progress lines (pages, bytes) on stderr; Prefect's stay quiet unless -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("siae")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    if verbose:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
 
 
 def _prefect_defaults() -> None:
@@ -47,7 +59,8 @@ def print_summary(summary, out=sys.stdout) -> None:
     w(f"\nstructures after merging: {summary.structures}\n")
     w(
         f"features published: {summary.features}"
-        f" ({summary.without_coordinates} structures without coordinates stay in DuckDB)\n"
+        f" ({summary.without_coordinates} without coordinates and {summary.closed} closed "
+        "stay in DuckDB)\n"
     )
     if summary.published:
         w(f"GeoJSON: {summary.geojson}\n")
@@ -58,6 +71,7 @@ def print_summary(summary, out=sys.stdout) -> None:
 
 
 def cmd_sync(args) -> int:
+    _progress_logging(args.verbose)
     _prefect_defaults()
     from flows.sync import sync
 
@@ -78,9 +92,12 @@ def cmd_check(args) -> int:
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    from flows.connectors import DEFAULT_BASE_URLS
+
     for s in spec.sources.values():
-        where = s.path or s.url
-        print(f"{s.name:<24}{s.kind:<8}priority {s.priority:<4}{where}")
+        where = s.path or s.url or s.base_url or DEFAULT_BASE_URLS.get(s.kind)
+        state = "" if s.enabled else " (disabled)"
+        print(f"{s.name:<24}{s.kind:<23}priority {s.priority:<4}{where}{state}")
     print(f"{sources}: {len(spec.sources)} sources, valid")
     return 0
 

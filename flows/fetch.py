@@ -98,13 +98,28 @@ def _read_http(spec: SourceSpec, user_agent: str) -> Payload:
     return Payload(response.content, spec.url, name)
 
 
-def fetch_payload(spec: SourceSpec, user_agent: str) -> Payload:
-    """The source's bytes, as published."""
-    if spec.kind == "file":
-        return _read_file(spec)
+def fetch_payloads(spec: SourceSpec, user_agent: str) -> list[Payload]:
+    """The source's payloads, as published (one, or two for the ASP export)."""
+    from flows import connectors
+
+    if spec.kind == "file" or spec.offline:
+        return [_read_file(spec)]
     if spec.kind == "http":
-        return _read_http(spec, user_agent)
+        return [_read_http(spec, user_agent)]
+    if spec.kind == "datainclusion":
+        return connectors.fetch_datainclusion(spec, user_agent)
+    if spec.kind == "recherche_entreprises":
+        return connectors.fetch_recherche_entreprises(spec, user_agent)
+    if spec.kind == "emplois":
+        return connectors.fetch_emplois(spec, user_agent)
+    if spec.kind == "asp_fluxiae":
+        return connectors.fetch_asp(spec)
     raise FetchError(f"source '{spec.name}': kind '{spec.kind}' cannot be fetched")
+
+
+def fetch_payload(spec: SourceSpec, user_agent: str) -> Payload:
+    """The single payload of a file or http source."""
+    return fetch_payloads(spec, user_agent)[0]
 
 
 def land(raw_dir: Path, source: str, payload: Payload) -> Path:

@@ -7,6 +7,7 @@ staging, while the others go on. Every step's outcome lands in `ops.runs`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 import uuid
@@ -17,12 +18,12 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.fetch import fetch_payload, land
+from flows.fetch import fetch_payloads, land
+from transforms.apis import source_table
 from transforms.geojson import build_feature_collection
 from transforms.location import locate_structures
 from transforms.merge import merge_records
 from transforms.places import CommuneIndex
-from transforms.readers import guess_format, read_table
 from transforms.spec import SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
 from warehouse.db import (
@@ -63,6 +64,8 @@ STRUCTURE_TYPES = {
     "courriel": "VARCHAR",
     "site_web": "VARCHAR",
     "date_maj": "DATE",
+    "etat_administratif": "VARCHAR",
+    "date_fermeture": "DATE",
     "sources": "VARCHAR[]",
     "provenance": "JSON",
 }
@@ -95,6 +98,7 @@ class RunSummary:
     structures: int = 0
     features: int = 0
     without_coordinates: int = 0
+    closed: int = 0
     published: bool = False
     geojson: str | None = None
 
@@ -142,16 +146,19 @@ def fetch_source(
     paths = WarehousePaths(home)
     now = dt.datetime.now()
     try:
-        payload = fetch_payload(spec, user_agent)
+        payloads = fetch_payloads(spec, user_agent)
     except Exception as exc:
         with connect(paths.database) as con:
             con.execute(
                 "INSERT INTO raw.fetches (run_id, source, location, fetched_at, status, "
                 "error) VALUES (?, ?, ?, ?, 'failed', ?)",
-                [run_id, spec.name, str(spec.path or spec.url), now, str(exc)],
+                [run_id, spec.name, str(spec.path or spec.url or spec.base_url), now, str(exc)],
             )
         raise
-    target = land(paths.raw, spec.name, payload)
+    targets = [land(paths.raw, spec.name, p) for p in payloads]
+    # One content hash for the whole fetch (two files for the ASP export).
+    sha = payloads[0].sha256 if len(payloads) == 1 else hashlib.sha256(
+        "|".join(p.sha256 for p in payloads).encode()).hexdigest()
     with connect(paths.database) as con:
         state = con.execute(
             "SELECT sha256, spec_fingerprint FROM ops.source_state WHERE source = ?", [spec.name]
@@ -161,27 +168,17 @@ def fetch_source(
             "WHERE table_schema = 'staging' AND table_name = ?",
             [spec.name],
         ).fetchone()[0]
-        unchanged = (
-            not force and bool(exists) and state == (payload.sha256, staging_fingerprint(spec))
-        )
-        con.execute(
-            "INSERT INTO raw.fetches VALUES (?, ?, ?, ?, 'ok', ?, ?, ?, ?, NULL)",
-            [
-                run_id,
-                spec.name,
-                payload.location,
-                now,
-                payload.sha256,
-                len(payload.data),
-                str(target),
-                unchanged,
-            ],
-        )
+        unchanged = not force and bool(exists) and state == (sha, staging_fingerprint(spec))
+        for payload, target in zip(payloads, targets, strict=True):
+            con.execute(
+                "INSERT INTO raw.fetches VALUES (?, ?, ?, ?, 'ok', ?, ?, ?, ?, NULL)",
+                [run_id, spec.name, payload.location, now, payload.sha256, len(payload.data),
+                 str(target), unchanged],
+            )
     return {
-        "sha256": payload.sha256,
-        "bytes": len(payload.data),
-        "file": str(target),
-        "name": payload.name,
+        "sha256": sha,
+        "bytes": sum(len(p.data) for p in payloads),
+        "files": [(p.name, str(t)) for p, t in zip(payloads, targets, strict=True)],
         "unchanged": unchanged,
     }
 
@@ -197,26 +194,20 @@ def stage_source(
 ) -> dict:
     """Read, map and validate one landed payload; replace the source's staging atomically."""
     paths = WarehousePaths(home)
-    fmt = spec.format or guess_format(fetched["name"])
-    if fmt is None:
-        raise ValueError(
-            f"source '{spec.name}': cannot guess the format of {fetched['name']!r}; set format"
-        )
-    data = Path(fetched["file"]).read_bytes()
+    parts = [(name, Path(file).read_bytes()) for name, file in fetched["files"]]
     try:
-        table = read_table(
-            data,
-            fmt,
-            spec.columns.values(),
-            encoding=spec.encoding,
-            delimiter=spec.delimiter,
-            sheet=spec.sheet,
-            records_path=spec.records_path,
-        )
+        table = source_table(spec, parts, dt.date.today())
     except ValueError as exc:
-        raise ValueError(f"source '{spec.name}': {fetched['name']}: {exc}") from exc
+        names = ", ".join(name for name, _ in parts)
+        raise ValueError(f"source '{spec.name}': {names}: {exc}") from exc
     staged = stage_table(table, spec, communes, kinds)
     kept = len(staged.records)
+    with connect(paths.database) as con:
+        # Rejects and warnings are kept even when the source then fails: they say why.
+        con.execute("BEGIN")
+        for table, frame in (("ops.rejects", staged.rejects), ("ops.warnings", staged.warnings)):
+            insert_rows(con, table, frame, ISSUE_TYPES, run_id=run_id, sha256=fetched["sha256"])
+        con.execute("COMMIT")
     if kept < spec.min_rows:
         raise ValueError(
             f"source '{spec.name}': {kept} usable rows, fewer than expect.min_rows = "
@@ -225,31 +216,11 @@ def stage_source(
     with connect(paths.database) as con:
         con.execute("BEGIN")
         replace_table(con, f"staging.{spec.name}", staged.records, RECORD_TYPES)
-        insert_rows(
-            con, "ops.rejects", staged.rejects, ISSUE_TYPES, run_id=run_id, sha256=fetched["sha256"]
-        )
-        insert_rows(
-            con,
-            "ops.warnings",
-            staged.warnings,
-            ISSUE_TYPES,
-            run_id=run_id,
-            sha256=fetched["sha256"],
-        )
         con.execute(
             "INSERT OR REPLACE INTO ops.source_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                spec.name,
-                fetched["sha256"],
-                staging_fingerprint(spec),
-                dt.datetime.now(),
-                run_id,
-                staged.rows_read,
-                kept,
-                len(staged.rejects),
-                len(staged.warnings),
-                staged.unmapped_columns,
-            ],
+            [spec.name, fetched["sha256"], staging_fingerprint(spec), dt.datetime.now(), run_id,
+             staged.rows_read, kept, len(staged.rejects), len(staged.warnings),
+             staged.unmapped_columns],
         )
         con.execute("COMMIT")
     logger = get_run_logger()
@@ -285,8 +256,11 @@ def consolidate(spec: Spec, home: Path) -> dict:
         names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
-        union = " UNION ALL ".join(f"SELECT * FROM staging.{n}" for n in names)
-        records = fetch_frame(con, f"SELECT * FROM ({union}) ORDER BY source, source_id")
+        # BY NAME: a staging kept from an older schema lacks the newer columns (NULL then).
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
+        columns = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in RECORD_TYPES.items())
+        records = fetch_frame(
+            con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
         records["types"] = [t or [] for t in records["types"]]
         known = dict(
             con.execute("SELECT identity_key, structure_id FROM core.structure_ids").fetchall()
@@ -345,6 +319,7 @@ def publish(home: Path) -> dict:
     return {
         "features": features,
         "without_coordinates": without,
+        "structures": len(rows),
         "path": str(paths.geojson),
         "bytes": len(text.encode()),
     }
@@ -494,6 +469,7 @@ def sync(
         else:
             summary.features = published["features"]
             summary.without_coordinates = published["without_coordinates"]
+            summary.closed = merged["structures"] - published["structures"]
             summary.published = True
             summary.geojson = published["path"]
             step(

@@ -246,6 +246,148 @@ def main() -> None:
     (OUT / "emplois_aura.json").write_text(
         json.dumps(page, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
+    more_samples(data, picked)
+
+
+def insee_codes(records: list[dict]) -> dict[str, str]:
+    """SIRET → code INSEE, resolved with the project's own commune reference."""
+    import duckdb
+
+    from warehouse.db import apply_schema
+    from warehouse.reference import commune_index, ensure_communes
+
+    con = duckdb.connect()
+    apply_schema(con)
+    ensure_communes(con)
+    idx = commune_index(con)
+    out = {}
+    for r in records:
+        f = r["fields"]
+        place = idx.resolve(f["post_code"], f["city"])
+        if place:
+            out[f["siret"]] = place.code_arrondissement or place.code_insee
+    return out
+
+
+def sibling_siret(siret: str, nic: int) -> str:
+    """Another valid SIRET of the same SIREN (an antenne)."""
+    from stdnum import luhn
+
+    body = f"{siret[:9]}{nic:04d}"
+    return body + luhn.calc_check_digit(body)
+
+
+def split_street(line: str) -> tuple[str, str]:
+    m = re.match(r"^(\d+)\s*,?\s*(.*)$", line.strip())
+    return (m.group(1), m.group(2)) if m else ("", line.strip())
+
+
+def more_samples(data: list[dict], picked: list[dict]) -> None:
+    """Samples of the public sources' own shapes: data·inclusion, Recherche d'entreprises,
+    and the ASP fluxIAE export."""
+    import gzip
+
+    import pandas as pd
+
+    others = [r for r in data[4::9] if r["fields"]["kind"] != "GEIQ"]
+    insee = insee_codes(picked + others)
+
+    # D. data·inclusion "structures-inclusion" parquet: SIAE rows among other services, an AI
+    # left without reseaux_porteurs (their known quirk), lists in a list column.
+    rows = []
+    for i, r in enumerate(picked[5:20] + others[:10]):
+        f = r["fields"]
+        point = coords(f)
+        rows.append({
+            "id": f"emplois-de-linclusion--{r['pk']}", "source": "emplois-de-linclusion",
+            "nom": f["name"].title(), "date_maj": f["updated_at"][:10], "description": None,
+            "lien_source": None, "siret": f["siret"], "commune": f["city"],
+            "code_postal": f["post_code"], "code_insee": insee.get(f["siret"]),
+            "adresse": f["address_line_1"], "complement_adresse": f["address_line_2"] or None,
+            "longitude": point[0] if point else None, "latitude": point[1] if point else None,
+            "telephone": None, "courriel": f"contact@{slug(f['name'])}.example",
+            "site_web": None, "horaires_accueil": None, "accessibilite_lieu": None,
+            "reseaux_porteurs": [] if i == 3 else [f["kind"].lower()],
+        })
+    rows.append({**rows[0], "id": "france-travail--69001", "source": "france-travail",
+                 "nom": "France Travail Lyon Part-Dieu", "siret": "13000548100010",
+                 "reseaux_porteurs": ["france-travail"]})
+    pd.DataFrame(rows).to_parquet(OUT / "structures-inclusion-2026-11-02.parquet", index=False)
+
+    # E. API Recherche d'entreprises pages (département filter): one result per SIREN with its
+    # siège and matching establishments, kinds per SIREN, coordinates as strings, one antenne
+    # (same SIREN, its own SIRET) and one closed establishment.
+    def establishment(f, siret, etat="A", closed=None, siege=True):
+        point = coords(f)
+        num, street = split_street(f["address_line_1"])
+        return {"siret": siret, "adresse": f"{f['address_line_1']} {f['post_code']} "
+                f"{f['city'].upper()}", "numero_voie": num or None, "type_voie": None,
+                "libelle_voie": street.upper(), "complement_adresse": None,
+                "code_postal": f["post_code"], "commune": insee.get(f["siret"]),
+                "libelle_commune": f["city"].upper(),
+                "latitude": f"{point[1]}" if point else None,
+                "longitude": f"{point[0]}" if point else None,
+                "etat_administratif": etat, "date_fermeture": closed, "est_siege": siege,
+                "liste_enseignes": [f["brand"].upper()] if f["brand"] else None}
+
+    results = []
+    for i, r in enumerate(picked[10:22] + others[10:16]):
+        f = r["fields"]
+        kinds = f["kind"] + (", EI" if i == 2 else "")
+        etabs = [establishment(f, f["siret"])]
+        if i == 4:
+            antenne = dict(f, address_line_1="14 avenue Jean Jaurès")
+            etabs.append(establishment(antenne, sibling_siret(f["siret"], 9871), siege=False))
+        if i == 6:
+            etabs = [establishment(f, f["siret"], "F", "2025-06-30")]
+        results.append({"siren": f["siret"][:9], "nom_complet": f["name"],
+                        "nom_raison_sociale": f["name"], "siege": etabs[0],
+                        "matching_etablissements": etabs,
+                        "complements": {"est_siae": True, "type_siae": kinds},
+                        "date_mise_a_jour": f["updated_at"][:10]})
+    pages = [{"url": f"https://recherche-entreprises.api.gouv.fr/search?page={n}",
+              "body": {"results": results[(n - 1) * 9:n * 9], "total_results": len(results),
+                       "page": n, "per_page": 9, "total_pages": 2}} for n in (1, 2)]
+    (OUT / "recherche_entreprises_aura.json").write_text(
+        json.dumps({"pages": pages}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+    # F. ASP fluxIAE export: Structure (gzipped) and AnnexeFinanciere, pipe-delimited, DEB/FIN
+    # lines (FIN missing in one), kinds from active annexes only, a contact column that must
+    # never be published.
+    sfields = ["structure_id_siae", "structure_siret_actualise", "structure_siret_signature",
+               "structure_denomination", "structure_code_naf",
+               "structure_adresse_gestion_numero", "structure_adresse_gestion_cplt_num_voie",
+               "structure_adresse_gestion_type_voie", "structure_adresse_gestion_nom_voie",
+               "structure_adresse_gestion_cp", "structure_adresse_gestion_commune",
+               "structure_adresse_gestion_telephone", "structure_adresse_gestion_numero_apt",
+               "structure_adresse_gestion_entree", "structure_adresse_gestion_cplt_adresse",
+               "structure_code_insee_commune", "structure_contact_nom"]
+    lines = ["DEB|fluxIAE_Structure|02112026", "|".join(sfields)]
+    annexes = ["DEB|fluxIAE_AnnexeFinanciere|02112026",
+               "af_id_annexe_financiere|af_id_structure|af_mesure_dispositif_code|"
+               "af_date_debut_effet|af_date_fin_effet|af_etat_annexe_financiere_code"]
+    for i, r in enumerate(picked[20:32]):
+        f = r["fields"]
+        num, street = split_street(f["address_line_1"])
+        asp_id = str(3000 + r["pk"])
+        lines.append("|".join([asp_id, f["siret"], f["siret"], f["name"], f["naf"], num, "",
+                               "", street, f["post_code"], f["city"], phone(r["pk"]), "", "",
+                               f["address_line_2"], insee.get(f["siret"], ""),
+                               "Mme Dupont"]))
+        state, end = ("VALIDE", "31/12/2026")
+        if i == 3:
+            state, end = ("VALIDE", "31/12/2024")  # expired: no kind, rejected
+        measure = f"{f['kind']}_DC"
+        annexes.append(f"AF{asp_id}A|{asp_id}|{measure}|01/01/2026|{end}|{state}")
+        if i == 5:
+            annexes.append(f"AF{asp_id}B|{asp_id}|ETTI_DC|01/07/2026|30/06/2027|PROVISOIRE")
+        if i == 6:
+            annexes.append(f"AF{asp_id}C|{asp_id}|ACI_MP|01/01/2026|31/12/2026|VALIDE")
+    lines.append(f"FIN|{len(lines) - 2}")
+    (OUT / "fluxIAE_Structure_02112026_063000.csv.gz").write_bytes(
+        gzip.compress("\n".join(lines).encode("utf-8"), mtime=0))
+    (OUT / "fluxIAE_AnnexeFinanciere_02112026_063000.csv").write_text(
+        "\n".join(annexes) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

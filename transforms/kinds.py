@@ -24,7 +24,7 @@ _LABELS = {
     "ENTREPRISE ADAPTEE DE TRAVAIL TEMPORAIRE": "EATT",
 }
 # ASP measure codes (ACI_DC, EI_MP…) reduce to their kind.
-_MEASURE = re.compile(r"^(ACI|AI|EI|ETTI|EITI)_[A-Z]{2}$")
+_MEASURE = re.compile(r"^(ACI|AI|EI|ETTI|EITI)_(?:DC|MP)$")
 _SPLIT = re.compile(r"[,;/|+\n]")
 
 

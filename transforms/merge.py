@@ -35,6 +35,8 @@ STRUCTURE_COLUMNS = [
     "types",
     *ADDRESS_FIELDS,
     "date_maj",
+    "etat_administratif",
+    "date_fermeture",
     "sources",
     "provenance",
     "coordinate_candidates",
@@ -119,6 +121,11 @@ def merge_records(
         out["types"] = [k for k in KNOWN_KINDS if k in kinds]
         dates = [r["date_maj"] for r in rows if _present(r["date_maj"])]
         out["date_maj"] = max(dates) if dates else None
+        # A place is closed as soon as one source (SIRENE through the annuaire) says so.
+        states = {r["etat_administratif"] for r in rows if _present(r["etat_administratif"])}
+        out["etat_administratif"] = "F" if "F" in states else ("A" if states else None)
+        closings = [r["date_fermeture"] for r in rows if _present(r["date_fermeture"])]
+        out["date_fermeture"] = max(closings) if closings else None
         out["sources"] = sorted({r["source"] for r in rows})
         out["provenance"] = json.dumps(provenance, sort_keys=True)
         out["coordinate_candidates"] = [

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transforms.apis import KIND_FIELDS
 from transforms.kinds import KNOWN_KINDS, SIAE_KINDS
 
 # Canonical fields a source may map a column to (DESIGN.md); derived fields such as
@@ -35,8 +36,20 @@ MAPPABLE_FIELDS = (
     "courriel",
     "site_web",
     "date_maj",
+    "etat_administratif",
+    "date_fermeture",
 )
-SUPPORTED_KINDS = ("file", "http")
+API_KINDS = ("datainclusion", "recherche_entreprises", "emplois")
+SUPPORTED_KINDS = ("file", "http", *API_KINDS, "asp_fluxiae")
+# Keys that only some kinds take; every other source key is common to all kinds.
+_KIND_KEYS = {
+    "file": {"path", "format", "encoding", "delimiter", "sheet", "records_path"},
+    "http": {"url", "format", "encoding", "delimiter", "sheet", "records_path"},
+    "datainclusion": {"base_url", "dataset", "path", "format"},
+    "recherche_entreprises": {"base_url", "departements", "rate_per_second", "path"},
+    "emplois": {"base_url", "departements", "rate_per_minute", "page_size", "path"},
+    "asp_fluxiae": {"path", "annexes_path"},
+}
 FORMATS = ("csv", "xlsx", "json", "parquet")
 
 _DEFAULT_KEYS = {
@@ -49,17 +62,10 @@ _DEFAULT_KEYS = {
     "expect",
     "location",
 }
-_SOURCE_KEYS = {
+_COMMON_KEYS = {
     "title",
     "kind",
-    "path",
-    "url",
     "token_env",
-    "format",
-    "encoding",
-    "delimiter",
-    "sheet",
-    "records_path",
     "schedule",
     "priority",
     "timeout",
@@ -75,6 +81,18 @@ _EXPECT_KEYS = {"min_rows"}
 _LOCATION_KEYS = {"max_km_outside_commune"}
 
 
+# The 101 départements, the unit public APIs are queried by.
+DEPARTEMENTS = (
+    *(f"{n:02d}" for n in range(1, 20)),
+    "2A",
+    "2B",
+    *(f"{n:02d}" for n in range(21, 96)),
+    "971",
+    "972",
+    "973",
+    "974",
+    "976",
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -117,6 +135,24 @@ class SourceSpec:
     constants: dict[str, str] = field(default_factory=dict)
     ignore_columns: tuple[str, ...] = ()
     min_rows: int = Defaults.min_rows
+    base_url: str | None = None
+    dataset: str | None = None
+    departements: tuple[str, ...] = ()
+    rate_per_second: float | None = None
+    rate_per_minute: float | None = None
+    page_size: int | None = None
+    annexes_path: Path | None = None
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """Canonical field → column: the kind's own columns, overridden by `columns`."""
+        own = {f: f for f in KIND_FIELDS.get(self.kind, ())}
+        return {**own, **self.columns}
+
+    @property
+    def offline(self) -> bool:
+        """An API kind reading a saved payload from `path` instead of calling the API."""
+        return self.kind in API_KINDS and self.path is not None
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes staging, to tell a re-stage is needed."""
@@ -130,6 +166,7 @@ class SourceSpec:
             "sheet": self.sheet,
             "records_path": self.records_path,
             "min_rows": self.min_rows,
+            "kind": self.kind,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -208,7 +245,6 @@ def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> Sourc
             "(it names the source's tables)"
         )
     _typed(where, name, raw, dict)
-    _check_keys(where, raw, _SOURCE_KEYS)
     if "kind" not in raw:
         raise SpecError(f"{where}: missing required key 'kind' ({', '.join(SUPPORTED_KINDS)})")
     kind = raw["kind"]
@@ -216,16 +252,28 @@ def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> Sourc
         raise SpecError(
             f"{where}: kind '{kind}' is not supported (supported: {', '.join(SUPPORTED_KINDS)})"
         )
+    allowed = _COMMON_KEYS | _KIND_KEYS[kind]
+    for key in raw:
+        if key not in allowed:
+            other = [k for k, keys in _KIND_KEYS.items() if key in keys]
+            hint = f" (a key of kind {', '.join(other)})" if other else ""
+            raise SpecError(f"{where}: unknown key '{key}' for kind '{kind}'{hint}")
     path = raw.get("path")
     url = raw.get("url")
-    if kind == "file" and not path:
-        raise SpecError(f"{where}: kind 'file' needs the key 'path'")
+    if kind in ("file", "asp_fluxiae") and not path:
+        raise SpecError(f"{where}: kind '{kind}' needs the key 'path'")
+    if kind == "asp_fluxiae" and not raw.get("annexes_path"):
+        raise SpecError(f"{where}: kind 'asp_fluxiae' needs the key 'annexes_path'")
     if kind == "http" and not url:
         raise SpecError(f"{where}: kind 'http' needs the key 'url'")
-    if path and url:
-        raise SpecError(f"{where}: give 'path' or 'url', not both")
-    if url and not str(url).startswith(("http://", "https://")):
-        raise SpecError(f"{where}: url must start with http:// or https://, got {url!r}")
+    for key in ("url", "base_url"):
+        value = raw.get(key)
+        if value is not None and not str(value).startswith(("http://", "https://")):
+            raise SpecError(f"{where}: {key} must start with http:// or https://, got {value!r}")
+    departements = tuple(_typed(where, "departements", raw.get("departements", []), list))
+    for d in departements:
+        if d not in DEPARTEMENTS:
+            raise SpecError(f"{where}: departements has {d!r}, not a département code")
     fmt = raw.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise SpecError(f"{where}: format '{fmt}' is not one of {', '.join(FORMATS)}")
@@ -237,7 +285,7 @@ def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> Sourc
                 f"{where}: '{key}' is not a canonical field "
                 f"(mappable: {', '.join(MAPPABLE_FIELDS)})"
             )
-    if "nom" not in columns and "nom" not in constants:
+    if kind in ("file", "http") and "nom" not in columns and "nom" not in constants:
         raise SpecError(f"{where}: missing required key 'columns.nom'")
     lookups_raw = _typed(where, "lookups", raw.get("lookups", {}), dict)
     lookups = {}
@@ -277,7 +325,23 @@ def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> Sourc
         constants=constants,
         ignore_columns=tuple(str(c) for c in ignore),
         min_rows=_typed(where, "expect.min_rows", expect.get("min_rows", defaults.min_rows), int),
+        base_url=raw.get("base_url"),
+        dataset=_typed(where, "dataset", raw["dataset"], str) if "dataset" in raw else None,
+        departements=departements,
+        rate_per_second=_rate(where, raw, "rate_per_second"),
+        rate_per_minute=_rate(where, raw, "rate_per_minute"),
+        page_size=_typed(where, "page_size", raw["page_size"], int) if "page_size" in raw else None,
+        annexes_path=(base / raw["annexes_path"]) if raw.get("annexes_path") else None,
     )
+
+
+def _rate(where: str, raw: dict, key: str) -> float | None:
+    if key not in raw:
+        return None
+    value = float(_typed(where, key, raw[key], (int, float)))
+    if value <= 0:
+        raise SpecError(f"{where}: {key} must be positive")
+    return value
 
 
 def parse_spec(text: str, path: Path) -> Spec:

@@ -49,6 +49,8 @@ RECORD_COLUMNS = [
     "courriel",
     "site_web",
     "date_maj",
+    "etat_administratif",
+    "date_fermeture",
 ]
 ISSUE_COLUMNS = ["source", "row_number", "field", "value", "reason", "detail", "raw"]
 
@@ -101,6 +103,15 @@ def parse_coordinate(value: str) -> float | None:
     return number
 
 
+def _etat(value: str, closed_on: dt.date | None) -> str | None:
+    """'A' open, 'F' closed (SIRENE: F closed establishment, C ceased company; a closing date
+    also means closed), None when the source does not say."""
+    code = (value or "").strip().upper()[:1]
+    if code in ("F", "C") or closed_on:
+        return "F"
+    return "A" if code == "A" else None
+
+
 def _row_hash(values: dict[str, str]) -> str:
     blob = json.dumps(values, sort_keys=True, ensure_ascii=False).encode()
     return "h" + hashlib.sha256(blob).hexdigest()[:16]
@@ -110,13 +121,14 @@ def stage_table(
     table: Table, spec: SourceSpec, communes: CommuneIndex, kinds: tuple[str, ...]
 ) -> Staged:
     """Map, normalise and validate every row of `table` for source `spec`."""
-    missing = [c for c in spec.columns.values() if c not in table.columns]
+    columns = spec.mapping
+    missing = [c for c in columns.values() if c not in table.columns]
     if missing:
         raise StageError(
             f"source '{spec.name}': mapped column(s) {', '.join(repr(m) for m in missing)} "
             f"not in the file (columns: {', '.join(table.columns[:20])})"
         )
-    mapped = set(spec.columns.values())
+    mapped = set(columns.values())
     unmapped = [c for c in table.columns if c not in mapped and c not in spec.ignore_columns]
     records, rejects, warnings = [], [], []
     seen_ids: dict[str, int] = {}
@@ -129,7 +141,7 @@ def stage_table(
             rejects.append([spec.name, number, None, None, "ligne_illisible", reason, raw_text])
             continue
         raw_json = json.dumps(raw_row, ensure_ascii=False)
-        values = {f: raw_row.get(col, "") for f, col in spec.columns.items()}
+        values = {f: raw_row.get(col, "") for f, col in columns.items()}
         for f, constant in spec.constants.items():
             values[f] = values.get(f) or constant
         for f, table_ in spec.lookups.items():
@@ -212,43 +224,43 @@ def stage_table(
             except InvalidValue as exc:
                 warn(f, exc.reason, exc.detail)
                 contact[f] = None
-        try:
-            date_maj = parse_date(values.get("date_maj", ""))
-        except InvalidValue as exc:
-            warn("date_maj", exc.reason, exc.detail)
-            date_maj = None
+        dates = {}
+        for f in ("date_maj", "date_fermeture"):
+            try:
+                dates[f] = parse_date(values.get(f, ""))
+            except InvalidValue as exc:
+                warn(f, exc.reason, exc.detail)
+                dates[f] = None
 
         adresse = _text(values.get("adresse"))
         complement = _text(values.get("complement_adresse"))
         if complement and adresse and complement.casefold() == adresse.casefold():
             complement = None  # a second line repeating the first is a known export quirk
-        records.append(
-            [
-                spec.name,
-                source_id,
-                number,
-                siret,
-                siren_of(siret),
-                nom,
-                _text(values.get("enseigne")),
-                published,
-                adresse,
-                complement,
-                code_postal,
-                place.commune if place else commune_name,
-                place.code_insee if place else None,
-                place.code_arrondissement if place else None,
-                departement,
-                place.region if place else communes.region_of(departement),
-                place.method if place else None,
-                coords["latitude"],
-                coords["longitude"],
-                contact["telephone"],
-                contact["courriel"],
-                contact["site_web"],
-                date_maj,
-            ]
-        )
+        record = {
+            "source": spec.name,
+            "source_id": source_id,
+            "row_number": number,
+            "siret": siret,
+            "siren": siren_of(siret),
+            "nom": nom,
+            "enseigne": _text(values.get("enseigne")),
+            "types": published,
+            "adresse": adresse,
+            "complement_adresse": complement,
+            "code_postal": code_postal,
+            "commune": place.commune if place else commune_name,
+            "code_insee": place.code_insee if place else None,
+            "code_arrondissement": place.code_arrondissement if place else None,
+            "departement": departement,
+            "region": place.region if place else communes.region_of(departement),
+            "commune_method": place.method if place else None,
+            **coords,
+            **contact,
+            **dates,
+            "etat_administratif": _etat(values.get("etat_administratif", ""),
+                                        dates["date_fermeture"]),
+        }
+        records.append([record[c] for c in RECORD_COLUMNS])
     return Staged(
         records=pd.DataFrame(records, columns=RECORD_COLUMNS, dtype=object),
         rejects=pd.DataFrame(rejects, columns=ISSUE_COLUMNS, dtype=object),

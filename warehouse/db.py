@@ -35,6 +35,8 @@ RECORD_TYPES = {
     "courriel": "VARCHAR",
     "site_web": "VARCHAR",
     "date_maj": "DATE",
+    "etat_administratif": "VARCHAR",
+    "date_fermeture": "DATE",
 }
 ISSUE_TYPES = {
     "source": "VARCHAR",

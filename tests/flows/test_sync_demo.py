@@ -21,6 +21,7 @@ EXPECTED_REJECTS = {
     ("reseau_iae_aura", "type_inconnu"): 1,
     ("dreets_aura", "siret_invalide"): 1,
     ("emplois_aura", "type_hors_perimetre"): 1,
+    ("asp_fluxiae", "type_manquant"): 1,  # its only annex has expired
 }
 
 
@@ -83,22 +84,30 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     assert (
         query(home, "SELECT count(*) FROM core.structures WHERE types = ['ACI', 'ETTI']")[0][0] == 1
     )
+    # a closed establishment (SIRENE) stays in the warehouse but is not published
+    closed = query(home, "SELECT structure_id FROM core.structures WHERE etat_administratif = 'F'")
+    assert len(closed) == 1 and summary.closed == 1
+    assert closed[0][0] not in (home / "publish" / "siae.geojson").read_text(encoding="utf-8")
+    # an antenne (same SIREN, its own SIRET) is a place of its own
+    sirens = query(home, "SELECT siren FROM core.structures GROUP BY siren HAVING count(*) > 1")
+    assert len(sirens) >= 1
     # the antenne with a placeholder SIRET stays its own place
     antenne = query(home, "SELECT sources FROM core.structures WHERE siret LIKE '%99901'")
     assert antenne == [(["emplois_aura"],)]
 
-    # points: swapped and 0,0 coordinates refused, the commune centre used instead
+    # swapped and 0,0 coordinates refused: another source's point or the commune centre wins
     refused = query(
-        home, "SELECT geo_precision, geo_refused FROM core.structures WHERE len(geo_refused) > 0"
+        home, "SELECT geo_source, geo_refused FROM core.structures WHERE len(geo_refused) > 0"
     )
-    assert len(refused) == 2 and {p for p, _ in refused} == {"municipality"}
+    assert len(refused) == 2
+    assert all(src != "dreets_aura" and why[0].startswith("dreets_aura") for src, why in refused)
     precision = dict(
         query(home, "SELECT geo_precision, count(*) FROM core.structures GROUP BY ALL")
     )
     assert precision["source"] > 0 and precision["municipality"] > 0
 
     assert check_geojson(home / "publish" / "siae.geojson") == summary.features
-    assert summary.features + summary.without_coordinates == summary.structures
+    assert summary.features + summary.without_coordinates + summary.closed == summary.structures
     steps = query(
         home, "SELECT step, source, status FROM ops.runs WHERE run_id = ?", [summary.run_id]
     )
@@ -196,3 +205,44 @@ def test_an_http_source_is_fetched_from_a_local_server(demo, tmp_path, httpserve
     fetched = query(tmp_path / "wh", "SELECT location, status FROM raw.fetches")
     assert fetched == [(httpserver.url_for("/reseau.csv"), "ok")]
     assert summary.published
+
+
+def test_public_api_sources_through_the_flow(tmp_path, httpserver):
+    def etab(siret, lat, lon):
+        return {"siret": siret, "numero_voie": "3", "libelle_voie": "RUE NEUVE",
+                "code_postal": "07200", "commune": "07019", "libelle_commune": "AUBENAS",
+                "latitude": lat, "longitude": lon, "etat_administratif": "A"}
+
+    companies = [
+        {"siren": s[:9], "nom_complet": f"SIAE {s}", "siege": etab(s, "44.62", "4.39"),
+         "matching_etablissements": [etab(s, "44.62", "4.39")],
+         "complements": {"est_siae": True, "type_siae": "ACI, EI"}}
+        for s in ("19070916200019", "42385519600014")
+    ]
+    httpserver.expect_request("/search").respond_with_json(
+        {"results": companies, "total_results": 2, "page": 1, "per_page": 25,
+         "total_pages": 1})
+    httpserver.expect_request("/api/v1/siaes/").respond_with_json(
+        {"count": 1, "next": None, "previous": None, "results": [
+            {"id": 7, "siret": "19070916200019", "type": "ETTI", "raison_sociale": "Atelier",
+             "addresse_ligne_1": "3 rue Neuve", "code_postal": "07200", "ville": "Aubenas"}]})
+    base = httpserver.url_for("/")
+    (tmp_path / "sources.toml").write_text(f"""
+[sources.annuaire]
+kind = "recherche_entreprises"
+base_url = "{base}"
+departements = ["07"]
+rate_per_second = 50
+[sources.emplois]
+kind = "emplois"
+base_url = "{base}"
+departements = ["07"]
+rate_per_minute = 6000
+priority = 60
+""", encoding="utf-8")
+    summary = sync(str(tmp_path / "sources.toml"), home=str(tmp_path / "wh"))
+    assert {s.status for s in summary.steps} == {"ok"}
+    assert summary.structures == 2 and summary.features == 2
+    merged = query(tmp_path / "wh", "SELECT nom, types, sources FROM core.structures "
+                                    "WHERE siret = '19070916200019'")
+    assert merged == [("Atelier", ["ACI", "EI", "ETTI"], ["annuaire", "emplois"])]

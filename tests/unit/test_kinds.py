@@ -10,6 +10,7 @@ from transforms.kinds import parse_kinds
     [
         ("ACI", ["ACI"], []),
         ("ACI, ETTI", ["ACI", "ETTI"], []),
+        ("ACI, EI", ["ACI", "EI"], []),
         ("etti/aci", ["ACI", "ETTI"], []),
         ("ACI et EI", ["ACI", "EI"], []),
         ("Atelier chantier d'insertion", ["ACI"], []),
