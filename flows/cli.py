@@ -76,7 +76,8 @@ def cmd_sync(args) -> int:
     from flows.sync import sync
 
     sources = DEMO_SOURCES if args.demo else Path(args.sources)
-    summary = sync(str(sources), only=args.only or None, home=args.home, force=args.force)
+    summary = sync(str(sources), only=args.only or None, home=args.home, force=args.force,
+                   force_publish=args.force_publish)
     print_summary(summary)
     if not summary.published:
         return 1
@@ -103,12 +104,25 @@ def cmd_check(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    _prefect_defaults()
-    from flows.sync import publish
+    from flows.publish import PublishRefused, list_publications, publish_release
+    from transforms.spec import Publication, load_spec
     from warehouse.paths import WarehousePaths
 
-    result = publish.fn(WarehousePaths.resolve(args.home).home)
-    print(json.dumps(result, indent=2))
+    home = WarehousePaths.resolve(args.home).home
+    if args.list:
+        for row in list_publications(home):
+            release, when, structures, features, added, removed, moved, changed = row
+            print(f"{release}  {when:%Y-%m-%d %H:%M}  {structures} structures, {features} "
+                  f"on the map; +{added} -{removed} moved {moved} changed {changed}")
+        return 0
+    sources = DEMO_SOURCES if args.demo else Path(args.sources)
+    settings = load_spec(sources).publication if sources.exists() else Publication()
+    try:
+        result = publish_release(home, settings, force=args.force)
+    except PublishRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 
@@ -128,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="fetch, stage, merge, locate and publish (a Prefect flow)")
     common(p, "use the bundled offline samples (samples/sources.toml)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="sync only these sources")
+    p.add_argument("-v", "--verbose", action="store_true", help="Prefect's own logs too")
+    p.add_argument("--force-publish", action="store_true",
+                   help="publish even when the structures drop beyond max_drop_share")
     p.add_argument(
         "--force", action="store_true", help="re-stage sources even when their content is unchanged"
     )
@@ -135,8 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a sources file")
     common(p, "check samples/sources.toml")
     p.set_defaults(func=cmd_check)
-    p = sub.add_parser("publish", help="write the GeoJSON again from the warehouse")
-    p.add_argument("--home", default=None)
+    p = sub.add_parser("publish", help="publish a new release from the warehouse")
+    common(p, "read the [publication] settings of samples/sources.toml")
+    p.add_argument("--force", action="store_true",
+                   help="publish even when the structures drop beyond max_drop_share")
+    p.add_argument("--list", action="store_true", help="list the recorded publications")
     p.set_defaults(func=cmd_publish)
     return parser
 

@@ -19,12 +19,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land
+from flows.publish import publish_release
 from transforms.apis import source_table
-from transforms.geojson import build_feature_collection
 from transforms.location import locate_structures
 from transforms.merge import merge_records
 from transforms.places import CommuneIndex
-from transforms.spec import SourceSpec, Spec, load_spec
+from transforms.spec import Publication, SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
 from warehouse.db import (
     ISSUE_TYPES,
@@ -304,25 +304,9 @@ def consolidate(spec: Spec, home: Path) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def publish(home: Path) -> dict:
-    """Write the GeoJSON atomically; an empty result never replaces the last publication."""
-    paths = WarehousePaths(home).ensure()
-    with connect(paths.database) as con:
-        rows = fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id")
-    text, without = build_feature_collection(rows.to_dict("records"))
-    features = len(rows) - without
-    if features == 0:
-        raise ValueError("no structure has coordinates: the last publication is kept")
-    tmp = paths.geojson.with_suffix(".geojson.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(paths.geojson)
-    return {
-        "features": features,
-        "without_coordinates": without,
-        "structures": len(rows),
-        "path": str(paths.geojson),
-        "bytes": len(text.encode()),
-    }
+def publish(home: Path, settings: Publication, force: bool = False) -> dict:
+    """Build a release of every published file and swap it in (flows.publish)."""
+    return publish_release(home, settings, force=force)
 
 
 def _record(home: Path, run_id: str, results: list[StepResult], started: list[dt.datetime]):
@@ -363,7 +347,11 @@ def _run(fn, *args, **kwargs):
 
 @flow(name="siae-sync", log_prints=False)
 def sync(
-    sources_file: str, only: list[str] | None = None, home: str | None = None, force: bool = False
+    sources_file: str,
+    only: list[str] | None = None,
+    home: str | None = None,
+    force: bool = False,
+    force_publish: bool = False,
 ) -> RunSummary:
     """Fetch, stage, merge, locate and publish; a failing source never stops the others."""
     logger = get_run_logger()
@@ -463,7 +451,7 @@ def sync(
             start,
         )
         start = dt.datetime.now()
-        published, err, secs = _run(publish, root)
+        published, err, secs = _run(publish, root, spec.publication, force_publish)
         if err:
             step(StepResult("publish", None, "failed", secs, message=err), start)
         else:
@@ -472,17 +460,12 @@ def sync(
             summary.closed = merged["structures"] - published["structures"]
             summary.published = True
             summary.geojson = published["path"]
+            details = {"release": published["release"], **published.get("changes", {})}
             step(
-                StepResult(
-                    "publish",
-                    None,
-                    "ok",
-                    secs,
-                    rows_in=merged["structures"],
-                    rows_out=published["features"],
-                    bytes=published["bytes"],
-                    details={"without_coordinates": published["without_coordinates"]},
-                ),
+                StepResult("publish", None, "ok" if published["status"] == "published"
+                           else "unchanged", secs, rows_in=merged["structures"],
+                           rows_out=published["features"],
+                           bytes=sum(published["bytes"].values()), details=details),
                 start,
             )
     _record(root, run_id, results, starts)

@@ -7,33 +7,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 
-# The properties of a feature, in this order (DESIGN.md canonical fields).
-PROPERTIES = (
-    "structure_id",
-    "siret",
-    "siren",
-    "nom",
-    "enseigne",
-    "types",
-    "adresse",
-    "complement_adresse",
-    "code_postal",
-    "commune",
-    "code_insee",
-    "code_arrondissement",
-    "departement",
-    "region",
-    "latitude",
-    "longitude",
-    "geo_precision",
-    "geo_score",
-    "geo_source",
-    "telephone",
-    "courriel",
-    "site_web",
-    "date_maj",
-    "sources",
-)
+from transforms.publication import FIELD_NAMES
+
+# The properties of a feature: the published fields, in their order.
+PROPERTIES = FIELD_NAMES
 
 
 def _json_value(value: object) -> object:

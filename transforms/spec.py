@@ -113,6 +113,33 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class Publication:
+    keep: int = 5  # previous publications kept beside the current one
+    max_drop_share: float = 0.10  # refuse a publication losing more structures than this
+    move_threshold_m: float = 100.0  # a point moving farther is listed in changes.json
+
+
+_PUBLICATION_KEYS = {"keep", "max_drop_share", "move_threshold_m"}
+
+
+def _parse_publication(raw: dict, where: str) -> Publication:
+    _check_keys(where, raw, _PUBLICATION_KEYS)
+    d = Publication()
+    out = Publication(
+        keep=_typed(where, "keep", raw.get("keep", d.keep), int),
+        max_drop_share=float(
+            _typed(where, "max_drop_share", raw.get("max_drop_share", d.max_drop_share),
+                   (int, float))),
+        move_threshold_m=float(
+            _typed(where, "move_threshold_m", raw.get("move_threshold_m", d.move_threshold_m),
+                   (int, float))),
+    )
+    if not 0 <= out.max_drop_share <= 1 or out.keep < 0:
+        raise SpecError(f"{where}: max_drop_share is a share (0 to 1) and keep is not negative")
+    return out
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     kind: str
@@ -176,6 +203,7 @@ class Spec:
     path: Path
     defaults: Defaults
     sources: dict[str, SourceSpec]
+    publication: Publication = field(default_factory=Publication)
 
     def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
         """Enabled sources in file order, restricted to `only` when given."""
@@ -350,7 +378,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from exc
-    _check_keys(str(path), raw, {"defaults", "sources"})
+    _check_keys(str(path), raw, {"defaults", "sources", "publication"})
     defaults = _parse_defaults(
         _typed(str(path), "defaults", raw.get("defaults", {}), dict), f"{path} [defaults]"
     )
@@ -359,7 +387,11 @@ def parse_spec(text: str, path: Path) -> Spec:
         raise SpecError(f"{path}: no [sources.<name>] table")
     base = path.parent
     sources = {n: _parse_source(n, s, defaults, base) for n, s in sources_raw.items()}
-    return Spec(path=path, defaults=defaults, sources=sources)
+    publication = _parse_publication(
+        _typed(str(path), "publication", raw.get("publication", {}), dict),
+        f"{path} [publication]",
+    )
+    return Spec(path=path, defaults=defaults, sources=sources, publication=publication)
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -29,14 +29,24 @@ class WarehousePaths:
 
     @property
     def publish(self) -> Path:
+        """The current publication: a link to a folder of `releases/`."""
         return self.home / "publish"
+
+    @property
+    def releases(self) -> Path:
+        return self.home / "releases"
 
     @property
     def geojson(self) -> Path:
         return self.publish / "siae.geojson"
 
     def ensure(self) -> WarehousePaths:
-        """Create the folders."""
-        for p in (self.home, self.raw, self.publish):
+        """Create the folders (`publish` is made by the first publication)."""
+        for p in (self.home, self.raw):
             p.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def ensure_releases(self) -> WarehousePaths:
+        self.ensure()
+        self.releases.mkdir(exist_ok=True)
         return self

@@ -77,3 +77,17 @@ CREATE TABLE IF NOT EXISTS ops.reference_versions (
     version VARCHAR NOT NULL,
     loaded_at TIMESTAMP NOT NULL
 );
+
+-- Every publication swapped in: counts, what changed, and each file's size and checksum.
+CREATE TABLE IF NOT EXISTS marts.publications (
+    release_id VARCHAR PRIMARY KEY,
+    published_at TIMESTAMP NOT NULL,
+    structures INTEGER,
+    features INTEGER,
+    added INTEGER,
+    removed INTEGER,
+    moved INTEGER,
+    changed INTEGER,
+    files JSON,
+    previous VARCHAR
+);

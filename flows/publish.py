@@ -1,0 +1,187 @@
+"""Publishing a release: build every file in a new folder, then swap it in with one rename.
+
+Layout under the warehouse home:
+
+    releases/<release_id>/siae.geojson, siae.csv, siae.parquet, regions/<code>.geojson,
+                          datapackage.json, changes.json
+    publish -> releases/<release_id>      (a symbolic link, replaced atomically)
+
+A reader of `publish/siae.geojson` sees the old release or the new one, never a mix. The last
+`keep` releases stay beside the current one. A release that would drop more than
+`max_drop_share` of the structures of the current one is refused unless forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from transforms.geojson import build_feature_collection
+from transforms.publication import (
+    compute_changes,
+    csv_bytes,
+    datapackage,
+    dumps,
+    parquet_bytes,
+    table_schema,
+)
+from transforms.spec import Publication
+from warehouse.db import connect, fetch_frame
+from warehouse.paths import WarehousePaths
+
+DATA_FILES = ("siae.geojson", "siae.csv", "siae.parquet")
+
+
+class PublishRefused(RuntimeError):
+    """The new release would empty the map too much; the current one stays."""
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def current_release(paths: WarehousePaths) -> Path | None:
+    """The folder `publish` points to (a plain folder from older versions counts too)."""
+    link = paths.publish
+    if link.is_symlink():
+        target = link.resolve()
+        return target if target.is_dir() else None
+    return link if link.is_dir() and any(link.iterdir()) else None
+
+
+def _previous_rows(release: Path | None) -> list[dict] | None:
+    if release is None or not (release / "siae.parquet").exists():
+        return None
+    return pq.read_table(release / "siae.parquet").to_pylist()
+
+
+def build_files(rows: list[dict]) -> dict[str, bytes]:
+    """Every data file of a release, by relative path."""
+    text, _ = build_feature_collection(rows)
+    files = {"siae.geojson": text.encode("utf-8"), "siae.csv": csv_bytes(rows),
+             "siae.parquet": parquet_bytes(rows)}
+    by_region: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("region"):
+            by_region[r["region"]].append(r)
+    for region, members in sorted(by_region.items()):
+        files[f"regions/{region}.geojson"] = build_feature_collection(members)[0].encode()
+    return files
+
+
+def _swap(paths: WarehousePaths, release_dir: Path) -> None:
+    link = paths.publish
+    if link.exists() and not link.is_symlink():
+        # A plain folder from an older layout becomes a release of its own.
+        legacy = paths.releases / f"legacy-{dt.datetime.now():%Y%m%dT%H%M%S}"
+        link.rename(legacy)
+    tmp = link.with_name(".publish.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(release_dir, link.parent))
+    os.replace(tmp, link)
+
+
+def _prune(paths: WarehousePaths, keep: int, current: Path) -> list[str]:
+    releases = sorted(p for p in paths.releases.iterdir() if p.is_dir() and p != current)
+    dropped = releases[: max(0, len(releases) - keep)]
+    for p in dropped:
+        shutil.rmtree(p)
+    return [p.name for p in dropped]
+
+
+def publish_release(home: Path, settings: Publication | None = None, force: bool = False,
+                    redirects: dict[str, str] | None = None) -> dict:
+    """Build and swap in a release from `marts.siae`; report what was done."""
+    settings = settings or Publication()
+    paths = WarehousePaths(home).ensure_releases()
+    with connect(paths.database) as con:
+        rows = fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id").to_dict(
+            "records")
+        sources = con.execute(
+            "SELECT source, sha256, staged_at, rows_staged FROM ops.source_state ORDER BY source"
+        ).fetchall()
+    current = current_release(paths)
+    previous = _previous_rows(current)
+    features = sum(1 for r in rows if r.get("latitude") is not None)
+    if features == 0:
+        raise PublishRefused("no structure has coordinates: the last publication is kept")
+    if previous and not force and len(rows) < (1 - settings.max_drop_share) * len(previous):
+        raise PublishRefused(
+            f"the new publication has {len(rows)} structures against {len(previous)} in the "
+            f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
+            "publication is kept (siae publish --force to publish anyway)")
+    files = build_files(rows)
+    result = {"structures": len(rows), "features": features,
+              "without_coordinates": len(rows) - features,
+              "bytes": {k: len(v) for k, v in files.items() if k in DATA_FILES}}
+    if current is not None and all(
+            (current / name).exists() and _sha((current / name).read_bytes()) == _sha(data)
+            for name, data in files.items()):
+        return {**result, "status": "unchanged", "release": current.name,
+                "path": str(paths.geojson)}
+
+    created = max((s[2] for s in sources), default=None)
+    # Microseconds so that names sort in publication order, even within one second.
+    release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{_sha(files['siae.parquet'])[:8]}"
+    changes = compute_changes(previous, rows, settings.move_threshold_m, redirects)
+    changes = {"release": release_id, "previous": current.name if current else None, **changes}
+    files["changes.json"] = dumps(changes)
+    resources = []
+    for name, data in sorted(files.items()):
+        if name == "changes.json":
+            continue
+        res = {"name": name.replace("/", "-").rsplit(".", 1)[0] + "-" + name.rsplit(".", 1)[1],
+               "path": name, "bytes": len(data), "hash": f"sha256:{_sha(data)}"}
+        if name.endswith(".csv"):
+            res.update(format="csv", mediatype="text/csv", encoding="utf-8",
+                       dialect={"delimiter": ",", "header": True}, schema=table_schema())
+        elif name.endswith(".parquet"):
+            res.update(format="parquet", mediatype="application/vnd.apache.parquet",
+                       schema=table_schema())
+        else:
+            res.update(format="geojson", mediatype="application/geo+json")
+        resources.append(res)
+    files["datapackage.json"] = dumps(datapackage(
+        resources,
+        [{"name": s[0], "sha256": s[1], "staged_at": s[2].isoformat(timespec="seconds"),
+          "rows": s[3]} for s in sources],
+        created, len(rows)))
+
+    building = paths.releases / f".{release_id}.building"
+    for name, data in files.items():
+        target = building / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    release_dir = paths.releases / release_id
+    building.rename(release_dir)
+    _swap(paths, release_dir)
+    pruned = _prune(paths, settings.keep, release_dir)
+    counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
+    with connect(paths.database) as con:
+        con.execute(
+            "INSERT INTO marts.publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [release_id, dt.datetime.now(), len(rows), features, counts["added"],
+             counts["removed"], counts["moved"], counts["changed"],
+             json.dumps({k: {"bytes": len(v), "sha256": _sha(v)}
+                         for k, v in sorted(files.items())}),
+             current.name if current else None])
+    return {**result, "status": "published", "release": release_id, "changes": counts,
+            "pruned": pruned, "path": str(paths.geojson)}
+
+
+def list_publications(home: Path) -> list[tuple]:
+    """Every recorded publication, newest first."""
+    paths = WarehousePaths(home)
+    with connect(paths.database) as con:
+        return con.execute(
+            "SELECT release_id, published_at, structures, features, added, removed, moved, "
+            "changed FROM marts.publications ORDER BY published_at DESC").fetchall()
+

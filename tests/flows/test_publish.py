@@ -1,0 +1,121 @@
+"""Releases: built aside, swapped in one rename, guarded, logged, kept, listed."""
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from flows.publish import PublishRefused, list_publications, publish_release
+from flows.sync import STRUCTURE_TYPES
+from transforms.spec import Publication
+from warehouse.db import MARTS_SQL, connect, replace_table
+from warehouse.paths import WarehousePaths
+
+
+def structure(n, lon=4.4, lat=44.6, region="84", **kw):
+    r = dict.fromkeys(STRUCTURE_TYPES)
+    r.update(structure_id=f"siae-{n:04d}", identity_key=f"k{n}", nom=f"Structure {n}",
+             types=["ACI"], longitude=lon, latitude=lat, region=region, departement="07",
+             sources=["demo"], date_maj=dt.date(2024, 1, 1), provenance="{}", geo_refused=[])
+    r.update(kw)
+    return r
+
+
+def load(home, rows):
+    paths = WarehousePaths(home).ensure()
+    with connect(paths.database) as con:
+        replace_table(con, "core.structures", pd.DataFrame(rows, dtype=object), STRUCTURE_TYPES)
+        con.execute(MARTS_SQL)
+
+
+BASE = [structure(i) for i in range(20)] + [structure(20, lon=None, lat=None),
+                                           structure(21, lon=2.35, lat=48.85, region="11")]
+
+
+def test_first_release_has_every_file_described_by_the_datapackage(tmp_path):
+    load(tmp_path, BASE)
+    result = publish_release(tmp_path)
+    publish = tmp_path / "publish"
+    assert publish.is_symlink() and result["status"] == "published"
+    assert (result["structures"], result["features"]) == (22, 21)
+    package = json.loads((publish / "datapackage.json").read_text())
+    for res in package["resources"]:
+        data = (publish / res["path"]).read_bytes()
+        assert res["bytes"] == len(data)
+        assert res["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    paths = {r["path"] for r in package["resources"]}
+    assert paths == {"siae.geojson", "siae.csv", "siae.parquet", "regions/84.geojson",
+                     "regions/11.geojson"}
+    schema = next(r for r in package["resources"] if r["path"] == "siae.csv")["schema"]
+    names = [f["name"] for f in schema["fields"]]
+    rows = list(csv.DictReader(io.StringIO((publish / "siae.csv").read_text())))
+    assert list(rows[0]) == names and len(rows) == 22  # the one without a point included
+    assert pq.read_table(publish / "siae.parquet").schema.names == names
+    regions = json.loads((publish / "regions" / "11.geojson").read_text())
+    assert [f["id"] for f in regions["features"]] == ["siae-0021"]
+    assert package["rows"] == 22 and package["licenses"][0]["name"] == "etalab-2.0"
+
+
+def test_identical_input_publishes_nothing_new(tmp_path):
+    load(tmp_path, BASE)
+    first = publish_release(tmp_path)
+    second = publish_release(tmp_path)
+    assert second["status"] == "unchanged" and second["release"] == first["release"]
+    assert len(list_publications(tmp_path)) == 1
+
+
+def test_a_large_drop_is_refused_unless_forced(tmp_path):
+    load(tmp_path, BASE)
+    first = publish_release(tmp_path)
+    before = (tmp_path / "publish" / "siae.geojson").read_bytes()
+    load(tmp_path, BASE[:15])  # 7 of 22 structures gone: 32 %
+    with pytest.raises(PublishRefused, match="15 structures against 22"):
+        publish_release(tmp_path, Publication(max_drop_share=0.10))
+    assert (tmp_path / "publish").resolve().name == first["release"]
+    assert (tmp_path / "publish" / "siae.geojson").read_bytes() == before
+    forced = publish_release(tmp_path, Publication(max_drop_share=0.10), force=True)
+    assert forced["status"] == "published" and forced["changes"]["removed"] == 7
+
+
+def test_changes_json_over_a_scripted_sequence(tmp_path):
+    load(tmp_path, BASE)
+    publish_release(tmp_path)
+    # one added, one removed, one moved ~1.1 km, one moved 30 m with a new phone
+    rows = [r for r in BASE if r["structure_id"] != "siae-0003"] + [structure(99)]
+    rows = [structure(5, lat=44.61) if r["structure_id"] == "siae-0005" else r for r in rows]
+    rows = [structure(6, lat=44.60027, telephone="+33465711234")
+            if r["structure_id"] == "siae-0006" else r for r in rows]
+    load(tmp_path, rows)
+    result = publish_release(tmp_path)
+    changes = json.loads((tmp_path / "publish" / "changes.json").read_text())
+    assert changes["previous"] != changes["release"] == result["release"]
+    assert [a["structure_id"] for a in changes["added"]] == ["siae-0099"]
+    assert [a["structure_id"] for a in changes["removed"]] == ["siae-0003"]
+    assert [(m["structure_id"], m["distance_m"]) for m in changes["moved"]] == [
+        ("siae-0005", 1112)]
+    assert changes["changed"] == [{"structure_id": "siae-0006", "fields": ["telephone"]}]
+    assert list_publications(tmp_path)[0][4:] == (1, 1, 1, 1)
+
+
+def test_older_releases_are_pruned_to_keep(tmp_path):
+    for i in range(4):
+        load(tmp_path, BASE + [structure(100 + i)])
+        publish_release(tmp_path, Publication(keep=1))
+    releases = sorted(p.name for p in (tmp_path / "releases").iterdir())
+    assert len(releases) == 2
+    assert (tmp_path / "publish").resolve().name == releases[-1]
+    assert len(list_publications(tmp_path)) == 4
+
+
+def test_a_plain_publish_folder_from_an_older_layout_is_kept_as_a_release(tmp_path):
+    (tmp_path / "publish").mkdir()
+    (tmp_path / "publish" / "siae.geojson").write_text("{}")
+    load(tmp_path, BASE)
+    publish_release(tmp_path)
+    assert (tmp_path / "publish").is_symlink()
+    assert any(p.name.startswith("legacy-") for p in (tmp_path / "releases").iterdir())

@@ -1,0 +1,94 @@
+"""Publication files: CSV and Parquet match the datapackage schema; the change log is exact."""
+
+import csv
+import datetime as dt
+import io
+
+import pyarrow.parquet as pq
+import pytest
+
+from transforms.publication import (
+    FIELD_NAMES,
+    compute_changes,
+    csv_bytes,
+    haversine_m,
+    parquet_bytes,
+    table_schema,
+)
+
+
+def row(sid, lon=4.4, lat=44.6, **kw):
+    base = dict.fromkeys(FIELD_NAMES)
+    base.update(structure_id=sid, nom=f"S {sid}", types=["ACI", "ETTI"], longitude=lon,
+                latitude=lat, date_maj=dt.date(2024, 1, 2), sources=["a", "b"], region="84")
+    base.update(kw)
+    return base
+
+
+ROWS = [row("siae-a"), row("siae-b", lon=None, lat=None, telephone="+33465711234")]
+
+
+def test_csv_columns_and_values_follow_the_schema():
+    text = csv_bytes(ROWS).decode("utf-8")
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert list(records[0]) == [f["name"] for f in table_schema()["fields"]]
+    assert records[0]["types"] == "ACI|ETTI" and records[0]["latitude"] == "44.600000"
+    assert records[0]["date_maj"] == "2024-01-02"
+    assert records[1]["latitude"] == "" and records[1]["telephone"] == "+33465711234"
+
+
+def test_parquet_types_follow_the_schema():
+    table = pq.read_table(io.BytesIO(parquet_bytes(ROWS)))
+    expected = {"string": "string", "number": "double", "date": "date32[day]",
+                "list": "list<element: string>"}
+    for f in table_schema()["fields"]:
+        assert str(table.schema.field(f["name"]).type) == expected[f["type"]], f["name"]
+    assert table.to_pylist()[0]["types"] == ["ACI", "ETTI"]
+
+
+def test_same_rows_same_bytes():
+    assert parquet_bytes(ROWS) == parquet_bytes([dict(r) for r in ROWS])
+    assert csv_bytes(ROWS) == csv_bytes([dict(r) for r in ROWS])
+
+
+def test_schema_declares_the_kinds_and_the_key():
+    fields = {f["name"]: f for f in table_schema()["fields"]}
+    assert fields["types"]["categories"] == ["ACI", "AI", "EI", "ETTI", "EITI", "GEIQ", "EA",
+                                             "EATT"]
+    assert fields["types"]["delimiter"] == "|"
+    assert table_schema()["primaryKey"] == ["structure_id"]
+
+
+def test_haversine():
+    assert haversine_m((4.4, 44.6), (4.4, 44.6)) == 0
+    assert 110_000 < haversine_m((4.4, 44.0), (4.4, 45.0)) < 112_000
+
+
+def test_changes_of_a_scripted_sequence():
+    first = [row("a"), row("b"), row("c")]
+    # b removed, d added, a moved 1.1 km, c moved 30 m and renamed (a field change only)
+    second = [row("a", lat=44.61), row("c", lat=44.60027, nom="C renamed"), row("d")]
+    changes = compute_changes(first, second, 100.0, {"b": "d"})
+    assert [x["structure_id"] for x in changes["added"]] == ["d"]
+    assert [x["structure_id"] for x in changes["removed"]] == ["b"]
+    assert [(m["structure_id"], m["distance_m"]) for m in changes["moved"]] == [("a", 1112)]
+    assert changes["changed"] == [{"structure_id": "c", "fields": ["nom"]}]
+    assert changes["redirects"] == [{"from": "b", "to": "d"}]
+
+
+def test_first_publication_is_all_added_and_identical_is_empty():
+    assert len(compute_changes(None, ROWS)["added"]) == 2
+    same = compute_changes(ROWS, [dict(r) for r in ROWS])
+    assert not any(same[k] for k in ("added", "removed", "moved", "changed"))
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [((4.4, 44.6), None), (None, (4.4, 44.6))],
+    ids=["lost-point", "gained-point"],
+)
+def test_gaining_or_losing_a_point_is_a_move(before, after):
+    b = row("a", lon=before and before[0], lat=before and before[1])
+    a = row("a", lon=after and after[0], lat=after and after[1])
+    (move,) = compute_changes([b], [a])["moved"]
+    assert move["distance_m"] is None

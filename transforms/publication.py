@@ -1,0 +1,180 @@
+"""The publication as data products: schema, CSV, Parquet, per-région GeoJSON, change log,
+Frictionless datapackage. Everything here is a pure function of the published rows, so the same
+rows always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transforms.kinds import KNOWN_KINDS
+
+# The published fields, in order: (name, Table Schema type, description).
+FIELDS = (
+    ("structure_id", "string", "Identifiant stable de la structure (lieu) dans SIAE Atlas"),
+    ("siret", "string", "SIRET de l'établissement (14 chiffres)"),
+    ("siren", "string", "SIREN de l'entreprise (9 premiers chiffres du SIRET)"),
+    ("nom", "string", "Nom de la structure"),
+    ("enseigne", "string", "Enseigne ou nom d'usage"),
+    ("types", "list", "Types de structure (ACI, AI, EI, ETTI, EITI; GEIQ, EA, EATT si configurés)"),
+    ("adresse", "string", "Numéro et voie"),
+    ("complement_adresse", "string", "Complément d'adresse"),
+    ("code_postal", "string", "Code postal"),
+    ("commune", "string", "Nom officiel de la commune"),
+    ("code_insee", "string", "Code INSEE de la commune (Paris, Lyon, Marseille: la ville)"),
+    ("code_arrondissement", "string", "Code INSEE de l'arrondissement municipal, s'il y a lieu"),
+    ("departement", "string", "Code du département (2A/2B, 971…976)"),
+    ("region", "string", "Code de la région (COG)"),
+    ("latitude", "number", "Latitude WGS 84"),
+    ("longitude", "number", "Longitude WGS 84"),
+    ("geo_precision", "string",
+     "Précision du point: housenumber, street, locality, municipality (centre de la commune) "
+     "ou source (coordonnées fournies par une source)"),
+    ("geo_score", "number", "Score du géocodeur (0 à 1), vide sinon"),
+    ("geo_source", "string", "Origine du point: une source, le géocodeur, ou communes"),
+    ("telephone", "string", "Téléphone au format E.164"),
+    ("courriel", "string", "Adresse électronique"),
+    ("site_web", "string", "Site internet"),
+    ("date_maj", "date", "Date de mise à jour la plus récente parmi les sources"),
+    ("sources", "list", "Sources qui décrivent cette structure"),
+)
+FIELD_NAMES = tuple(name for name, _, _ in FIELDS)
+LIST_DELIMITER = "|"
+_ARROW_TYPES = {"string": pa.string(), "number": pa.float64(), "date": pa.date32(),
+                "list": pa.list_(pa.string())}
+
+
+def table_schema() -> dict:
+    """The Frictionless Table Schema of the CSV and Parquet files."""
+    fields = []
+    for name, kind, description in FIELDS:
+        f: dict = {"name": name, "type": kind, "description": description}
+        if kind == "list":
+            f.update(delimiter=LIST_DELIMITER, itemType="string")
+        if name == "types":
+            f["categories"] = list(KNOWN_KINDS)
+        if name == "structure_id":
+            f["constraints"] = {"required": True, "unique": True}
+        if kind == "number":
+            f["decimalChar"] = "."
+        fields.append(f)
+    return {"fields": fields, "primaryKey": ["structure_id"], "missingValues": [""]}
+
+
+def _text(value: object, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if kind == "list":
+        return LIST_DELIMITER.join(str(v) for v in value)
+    if kind == "number":
+        return f"{float(value):.6f}"
+    if kind == "date":
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return str(value)
+
+
+def csv_bytes(rows: Iterable[Mapping[str, object]]) -> bytes:
+    """UTF-8, comma-separated, one row per structure, lists joined by `|`, fixed decimals."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FIELD_NAMES)
+    for r in rows:
+        writer.writerow([_text(r.get(name), kind) for name, kind, _ in FIELDS])
+    return out.getvalue().encode("utf-8")
+
+
+def parquet_bytes(rows: list[Mapping[str, object]]) -> bytes:
+    """The same rows in Parquet, typed as the Table Schema says."""
+    schema = pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind, _ in FIELDS])
+    columns = {name: [r.get(name) for r in rows] for name in FIELD_NAMES}
+    for name, kind, _ in FIELDS:
+        if kind == "list":
+            columns[name] = [list(v) if v is not None else None for v in columns[name]]
+    table = pa.Table.from_pydict(columns, schema=schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance in metres between two (lon, lat) points."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = (math.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
+
+
+def _point(r: Mapping) -> tuple[float, float] | None:
+    lon, lat = r.get("longitude"), r.get("latitude")
+    return (float(lon), float(lat)) if lon is not None and lat is not None else None
+
+
+def _comparable(v: object) -> object:
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
+                    move_threshold_m: float = 100.0,
+                    redirects: Mapping[str, str] | None = None) -> dict:
+    """What changed between two publications: added, removed, moved more than the threshold
+    (with the distance), and the other fields that changed, per structure_id (sorted)."""
+    before = {r["structure_id"]: r for r in previous or []}
+    after = {r["structure_id"]: r for r in current}
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    moved, changed = [], []
+    for sid in sorted(set(before) & set(after)):
+        a, b = before[sid], after[sid]
+        pa_, pb = _point(a), _point(b)
+        if pa_ and pb and (d := haversine_m(pa_, pb)) > move_threshold_m:
+            moved.append({"structure_id": sid, "distance_m": round(d), "from": list(pa_),
+                          "to": list(pb)})
+        elif (pa_ is None) != (pb is None):
+            moved.append({"structure_id": sid, "distance_m": None, "from": pa_ and list(pa_),
+                          "to": pb and list(pb)})
+        fields = [n for n in FIELD_NAMES if n not in ("latitude", "longitude")
+                  and _comparable(a.get(n)) != _comparable(b.get(n))]
+        if fields:
+            changed.append({"structure_id": sid, "fields": fields})
+    return {
+        "added": [{"structure_id": s, "nom": after[s].get("nom")} for s in added],
+        "removed": [{"structure_id": s, "nom": before[s].get("nom")} for s in removed],
+        "moved": moved,
+        "changed": changed,
+        "redirects": [{"from": k, "to": v} for k, v in sorted((redirects or {}).items())],
+    }
+
+
+def datapackage(resources: list[dict], sources: list[dict], created: dt.datetime | None,
+                rows: int) -> dict:
+    """The Frictionless Data Package descriptor of a publication."""
+    return {
+        "profile": "data-package",
+        "name": "siae-atlas",
+        "title": "SIAE Atlas — structures d'insertion par l'activité économique",
+        "description": "Annuaire géolocalisé des SIAE (ACI, AI, EI, ETTI, EITI): une ligne par "
+                       "lieu, fusionné à partir des sources listées.",
+        "licenses": [{"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence 2.0",
+                      "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}],
+        "created": created.isoformat(timespec="seconds") if created else None,
+        "rows": rows,
+        "sources": sources,
+        "resources": resources,
+    }
+
+
+def dumps(doc: object) -> bytes:
+    """Stable, readable JSON bytes."""
+    return (json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=False) + "\n").encode()
