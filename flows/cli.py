@@ -126,6 +126,28 @@ def cmd_publish(args) -> int:
     return 0
 
 
+def cmd_map(args) -> int:
+    from flows.mapserver import make_server
+    from warehouse.paths import WarehousePaths
+
+    paths = WarehousePaths.resolve(args.home)
+    if not paths.geojson.exists():
+        print(f"no publication in {paths.publish}: run `siae sync` (or `siae sync --demo`) "
+              "first", file=sys.stderr)
+        return 1
+    server = make_server(paths.home, args.host, args.port, args.tiles, args.attribution)
+    host, port = server.server_address[:2]
+    print(f"SIAE Atlas map on http://{host}:{port}/ (Ctrl-C to stop)")
+    print(f"serving {paths.publish.resolve()}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publish even when the structures drop beyond max_drop_share")
     p.add_argument("--list", action="store_true", help="list the recorded publications")
     p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("map", help="serve the reference map page of the publication")
+    p.add_argument("--home", default=None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--tiles", default=None, metavar="URL",
+                   help="tile layer URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+                   " (default: none, the page works without tiles)")
+    p.add_argument("--attribution", default="", help="attribution text of the tile layer")
+    p.set_defaults(func=cmd_map)
     return parser
 
 

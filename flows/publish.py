@@ -128,7 +128,9 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
         return {**result, "status": "unchanged", "release": current.name,
                 "path": str(paths.geojson)}
 
-    created = max((s[2] for s in sources), default=None)
+    # "Data of": when the newest source content was staged (stable while inputs are),
+    # else now for a warehouse filled by other means.
+    created = max((s[2] for s in sources), default=None) or dt.datetime.now()
     # Microseconds so that names sort in publication order, even within one second.
     release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{_sha(files['siae.parquet'])[:8]}"
     changes = compute_changes(previous, rows, settings.move_threshold_m, redirects)

@@ -1,0 +1,105 @@
+"""`siae map`: serve the reference map page and the current publication on localhost.
+
+Static files only: the page (webmap/), Leaflet and MarkerCluster from their PyPI packages
+(never a CDN), the publication folder, and two small JSON documents (the tile layer setting and
+the names of régions and départements from the warehouse).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import xstatic.pkg.leaflet
+import xstatic.pkg.leaflet_markercluster
+
+from warehouse.db import connect
+from warehouse.paths import WarehousePaths
+
+WEBMAP = Path(__file__).resolve().parent.parent / "webmap"
+log = logging.getLogger("siae.map")
+
+
+def area_names(paths: WarehousePaths) -> dict:
+    """Names of régions and départements, or empty tables when the warehouse is busy/absent."""
+    try:
+        with connect(paths.database, read_only=True) as con:
+            regions = dict(con.execute("SELECT region, nom FROM core.regions").fetchall())
+            deps = {d: {"nom": n, "region": r} for d, n, r in con.execute(
+                "SELECT departement, nom, region FROM core.departements").fetchall()}
+    except Exception as exc:  # a missing file, or a sync holding the write lock
+        log.warning("région and département names unavailable: %s", exc)
+        return {"regions": {}, "departements": {}}
+    return {"regions": regions, "departements": deps}
+
+
+class MapHandler(SimpleHTTPRequestHandler):
+    """Maps URL prefixes to folders; refuses anything outside them."""
+
+    def __init__(self, *args, roots: dict[str, Path], documents: dict[str, bytes], **kw):
+        self.roots = roots
+        self.documents = documents
+        super().__init__(*args, **kw)
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        log.debug(format, *args)
+
+    def do_GET(self):  # noqa: N802 (the base class's name)
+        path = unquote(urlsplit(self.path).path)
+        if path in self.documents:
+            body = self.documents[path]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def translate_path(self, path: str) -> str:
+        path = unquote(urlsplit(path).path)
+        if path in ("", "/"):
+            path = "/index.html"
+        for prefix, root in self.roots.items():
+            if path.startswith(prefix):
+                target = (root / path[len(prefix):].lstrip("/")).resolve()
+                if target.is_relative_to(root.resolve()):
+                    return str(target)
+        return str(Path("/nonexistent"))
+
+    def end_headers(self):
+        # Data change with each publication: no stale GeoJSON in the browser.
+        if self.path.startswith("/data/"):
+            self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+
+def make_server(home: Path, host: str = "127.0.0.1", port: int = 8000,
+                tiles: str | None = None, attribution: str = "") -> ThreadingHTTPServer:
+    """A server for the page and the publication; port 0 picks a free port."""
+    paths = WarehousePaths(home)
+    roots = {
+        "/vendor/leaflet/": Path(xstatic.pkg.leaflet.BASE_DIR),
+        "/vendor/markercluster/": Path(xstatic.pkg.leaflet_markercluster.BASE_DIR),
+        "/data/": paths.publish,
+        "/": WEBMAP,
+    }
+    documents = {
+        "/config.json": json.dumps({"tiles": tiles, "attribution": attribution}).encode(),
+        "/areas.json": json.dumps(area_names(paths), ensure_ascii=False).encode(),
+    }
+    handler = partial(MapHandler, roots=roots, documents=documents)
+    return ThreadingHTTPServer((host, port), handler)
+
+
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    """Serve until `server.shutdown()` (for tests and tools)."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
