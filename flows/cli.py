@@ -45,6 +45,11 @@ def print_summary(summary, out=sys.stdout) -> None:
             note += f"{'; ' if note else ''}{s.details['warnings']} field warnings"
         if s.details and s.details.get("unmapped_columns"):
             note += f"{'; ' if note else ''}unmapped: {', '.join(s.details['unmapped_columns'])}"
+        if s.step == "geocode" and s.details:
+            d = s.details
+            refused = ", ".join(f"{k} {v}" for k, v in sorted(d.get("refused", {}).items()))
+            note = (f"{d['requests']} requests ({d['sent']} addresses sent), "
+                    f"{d['cache_hits']} from cache" + (f"; not kept: {refused}" if refused else ""))
         if s.details and s.details.get("by_precision"):
             note = "located by " + ", ".join(
                 f"{k} {v}" for k, v in s.details["by_precision"].items()
@@ -57,11 +62,15 @@ def print_summary(summary, out=sys.stdout) -> None:
             f"{fmt(s.rows_out):>7}{fmt(s.rejected):>10}{s.seconds:>9.2f}  {note}\n"
         )
     w(f"\nstructures after merging: {summary.structures}\n")
+    w(f"geocoding requests sent: {summary.geocoding_requests}\n")
     w(
         f"features published: {summary.features}"
         f" ({summary.without_coordinates} without coordinates and {summary.closed} closed "
         "stay in DuckDB)\n"
     )
+    if summary.published_by_precision:
+        w("published by precision: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(summary.published_by_precision.items())) + "\n")
     if summary.published:
         w(f"GeoJSON: {summary.geojson}\n")
     else:
@@ -148,6 +157,38 @@ def cmd_map(args) -> int:
     return 0
 
 
+def cmd_geocode(args) -> int:
+    import dataclasses
+    import datetime as dt
+
+    from flows.geocoder import terminal_progress
+    from flows.sync import geocode, locate_and_write, merge
+    from transforms.spec import load_spec
+    from warehouse.paths import WarehousePaths
+
+    _progress_logging(False)
+    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
+    settings = spec.geocoder
+    if args.failed:
+        settings = dataclasses.replace(settings, retry_failed_after_days=0)
+    home = WarehousePaths.resolve(args.home).ensure().home
+    merged = merge.fn(spec, home)
+    answer = geocode.fn(home, settings, merged["structures"].to_dict("records"),
+                        spec.defaults.user_agent, resend_all=args.all,
+                        progress=terminal_progress)
+    stats = answer["stats"]
+    located = locate_and_write.fn(spec, home, merged, answer["accepted"],
+                                  f"geocode-{dt.datetime.now():%Y%m%dT%H%M%S}")
+    print(f"{stats.addresses} addresses: {stats.sent} sent in {stats.requests} requests, "
+          f"{stats.cache_hits} from cache, {stats.accepted} kept")
+    print("located by " + ", ".join(f"{k} {v}" for k, v in located["by_precision"].items()))
+    if stats.error:
+        print(f"error: {stats.error}", file=sys.stderr)
+        return 2
+    print("run `siae publish` to publish the new points")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publish even when the structures drop beyond max_drop_share")
     p.add_argument("--list", action="store_true", help="list the recorded publications")
     p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("geocode", help="geocode the structures' addresses again (BAN)")
+    common(p, "use samples/sources.toml's [geocoder] settings")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--all", action="store_true", help="send every address, cached or not")
+    g.add_argument("--failed", action="store_true",
+                   help="send failed and low-score answers again now (default: only missing "
+                        "ones and failures older than retry_failed_after_days)")
+    p.set_defaults(func=cmd_geocode)
     p = sub.add_parser("map", help="serve the reference map page of the publication")
     p.add_argument("--home", default=None)
     p.add_argument("--host", default="127.0.0.1")

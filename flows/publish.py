@@ -119,7 +119,12 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
     files = build_files(rows)
+    by_precision: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r.get("latitude") is not None:
+            by_precision[r.get("geo_precision") or "unknown"] += 1
     result = {"structures": len(rows), "features": features,
+              "by_precision": dict(sorted(by_precision.items())),
               "without_coordinates": len(rows) - features,
               "bytes": {k: len(v) for k, v in files.items() if k in DATA_FILES}}
     if current is not None and all(

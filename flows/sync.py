@@ -19,12 +19,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land
+from flows.geocoder import geocode_structures, make_client
 from flows.publish import publish_release
 from transforms.apis import source_table
+from transforms.geocoding import distance_km
 from transforms.location import locate_structures
 from transforms.merge import merge_records
 from transforms.places import CommuneIndex
-from transforms.spec import Publication, SourceSpec, Spec, load_spec
+from transforms.spec import GeocoderSettings, Publication, SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
 from warehouse.db import (
     ISSUE_TYPES,
@@ -99,6 +101,8 @@ class RunSummary:
     features: int = 0
     without_coordinates: int = 0
     closed: int = 0
+    geocoding_requests: int = 0
+    published_by_precision: dict = field(default_factory=dict)
     published: bool = False
     geojson: str | None = None
 
@@ -242,65 +246,92 @@ def stage_source(
 
 
 @task(cache_policy=NO_CACHE)
-def consolidate(spec: Spec, home: Path) -> dict:
-    """Union the staged sources, merge by SIRET with stable IDs, and locate each structure."""
-    paths = WarehousePaths(home)
-    now = dt.datetime.now()
-    with connect(paths.database) as con:
-        present = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'"
-            ).fetchall()
-        }
+def merge(spec: Spec, home: Path) -> dict:
+    """Union the staged sources and merge them by SIRET, keeping known IDs (nothing written)."""
+    with connect(WarehousePaths(home).database) as con:
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'"
+        ).fetchall()}
         names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
         # BY NAME: a staging kept from an older schema lacks the newer columns (NULL then).
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
         columns = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in RECORD_TYPES.items())
-        records = fetch_frame(
-            con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
+        records = fetch_frame(con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
         records["types"] = [t or [] for t in records["types"]]
-        known = dict(
-            con.execute("SELECT identity_key, structure_id FROM core.structure_ids").fetchall()
-        )
-        priority = {n: spec.sources[n].priority for n in names}
-        structures, links, ids = merge_records(records, priority, known)
-        codes = sorted(
-            {c for col in ("code_insee", "code_arrondissement") for c in structures[col] if c}
-        )
-        located = locate_structures(
-            structures, commune_shapes(con, codes), spec.defaults.max_km_outside_commune
-        )
+        known = dict(con.execute(
+            "SELECT identity_key, structure_id FROM core.structure_ids").fetchall())
+    priority = {n: spec.sources[n].priority for n in names}
+    structures, links, ids = merge_records(records, priority, known)
+    return {"records": records, "structures": structures, "links": links, "ids": ids,
+            "known": known}
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
+def geocode(home: Path, settings: GeocoderSettings, structures: list[dict], user_agent: str,
+            resend_all: bool = False, progress=None) -> dict:
+    """Geocode the structures' addresses through the cache (flows.geocoder)."""
+    client = make_client(settings, user_agent)
+    try:
+        with connect(WarehousePaths(home).database) as con:
+            accepted, stats = geocode_structures(con, structures, settings, client,
+                                                 resend_all=resend_all, progress=progress)
+    finally:
+        client.close()
+    return {"accepted": accepted, "stats": stats}
+
+
+@task(cache_policy=NO_CACHE)
+def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_id: str) -> dict:
+    """Locate each structure (geocoder, source point, commune centre) and write the core
+    layer and the marts in one transaction."""
+    now = dt.datetime.now()
+    records, structures, links = merged["records"], merged["structures"], merged["links"]
+    ids, known = merged["ids"], merged["known"]
+    with connect(WarehousePaths(home).database) as con:
+        codes = sorted({c for col in ("code_insee", "code_arrondissement")
+                        for c in structures[col] if c})
+        located = locate_structures(structures, commune_shapes(con, codes),
+                                    spec.defaults.max_km_outside_commune, geocoded)
+        flags = disagreements(located, spec.geocoder.max_km_disagreement)
         con.execute("BEGIN")
         replace_table(con, "core.records", records, RECORD_TYPES)
         replace_table(con, "core.links", links, LINK_TYPES)
         replace_table(con, "core.structures", located, STRUCTURE_TYPES)
-        new = pd.DataFrame(
-            [(k, v) for k, v in ids.items() if k not in known],
-            columns=["identity_key", "structure_id"],
-        )
+        new = pd.DataFrame([(k, v) for k, v in ids.items() if k not in known],
+                           columns=["identity_key", "structure_id"])
         con.register("_new_ids", new)
-        con.execute(
-            "INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? FROM _new_ids",
-            [now, now],
-        )
+        con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
+                    "FROM _new_ids", [now, now])
         con.unregister("_new_ids")
-        con.execute(
-            "UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
-            "(SELECT identity_key FROM core.structures)",
-            [now],
-        )
+        con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
+                    "(SELECT identity_key FROM core.structures)", [now])
+        if flags:
+            con.executemany("INSERT INTO ops.geo_disagreements VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?)", [[run_id, *f] for f in flags])
         con.execute(MARTS_SQL)
         con.execute("COMMIT")
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
-    return {
-        "records": len(records),
-        "structures": len(located),
-        "new_ids": len(new),
-        "by_precision": precision,
-    }
+    return {"records": len(records), "structures": len(located), "new_ids": len(new),
+            "by_precision": precision, "disagreements": len(flags)}
+
+
+def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
+    """Source points far from the geocoder's, or refused (outside France or their commune)."""
+    out = []
+    for s in located.to_dict("records"):
+        sid = s["structure_id"]
+        if s["geo_source"] == "ban":
+            ban = (s["longitude"], s["latitude"])
+            for lon, lat, source in s["coordinate_candidates"]:
+                d = distance_km((lon, lat), ban)
+                if d > max_km:
+                    out.append([sid, source, lon, lat, ban[0], ban[1], round(d, 3),
+                                f"{d:.1f} km from the geocoder's point"])
+        for why in s["geo_refused"]:
+            out.append([sid, why.split(":")[0], None, None, None, None, None, why])
+    return out
 
 
 @task(cache_policy=NO_CACHE)
@@ -433,23 +464,46 @@ def sync(
 
     summary = RunSummary(run_id, results)
     start = dt.datetime.now()
-    merged, err, secs = _run(consolidate, spec, root)
+    merged, err, secs = _run(merge, spec, root)
     if err:
-        step(StepResult("consolidate", None, "failed", secs, message=err), start)
+        step(StepResult("merge", None, "failed", secs, message=err), start)
+        located = None
     else:
-        summary.structures = merged["structures"]
-        step(
-            StepResult(
-                "consolidate",
-                None,
-                "ok",
-                secs,
-                rows_in=merged["records"],
-                rows_out=merged["structures"],
-                details={"by_precision": merged["by_precision"], "new_ids": merged["new_ids"]},
-            ),
-            start,
-        )
+        step(StepResult("merge", None, "ok", secs, rows_in=len(merged["records"]),
+                        rows_out=len(merged["structures"])), start)
+        geocoded: dict = {}
+        start = dt.datetime.now()
+        if not spec.geocoder.enabled:
+            step(StepResult("geocode", None, "skipped", 0.0, message="[geocoder] enabled = false"),
+                 start)
+        else:
+            answer, err, secs = _run(geocode, root, spec.geocoder,
+                                     merged["structures"].to_dict("records"),
+                                     spec.defaults.user_agent)
+            if err:
+                step(StepResult("geocode", None, "failed", secs, message=err), start)
+            else:
+                geocoded, stats = answer["accepted"], answer["stats"]
+                summary.geocoding_requests = stats.requests
+                step(StepResult(
+                    "geocode", None, "failed" if stats.error else "ok", secs,
+                    rows_in=stats.addresses, rows_out=stats.accepted, message=stats.error,
+                    details={"requests": stats.requests, "sent": stats.sent,
+                             "cache_hits": stats.cache_hits, "refused": stats.refused,
+                             "pruned": stats.pruned}), start)
+        start = dt.datetime.now()
+        located, err, secs = _run(locate_and_write, spec, root, merged, geocoded, run_id)
+        if err:
+            step(StepResult("locate", None, "failed", secs, message=err), start)
+            located = None
+        else:
+            summary.structures = located["structures"]
+            step(StepResult("locate", None, "ok", secs, rows_in=located["structures"],
+                            rows_out=located["structures"],
+                            details={"by_precision": located["by_precision"],
+                                     "new_ids": located["new_ids"],
+                                     "disagreements": located["disagreements"]}), start)
+    if located is not None:
         start = dt.datetime.now()
         published, err, secs = _run(publish, root, spec.publication, force_publish)
         if err:
@@ -457,13 +511,14 @@ def sync(
         else:
             summary.features = published["features"]
             summary.without_coordinates = published["without_coordinates"]
-            summary.closed = merged["structures"] - published["structures"]
+            summary.closed = located["structures"] - published["structures"]
             summary.published = True
             summary.geojson = published["path"]
+            summary.published_by_precision = published["by_precision"]
             details = {"release": published["release"], **published.get("changes", {})}
             step(
                 StepResult("publish", None, "ok" if published["status"] == "published"
-                           else "unchanged", secs, rows_in=merged["structures"],
+                           else "unchanged", secs, rows_in=located["structures"],
                            rows_out=published["features"],
                            bytes=sum(published["bytes"].values()), details=details),
                 start,

@@ -56,8 +56,9 @@ class Location:
     longitude: float | None
     latitude: float | None
     geo_precision: str | None  # "source" | "municipality" | None
-    geo_source: str | None  # the source whose point was kept, or "communes"
+    geo_source: str | None  # the source whose point was kept, "ban", or "communes"
     rejected: tuple[str, ...] = ()  # why candidate points were refused
+    geo_score: float | None = None
 
 
 def choose_location(
@@ -65,12 +66,14 @@ def choose_location(
     polygon_wkb: bytes | None,
     centre: tuple[float, float] | None,
     max_km_outside: float,
+    geocoded: tuple[float, float, str, float] | None = None,
 ) -> Location:
-    """First plausible (lon, lat, source) candidate, else the centre, else nothing.
+    """An accepted geocoder answer (lon, lat, type, score), else the first plausible
+    (lon, lat, source) candidate, else the commune's centre, else nothing.
 
     Candidates come in survivorship order (highest priority first).
     """
-    refused = []
+    refused, plausible = [], None
     for lon, lat, source in candidates:
         if not in_france(lon, lat):
             refused.append(f"{source}: ({lon}, {lat}) outside France")
@@ -80,6 +83,15 @@ def choose_location(
             if km > max_km_outside:
                 refused.append(f"{source}: ({lon}, {lat}) {km:.1f} km outside its commune")
                 continue
+        if plausible is None:
+            plausible = (lon, lat, source)
+    # Every candidate is judged, even when the geocoder's answer wins, so that implausible
+    # source points are reported to the source's owner.
+    if geocoded is not None:
+        lon, lat, kind, score = geocoded
+        return Location(round(lon, 6), round(lat, 6), kind, "ban", tuple(refused), score)
+    if plausible is not None:
+        lon, lat, source = plausible
         return Location(round(lon, 6), round(lat, 6), "source", source, tuple(refused))
     if centre is not None:
         return Location(
@@ -88,12 +100,15 @@ def choose_location(
     return Location(None, None, None, None, tuple(refused))
 
 
-def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float):
+def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float,
+                      geocoded: dict[str, tuple[float, float, str, float]] | None = None):
     """Add longitude, latitude, geo_precision, geo_score, geo_source to merged structures.
 
     `shapes` maps commune and arrondissement codes to {"polygon", "centre"}; an
-    arrondissement's shape is preferred to its city's.
+    arrondissement's shape is preferred to its city's. `geocoded` holds the accepted geocoder
+    answers by structure_id.
     """
+    geocoded = geocoded or {}
     out = structures.copy()
     located = []
     for s in out.to_dict("records"):
@@ -108,12 +123,13 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
                 shape.get("polygon"),
                 shape.get("centre"),
                 max_km_outside,
+                geocoded.get(s["structure_id"]),
             )
         )
     out["longitude"] = [loc.longitude for loc in located]
     out["latitude"] = [loc.latitude for loc in located]
     out["geo_precision"] = [loc.geo_precision for loc in located]
-    out["geo_score"] = [None] * len(located)  # set by the BAN geocoder, not by sources
+    out["geo_score"] = [loc.geo_score for loc in located]
     out["geo_source"] = [loc.geo_source for loc in located]
     out["geo_refused"] = [list(loc.rejected) for loc in located]
     return out

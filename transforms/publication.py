@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.geocoding import distance_km
 from transforms.kinds import KNOWN_KINDS
 
 # The published fields, in order: (name, Table Schema type, description).
@@ -106,10 +107,7 @@ def parquet_bytes(rows: list[Mapping[str, object]]) -> bytes:
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Distance in metres between two (lon, lat) points."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
-    h = (math.sin((lat2 - lat1) / 2) ** 2
-         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
+    return 1000 * distance_km(a, b)
 
 
 def _point(r: Mapping) -> tuple[float, float] | None:

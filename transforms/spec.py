@@ -140,6 +140,55 @@ def _parse_publication(raw: dict, where: str) -> Publication:
 
 
 @dataclass(frozen=True)
+class GeocoderSettings:
+    enabled: bool = True
+    base_url: str = "https://data.geopf.fr/geocodage"
+    replay: Path | None = None  # a saved BAN answer file, for offline runs (the demo)
+    batch_size: int = 5000  # rows per POST, well under the 200,000 lines / 50 MB limit
+    min_score: float = 0.75  # data·inclusion measured 0.75–0.8 as the useful threshold
+    rate_per_second: float = 10.0  # the BAN allows 50 requests/s per IP
+    timeout: float = 300.0
+    retries: int = 3
+    retry_failed_after_days: float = 7.0  # failed or low-score answers are asked again then
+    max_km_disagreement: float = 2.0  # a source point farther from the BAN's is flagged
+
+
+_GEOCODER_KEYS = set(GeocoderSettings.__dataclass_fields__)
+
+
+def _parse_geocoder(raw: dict, where: str, base: Path) -> GeocoderSettings:
+    _check_keys(where, raw, _GEOCODER_KEYS)
+    d = GeocoderSettings()
+    num = (int, float)
+    out = GeocoderSettings(
+        enabled=_typed(where, "enabled", raw.get("enabled", d.enabled), bool),
+        base_url=_typed(where, "base_url", raw.get("base_url", d.base_url), str).rstrip("/"),
+        replay=(base / _typed(where, "replay", raw["replay"], str)) if "replay" in raw else None,
+        batch_size=_typed(where, "batch_size", raw.get("batch_size", d.batch_size), int),
+        min_score=float(_typed(where, "min_score", raw.get("min_score", d.min_score), num)),
+        rate_per_second=float(
+            _typed(where, "rate_per_second", raw.get("rate_per_second", d.rate_per_second), num)),
+        timeout=float(_typed(where, "timeout", raw.get("timeout", d.timeout), num)),
+        retries=_typed(where, "retries", raw.get("retries", d.retries), int),
+        retry_failed_after_days=float(_typed(
+            where, "retry_failed_after_days",
+            raw.get("retry_failed_after_days", d.retry_failed_after_days), num)),
+        max_km_disagreement=float(_typed(
+            where, "max_km_disagreement", raw.get("max_km_disagreement", d.max_km_disagreement),
+            num)),
+    )
+    if not 1 <= out.batch_size <= 50_000:
+        raise SpecError(f"{where}: batch_size must be between 1 and 50000")
+    if not 0 < out.rate_per_second <= 50:
+        raise SpecError(f"{where}: rate_per_second must be above 0 and at most 50")
+    if not 0 <= out.min_score <= 1:
+        raise SpecError(f"{where}: min_score is between 0 and 1")
+    if not out.base_url.startswith(("http://", "https://")):
+        raise SpecError(f"{where}: base_url must start with http:// or https://")
+    return out
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     kind: str
@@ -204,6 +253,7 @@ class Spec:
     defaults: Defaults
     sources: dict[str, SourceSpec]
     publication: Publication = field(default_factory=Publication)
+    geocoder: GeocoderSettings = field(default_factory=GeocoderSettings)
 
     def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
         """Enabled sources in file order, restricted to `only` when given."""
@@ -378,7 +428,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from exc
-    _check_keys(str(path), raw, {"defaults", "sources", "publication"})
+    _check_keys(str(path), raw, {"defaults", "sources", "publication", "geocoder"})
     defaults = _parse_defaults(
         _typed(str(path), "defaults", raw.get("defaults", {}), dict), f"{path} [defaults]"
     )
@@ -391,7 +441,11 @@ def parse_spec(text: str, path: Path) -> Spec:
         _typed(str(path), "publication", raw.get("publication", {}), dict),
         f"{path} [publication]",
     )
-    return Spec(path=path, defaults=defaults, sources=sources, publication=publication)
+    geocoder = _parse_geocoder(
+        _typed(str(path), "geocoder", raw.get("geocoder", {}), dict), f"{path} [geocoder]", base
+    )
+    return Spec(path=path, defaults=defaults, sources=sources, publication=publication,
+                geocoder=geocoder)
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -91,3 +91,34 @@ CREATE TABLE IF NOT EXISTS marts.publications (
     files JSON,
     previous VARCHAR
 );
+
+-- The geocoding cache: one answer per normalised address + commune filter.
+CREATE TABLE IF NOT EXISTS core.geocodes (
+    key VARCHAR PRIMARY KEY,
+    adresse VARCHAR,
+    code_postal VARCHAR,
+    commune VARCHAR,
+    code_insee VARCHAR,
+    status VARCHAR NOT NULL,          -- ok | not-found | skipped | error
+    score DOUBLE,
+    type VARCHAR,                     -- housenumber | street | locality | municipality
+    label VARCHAR,
+    latitude DOUBLE,
+    longitude DOUBLE,
+    result_citycode VARCHAR,
+    geocoded_at TIMESTAMP NOT NULL
+);
+
+-- Source points that disagree with the geocoder (farther than max_km_disagreement) or lie
+-- outside their commune: for review.
+CREATE TABLE IF NOT EXISTS ops.geo_disagreements (
+    run_id VARCHAR NOT NULL,
+    structure_id VARCHAR NOT NULL,
+    source VARCHAR,
+    source_longitude DOUBLE,
+    source_latitude DOUBLE,
+    ban_longitude DOUBLE,
+    ban_latitude DOUBLE,
+    distance_km DOUBLE,
+    reason VARCHAR NOT NULL
+);

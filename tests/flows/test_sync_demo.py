@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from flows.sync import sync
+from tests.ban_fake import ban_handler
 from tests.conftest import SHARED
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -52,6 +53,7 @@ def check_geojson(path: Path) -> int:
 def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     home = tmp_path / "wh"
     summary = run(demo, home)
+    assert summary.geocoding_requests >= 1
     statuses = {(s.step, s.source): s.status for s in summary.steps}
     assert set(statuses.values()) == {"ok"}, statuses
 
@@ -123,6 +125,9 @@ def test_rerun_is_byte_identical_costs_no_staging_and_keeps_ids(demo, tmp_path):
     assert (home / "publish" / "siae.geojson").read_bytes() == first
     assert query(home, "SELECT identity_key, structure_id FROM core.structures ORDER BY 1") == ids
     assert {s.status for s in second.steps if s.step == "stage"} == {"unchanged"}
+    # geocoding: the first run asked the (replayed) BAN, the second one only its cache
+    assert second.geocoding_requests == 0
+    assert second.published_by_precision["housenumber"] > 0
 
 
 def test_ids_do_not_depend_on_the_order_of_sources(demo, tmp_path):
@@ -222,6 +227,7 @@ def test_public_api_sources_through_the_flow(tmp_path, httpserver):
     httpserver.expect_request("/search").respond_with_json(
         {"results": companies, "total_results": 2, "page": 1, "per_page": 25,
          "total_pages": 1})
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
     httpserver.expect_request("/api/v1/siaes/").respond_with_json(
         {"count": 1, "next": None, "previous": None, "results": [
             {"id": 7, "siret": "19070916200019", "type": "ETTI", "raison_sociale": "Atelier",
@@ -239,10 +245,13 @@ base_url = "{base}"
 departements = ["07"]
 rate_per_minute = 6000
 priority = 60
+[geocoder]
+base_url = "{base}geocodage"
 """, encoding="utf-8")
     summary = sync(str(tmp_path / "sources.toml"), home=str(tmp_path / "wh"))
     assert {s.status for s in summary.steps} == {"ok"}
     assert summary.structures == 2 and summary.features == 2
+    assert summary.published_by_precision == {"housenumber": 2}  # the local BAN's answers
     merged = query(tmp_path / "wh", "SELECT nom, types, sources FROM core.structures "
                                     "WHERE siret = '19070916200019'")
     assert merged == [("Atelier", ["ACI", "EI", "ETTI"], ["annuaire", "emplois"])]

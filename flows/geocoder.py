@@ -1,0 +1,214 @@
+"""Geocoding structures with the BAN (Géoplateforme) batch CSV endpoint, through a cache.
+
+`POST {base_url}/search/csv/` with the CSV as `data`, the query columns as repeated `columns`
+and the commune filter column as `citycode`. A self-hosted addok answers the same way. Every
+answer is cached in `core.geocodes`: a re-run sends nothing for addresses already answered;
+failed or low-score answers are asked again after `retry_failed_after_days`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import requests
+
+from flows.connectors import RateLimiter
+from flows.fetch import http_session
+from transforms.geocoding import (
+    FILTER_COLUMN,
+    QUERY_COLUMNS,
+    Query,
+    Result,
+    accept,
+    make_query,
+    parse_response,
+    request_csv,
+)
+from transforms.kinds import fold
+from transforms.spec import GeocoderSettings
+
+log = logging.getLogger("siae.geocode")
+
+
+class GeocodeError(RuntimeError):
+    """The geocoder could not answer a batch (after retries)."""
+
+
+class BanClient:
+    """The Géoplateforme (or addok) CSV endpoint, rate-limited and retried."""
+
+    def __init__(self, settings: GeocoderSettings, user_agent: str):
+        self.url = f"{settings.base_url}/search/csv/"
+        self.timeout = settings.timeout
+        self.session = http_session(user_agent, settings.retries)
+        self.limiter = RateLimiter(settings.rate_per_second)
+        self.requests = 0
+
+    def search_csv(self, queries: list[Query]) -> dict[str, Result]:
+        self.limiter.wait()
+        self.requests += 1
+        files = {"data": ("adresses.csv", request_csv(queries), "text/csv")}
+        fields = [("columns", c) for c in QUERY_COLUMNS] + [("citycode", FILTER_COLUMN)]
+        try:
+            response = self.session.post(self.url, files=files, data=fields,
+                                         timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise GeocodeError(f"geocoder: POST {self.url} failed: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise GeocodeError(f"geocoder: POST {self.url} answered HTTP "
+                               f"{response.status_code}: {response.text[:120]!r}")
+        try:
+            return parse_response(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GeocodeError(f"geocoder: {self.url}: {exc}") from exc
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class ReplayClient:
+    """Answers from a saved BAN answer file (same columns as the endpoint's answer), for
+    offline runs such as the demo. Addresses absent from the file are `not-found`."""
+
+    def __init__(self, path: Path):
+        if not path.is_file():
+            raise GeocodeError(f"geocoder replay file not found: {path}")
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+        self.answers = {self._key(r): r for r in rows}
+        self.requests = 0
+
+    @staticmethod
+    def _key(row) -> tuple[str, ...]:
+        return tuple(fold(row.get(c) or "") for c in (*QUERY_COLUMNS, FILTER_COLUMN))
+
+    def search_csv(self, queries: list[Query]) -> dict[str, Result]:
+        self.requests += 1
+        out = io.StringIO()
+        columns = ["key", "latitude", "longitude", "result_score", "result_type",
+                   "result_label", "result_citycode", "result_status"]
+        writer = csv.DictWriter(out, columns, extrasaction="ignore")
+        writer.writeheader()
+        for q in queries:
+            found = self.answers.get(self._key(q.__dict__))
+            writer.writerow({**(found or {"result_status": "not-found"}), "key": q.key})
+        return parse_response(out.getvalue().encode())
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class GeocodeStats:
+    addresses: int = 0  # structures with an address to geocode
+    cache_hits: int = 0
+    sent: int = 0
+    requests: int = 0
+    accepted: int = 0
+    pruned: int = 0
+    error: str | None = None
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+def _cached(con: duckdb.DuckDBPyConnection,
+            keys: list[str]) -> dict[str, tuple[Result, dt.datetime]]:
+    rows = con.execute(
+        "SELECT key, status, latitude, longitude, score, type, label, result_citycode, "
+        "geocoded_at FROM core.geocodes WHERE key IN (SELECT UNNEST(?))", [keys]).fetchall()
+    return {r[0]: (Result(*r[:8]), r[8]) for r in rows}
+
+
+def _store(con: duckdb.DuckDBPyConnection, queries: dict[str, Query],
+           results: dict[str, Result], now: dt.datetime) -> None:
+    frame = pd.DataFrame([
+        {"key": k, "adresse": q.adresse, "code_postal": q.code_postal, "commune": q.commune,
+         "code_insee": q.code_insee, "status": r.status, "score": r.score, "type": r.type,
+         "label": r.label, "latitude": r.latitude, "longitude": r.longitude,
+         "result_citycode": r.citycode, "geocoded_at": now}
+        for k, q in queries.items()
+        # a row missing from the answer counts as an error, to be asked again later
+        for r in [results.get(k) or Result(k, "error")]
+    ], dtype=object)
+    con.register("_answers", frame)
+    con.execute("INSERT OR REPLACE INTO core.geocodes SELECT key, adresse, code_postal, commune, "
+                "code_insee, status, CAST(score AS DOUBLE), type, label, "
+                "CAST(latitude AS DOUBLE), CAST(longitude AS DOUBLE), result_citycode, "
+                "CAST(geocoded_at AS TIMESTAMP) FROM _answers")
+    con.unregister("_answers")
+
+
+def geocode_structures(
+    con: duckdb.DuckDBPyConnection,
+    structures: list[dict],
+    settings: GeocoderSettings,
+    client,
+    *,
+    resend_all: bool = False,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, tuple[float, float, str, float]], GeocodeStats]:
+    """Accepted answers by structure_id (lon, lat, type, score), sending only what the cache
+    does not hold (or every address with `resend_all`). A failing batch stops the sending; the
+    cached answers are still used."""
+    now = now or dt.datetime.now()
+    stats = GeocodeStats()
+    by_structure = {s["structure_id"]: q for s in structures if (q := make_query(s))}
+    queries = {q.key: q for q in by_structure.values()}
+    stats.addresses = len(by_structure)
+    cached = _cached(con, list(queries))
+    due = now - dt.timedelta(days=settings.retry_failed_after_days)
+    to_send = [q for k, q in sorted(queries.items()) if resend_all or k not in cached or (
+        not accept(cached[k][0], settings.min_score)[0] and cached[k][1] < due)]
+    stats.cache_hits = len(queries) - len(to_send)
+    results = {k: r for k, (r, _) in cached.items()}
+    for start in range(0, len(to_send), settings.batch_size):
+        batch = to_send[start:start + settings.batch_size]
+        try:
+            answers = client.search_csv(batch)
+        except GeocodeError as exc:
+            stats.error = str(exc)
+            log.warning("%s; %d addresses left unsent", exc, len(to_send) - start)
+            break
+        _store(con, {q.key: q for q in batch}, answers, now)
+        results.update(answers)
+        stats.sent += len(batch)
+        if progress:
+            progress(start + len(batch), len(to_send))
+    stats.requests = client.requests
+    stats.pruned = con.execute(
+        "DELETE FROM core.geocodes WHERE key NOT IN (SELECT UNNEST(?))", [list(queries)]
+    ).fetchone()[0]
+    accepted = {}
+    for sid, q in by_structure.items():
+        ok, why = accept(results.get(q.key), settings.min_score)
+        if ok:
+            r = results[q.key]
+            accepted[sid] = (r.longitude, r.latitude, r.type, r.score)
+        else:
+            reason = why.split(" ")[0]
+            stats.refused[reason] = stats.refused.get(reason, 0) + 1
+    stats.accepted = len(accepted)
+    return accepted, stats
+
+
+def make_client(settings: GeocoderSettings, user_agent: str):
+    """The replay file when one is set (offline), else the BAN endpoint."""
+    return ReplayClient(settings.replay) if settings.replay else BanClient(settings, user_agent)
+
+
+def terminal_progress(done: int, total: int) -> None:
+    """A one-line progress bar on stderr."""
+    width = 30
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(f"\rgeocoding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

@@ -1,0 +1,130 @@
+"""The BAN client and the cache, against a local server speaking the CSV contract."""
+
+import dataclasses
+import datetime as dt
+import time
+
+import duckdb
+import pytest
+from werkzeug import Response
+
+from flows.geocoder import BanClient, ReplayClient, geocode_structures
+from tests.ban_fake import ban_handler
+from transforms.spec import GeocoderSettings
+from warehouse.db import apply_schema
+
+UA = "SIAE-Atlas/test"
+
+
+def structure(i, adresse):
+    return {"structure_id": f"s{i}", "adresse": adresse, "code_postal": "07200",
+            "commune": "Aubenas", "code_insee": "07019"}
+
+
+STRUCTURES = [structure(1, "3 rue Neuve"), structure(2, "12 av. Jean Jaurès"),
+              structure(3, "Lieu-dit introuvable"), structure(4, "chemin vague"),
+              structure(5, "5 place douteux"), structure(6, None)]
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    apply_schema(c)
+    yield c
+    c.close()
+
+
+def settings(httpserver, **kw):
+    return dataclasses.replace(GeocoderSettings(), base_url=httpserver.url_for("/geocodage"),
+                               retries=2, rate_per_second=50, **kw)
+
+
+def run(con, s, structures=STRUCTURES, now=None, resend_all=False):
+    client = BanClient(s, UA)
+    try:
+        return geocode_structures(con, structures, s, client, now=now, resend_all=resend_all)
+    finally:
+        client.close()
+
+
+def test_accepts_street_level_answers_and_says_why_others_are_not_kept(con, httpserver):
+    httpserver.expect_request("/geocodage/search/csv/", method="POST").respond_with_handler(
+        ban_handler())
+    accepted, stats = run(con, settings(httpserver))
+    assert set(accepted) == {"s1", "s2"}
+    assert accepted["s1"][2:] == ("housenumber", 0.93)
+    assert stats.addresses == 5 and stats.requests == 1 and stats.sent == 5
+    assert stats.refused == {"status": 1, "type": 1, "score": 1}
+
+
+def test_rerun_sends_nothing_and_failures_are_asked_again_after_the_delay(con, httpserver):
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
+    s = settings(httpserver, retry_failed_after_days=7)
+    run(con, s)
+    _, again = run(con, s)
+    assert (again.requests, again.sent, again.cache_hits) == (0, 0, 5)
+    _, later = run(con, s, now=dt.datetime.now() + dt.timedelta(days=8))
+    assert later.sent == 3  # not-found, municipality and low score; the two good ones stay
+    _, everything = run(con, s, resend_all=True)
+    assert everything.sent == 5
+
+
+def test_batches_respect_the_configured_size(con, httpserver):
+    sizes = []
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(
+        ban_handler(log=sizes))
+    _, stats = run(con, settings(httpserver, batch_size=2))
+    assert sizes == [2, 2, 1] and stats.requests == 3
+
+
+@pytest.mark.parametrize(
+    "variant", [{"reorder": True}, {"bom": True}, {"addok": True}],
+    ids=["reordered-header", "bom", "addok-without-status"],
+)
+def test_answer_variants_are_read_by_name(con, httpserver, variant):
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(
+        ban_handler(**variant))
+    accepted, _ = run(con, settings(httpserver))
+    assert set(accepted) == {"s1", "s2"}
+
+
+def test_429_with_retry_after_then_503_then_success(con, httpserver):
+    expect = httpserver.expect_ordered_request
+    expect("/geocodage/search/csv/").respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "1"}))
+    expect("/geocodage/search/csv/").respond_with_data("overloaded", status=503)
+    expect("/geocodage/search/csv/").respond_with_handler(ban_handler())
+    t0 = time.perf_counter()
+    accepted, stats = run(con, settings(httpserver))
+    assert time.perf_counter() - t0 >= 0.9
+    assert set(accepted) == {"s1", "s2"} and stats.error is None
+
+
+def test_a_geocoder_down_keeps_cached_answers_and_reports_the_error(con, httpserver):
+    httpserver.expect_ordered_request("/geocodage/search/csv/").respond_with_handler(
+        ban_handler())
+    s = settings(httpserver)
+    run(con, s, STRUCTURES[:2])
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_data("down", status=500)
+    accepted, stats = run(con, s, STRUCTURES)
+    assert "HTTP 500" in stats.error
+    assert set(accepted) == {"s1", "s2"}  # from the cache
+
+
+def test_cache_rows_no_longer_referenced_are_pruned(con, httpserver):
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
+    s = settings(httpserver)
+    run(con, s)
+    _, stats = run(con, s, STRUCTURES[:2])
+    assert stats.pruned == 3
+    assert con.execute("SELECT count(*) FROM core.geocodes").fetchone()[0] == 2
+
+
+def test_replay_answers_from_a_saved_file(con, tmp_path):
+    saved = tmp_path / "answers.csv"
+    saved.write_text("adresse,code_postal,commune,code_insee,latitude,longitude,result_score,"
+                     "result_type,result_status\n"
+                     "3 rue Neuve,07200,Aubenas,07019,44.62,4.39,0.95,housenumber,ok\n")
+    s = dataclasses.replace(GeocoderSettings(), replay=saved)
+    accepted, stats = geocode_structures(con, STRUCTURES, s, ReplayClient(saved))
+    assert set(accepted) == {"s1"} and stats.requests == 1

@@ -1,0 +1,165 @@
+"""Geocoding with the Base Adresse Nationale: address preparation, the CSV contract, acceptance.
+
+The BAN's batch endpoint takes a CSV and answers with the same rows plus result columns; the
+answer's column order has changed in production before, so results are read by header name.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from transforms.kinds import fold
+from transforms.places import PLM
+
+# Columns sent: the query is made of the first three, the fourth filters by commune.
+QUERY_COLUMNS = ("adresse", "code_postal", "commune")
+FILTER_COLUMN = "code_insee"
+REQUEST_COLUMNS = ("key", *QUERY_COLUMNS, FILTER_COLUMN)
+STREET_TYPES = ("housenumber", "street", "locality")
+
+# Postal mentions that mislead the geocoder (BP 52, CS 30001, CEDEX 07, TSA 10001).
+_POSTAL = re.compile(r"\b(?:B\.?P\.?|C\.?S\.?|TSA|CEDEX)\s*\d*\b\.?", re.IGNORECASE)
+_ABBREVIATIONS = {
+    "av": "avenue", "ave": "avenue", "bd": "boulevard", "bld": "boulevard", "blvd": "boulevard",
+    "ch": "chemin", "che": "chemin", "chem": "chemin", "pl": "place", "rte": "route",
+    "imp": "impasse", "all": "allée", "fbg": "faubourg", "sq": "square", "crs": "cours",
+    "pass": "passage", "za": "zone artisanale", "zi": "zone industrielle",
+    "zac": "zone d'aménagement concerté", "st": "saint", "ste": "sainte", "r": "rue",
+    "qu": "quai", "lot": "lotissement", "res": "résidence", "rpt": "rond-point",
+}
+_WORD = re.compile(r"\b([A-Za-z]+)\b\.?")
+
+
+def clean_address(adresse: str | None, complement: str | None = None) -> str | None:
+    """The street line to send: postal mentions removed, abbreviations expanded; the second
+    line is used only when the first is empty (it repeats it or holds a BP most of the time)."""
+    line = (adresse or "").strip() or (complement or "").strip()
+    if not line:
+        return None
+    line = _POSTAL.sub(" ", line)
+
+    def expand(m: re.Match) -> str:
+        word = m.group(1)
+        return _ABBREVIATIONS.get(word.lower(), m.group(0) if not m.group(0).endswith(".")
+                                  else word)
+
+    line = _WORD.sub(expand, line)
+    line = re.sub(r"[\s,;-]+$", "", re.sub(r"\s+", " ", line)).strip(" ,")
+    return line or None
+
+
+def fold_citycode(code_insee: str | None) -> str | None:
+    """Paris, Lyon and Marseille arrondissement codes fold into the city's code."""
+    if not code_insee:
+        return None
+    for prefix, city in PLM.items():
+        if code_insee.startswith(prefix) and code_insee != city and (
+                (prefix == "75" and code_insee.startswith("751"))
+                or (prefix == "69" and code_insee.startswith("6938"))
+                or (prefix == "13" and code_insee.startswith("132"))):
+            return city
+    return code_insee
+
+
+@dataclass(frozen=True)
+class Query:
+    key: str
+    adresse: str
+    code_postal: str
+    commune: str
+    code_insee: str
+
+    def row(self) -> list[str]:
+        return [self.key, self.adresse, self.code_postal, self.commune, self.code_insee]
+
+
+def make_query(structure: Mapping[str, object]) -> Query | None:
+    """The BAN query of a structure, or None when it has no street address to look up."""
+    adresse = clean_address(structure.get("adresse"), structure.get("complement_adresse"))
+    citycode = fold_citycode(structure.get("code_insee"))
+    if not adresse or not (citycode or structure.get("code_postal")):
+        return None
+    parts = (adresse, structure.get("code_postal") or "", structure.get("commune") or "",
+             citycode or "")
+    key = hashlib.sha256("|".join(fold(p) if i < 3 else p for i, p in enumerate(parts))
+                         .encode()).hexdigest()[:32]
+    return Query(key, *parts)
+
+
+def request_csv(queries: Iterable[Query]) -> bytes:
+    """The CSV file posted to /search/csv/ (UTF-8, header row)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REQUEST_COLUMNS)
+    for q in queries:
+        writer.writerow(q.row())
+    return out.getvalue().encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Result:
+    key: str
+    status: str  # ok | not-found | skipped | error
+    latitude: float | None = None
+    longitude: float | None = None
+    score: float | None = None
+    type: str | None = None
+    label: str | None = None
+    citycode: str | None = None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        f = float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+    return f if f is None or math.isfinite(f) else None
+
+
+def parse_response(data: bytes) -> dict[str, Result]:
+    """Results by key, read by column name; a BOM, extra or reordered columns and a missing
+    `result_status` (addok's variant) are all fine."""
+    text = data.decode("utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "key" not in reader.fieldnames:
+        raise ValueError(f"the geocoder's answer has no 'key' column: {text[:120]!r}")
+    missing = [c for c in ("latitude", "longitude", "result_score") if c not in reader.fieldnames]
+    if missing:
+        raise ValueError(f"the geocoder's answer lacks {', '.join(missing)}")
+    out = {}
+    for row in reader:
+        lat, lon = _float(row.get("latitude")), _float(row.get("longitude"))
+        status = (row.get("result_status") or ("ok" if lat is not None else "not-found"))
+        out[row["key"]] = Result(
+            key=row["key"], status=status.strip(), latitude=lat, longitude=lon,
+            score=_float(row.get("result_score")), type=(row.get("result_type") or None),
+            label=row.get("result_label") or None, citycode=row.get("result_citycode") or None)
+    return out
+
+
+def accept(result: Result | None, min_score: float) -> tuple[bool, str]:
+    """Keep a street-level answer above the score threshold; say why otherwise."""
+    if result is None:
+        return False, "no answer"
+    if result.status != "ok" or result.latitude is None or result.longitude is None:
+        return False, f"status {result.status}"
+    if result.score is None or result.score < min_score:
+        return False, f"score {result.score} below {min_score}"
+    if result.type not in STREET_TYPES:
+        # A municipality hit for a street address only says the commune was found.
+        return False, f"type {result.type} is not street-level"
+    return True, "ok"
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (lon, lat) points, in km."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = (math.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    return 2 * 6371.0088 * math.asin(math.sqrt(h))
