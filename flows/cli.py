@@ -45,6 +45,10 @@ def print_summary(summary, out=sys.stdout) -> None:
             note += f"{'; ' if note else ''}{s.details['warnings']} field warnings"
         if s.details and s.details.get("unmapped_columns"):
             note += f"{'; ' if note else ''}unmapped: {', '.join(s.details['unmapped_columns'])}"
+        if s.step == "merge" and s.details:
+            d = s.details
+            note = (f"{d['matched']} pairs matched, {d['to_review']} to review (siae review), "
+                    f"{d['judgements']} judgements, {d['redirects']} IDs redirected")
         if s.step == "geocode" and s.details:
             d = s.details
             refused = ", ".join(f"{k} {v}" for k, v in sorted(d.get("refused", {}).items()))
@@ -189,6 +193,44 @@ def cmd_geocode(args) -> int:
     return 0
 
 
+def cmd_review(args) -> int:
+    from flows.review import pending_pairs, review, side_by_side
+    from transforms.spec import load_spec
+    from warehouse.paths import WarehousePaths
+
+    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
+    home = WarehousePaths.resolve(args.home).home
+    if args.list:
+        pairs = pending_pairs(home, spec.matching.judgements)
+        for pair in pairs:
+            print(side_by_side(pair) + "\n")
+        print(f"{len(pairs)} pairs to review")
+        return 0
+    counts = review(home, spec.matching.judgements, limit=args.limit)
+    print(", ".join(f"{k} {v}" for k, v in counts.items()) + "; applied at the next sync")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from flows.evaluation import read_labelled_pairs
+    from transforms.matching import Thresholds, evaluate
+    from transforms.spec import load_spec
+
+    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
+    pairs = read_labelled_pairs(Path(args.pairs))
+    thresholds = Thresholds(spec.matching.merge_threshold, spec.matching.review_threshold)
+    result = evaluate(pairs, thresholds)
+    print(f"{result.pairs} labelled pairs ({args.pairs}), merge >= {thresholds.merge}, "
+          f"review >= {thresholds.review}")
+    print(f"{'kind':<16}{'merge':>7}{'review':>8}{'distinct':>10}")
+    for kind, bands in result.by_kind.items():
+        print(f"{kind:<16}{bands.get('merge', 0):>7}{bands.get('review', 0):>8}"
+              f"{bands.get('distinct', 0):>10}")
+    print(f"precision {result.precision:.3f}  recall {result.recall:.3f}  "
+          f"(left for review: {result.review})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send failed and low-score answers again now (default: only missing "
                         "ones and failures older than retry_failed_after_days)")
     p.set_defaults(func=cmd_geocode)
+    p = sub.add_parser("review", help="judge candidate duplicate pairs in the terminal")
+    common(p, "use samples/sources.toml's [matching] settings")
+    p.add_argument("--list", action="store_true", help="print the pending pairs, ask nothing")
+    p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
+    p.set_defaults(func=cmd_review)
+    p = sub.add_parser("evaluate", help="precision and recall of the matcher on labelled pairs")
+    common(p, "use samples/sources.toml's [matching] thresholds")
+    p.add_argument("--pairs", default=str(DEMO_SOURCES.parent / "matching_pairs.csv"),
+                   help="labelled pairs CSV (default: samples/matching_pairs.csv)")
+    p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("map", help="serve the reference map page of the publication")
     p.add_argument("--home", default=None)
     p.add_argument("--host", default="127.0.0.1")

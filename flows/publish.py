@@ -3,7 +3,7 @@
 Layout under the warehouse home:
 
     releases/<release_id>/siae.geojson, siae.csv, siae.parquet, regions/<code>.geojson,
-                          datapackage.json, changes.json
+                          datapackage.json, changes.json, redirects.json
     publish -> releases/<release_id>      (a symbolic link, replaced atomically)
 
 A reader of `publish/siae.geojson` sees the old release or the new one, never a mix. The last
@@ -108,6 +108,13 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
         sources = con.execute(
             "SELECT source, sha256, staged_at, rows_staged FROM ops.source_state ORDER BY source"
         ).fetchall()
+        if redirects is None:
+            has = con.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                              "table_schema = 'core' AND table_name = 'structure_redirects'"
+                              ).fetchone()[0]
+            redirects = dict(con.execute(
+                "SELECT from_id, to_id FROM core.structure_redirects ORDER BY from_id"
+            ).fetchall()) if has else {}
     current = current_release(paths)
     previous = _previous_rows(current)
     features = sum(1 for r in rows if r.get("latitude") is not None)
@@ -119,6 +126,9 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
     files = build_files(rows)
+    # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
+    files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
+                                                   for k, v in sorted(redirects.items())]})
     by_precision: dict[str, int] = defaultdict(int)
     for r in rows:
         if r.get("latitude") is not None:
@@ -138,12 +148,15 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     created = max((s[2] for s in sources), default=None) or dt.datetime.now()
     # Microseconds so that names sort in publication order, even within one second.
     release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{_sha(files['siae.parquet'])[:8]}"
-    changes = compute_changes(previous, rows, settings.move_threshold_m, redirects)
+    # The change log lists the redirects of IDs that the previous release still published.
+    previous_ids = {r["structure_id"] for r in previous or []}
+    changes = compute_changes(previous, rows, settings.move_threshold_m,
+                              {k: v for k, v in redirects.items() if k in previous_ids})
     changes = {"release": release_id, "previous": current.name if current else None, **changes}
     files["changes.json"] = dumps(changes)
     resources = []
     for name, data in sorted(files.items()):
-        if name == "changes.json":
+        if name in ("changes.json", "redirects.json"):
             continue
         res = {"name": name.replace("/", "-").rsplit(".", 1)[0] + "-" + name.rsplit(".", 1)[1],
                "path": name, "bytes": len(data), "hash": f"sha256:{_sha(data)}"}

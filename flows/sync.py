@@ -20,11 +20,13 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land
 from flows.geocoder import geocode_structures, make_client
+from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from transforms.apis import source_table
 from transforms.geocoding import distance_km
 from transforms.location import locate_structures
-from transforms.merge import merge_records
+from transforms.matching import Thresholds, score_pairs
+from transforms.merge import Edge, merge_records, record_key
 from transforms.places import CommuneIndex
 from transforms.spec import GeocoderSettings, Publication, SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
@@ -76,6 +78,16 @@ LINK_TYPES = {
     "source": "VARCHAR",
     "source_id": "VARCHAR",
     "rule": "VARCHAR",
+    "score": "DOUBLE",
+}
+JUDGEMENT_TYPES = {
+    "left_source": "VARCHAR", "left_source_id": "VARCHAR", "right_source": "VARCHAR",
+    "right_source_id": "VARCHAR", "decision": "VARCHAR", "decided_at": "TIMESTAMP",
+    "author": "VARCHAR", "note": "VARCHAR",
+}
+CANDIDATE_TYPES = {
+    "left_source": "VARCHAR", "left_source_id": "VARCHAR", "right_source": "VARCHAR",
+    "right_source_id": "VARCHAR", "score": "DOUBLE", "band": "VARCHAR", "features": "JSON",
 }
 
 
@@ -262,10 +274,24 @@ def merge(spec: Spec, home: Path) -> dict:
         records["types"] = [t or [] for t in records["types"]]
         known = dict(con.execute(
             "SELECT identity_key, structure_id FROM core.structure_ids").fetchall())
+        first_seen = dict(con.execute(
+            "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL"
+        ).fetchall())
+    judgements = load_judgements(spec.matching.judgements)
+    thresholds = Thresholds(spec.matching.merge_threshold, spec.matching.review_threshold)
+    rows = records.to_dict("records")
+    scored = score_pairs(rows, thresholds)
+    keys = [record_key(r["source"], r["source_id"]) for r in rows]
+    edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
+    candidates = pd.DataFrame(
+        [[rows[i]["source"], rows[i]["source_id"], rows[j]["source"], rows[j]["source_id"], sc,
+          band, json.dumps(f, sort_keys=True)] for i, j, sc, band, f in scored],
+        columns=list(CANDIDATE_TYPES)[:7], dtype=object)
     priority = {n: spec.sources[n].priority for n in names}
-    structures, links, ids = merge_records(records, priority, known)
-    return {"records": records, "structures": structures, "links": links, "ids": ids,
-            "known": known}
+    result = merge_records(records, priority, known, edges, judgements, first_seen)
+    return {"records": records, "structures": result.structures, "links": result.links,
+            "ids": result.ids, "known": known, "redirects": result.redirects,
+            "candidates": candidates, "judgements": judgements}
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
@@ -298,6 +324,13 @@ def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_i
         con.execute("BEGIN")
         replace_table(con, "core.records", records, RECORD_TYPES)
         replace_table(con, "core.links", links, LINK_TYPES)
+        replace_table(con, "core.match_candidates", merged["candidates"], CANDIDATE_TYPES)
+        judged = pd.DataFrame(read_rows(spec.matching.judgements), columns=list(JUDGEMENT_TYPES),
+                              dtype=object)
+        replace_table(con, "core.judgements", judged, JUDGEMENT_TYPES)
+        replace_table(con, "core.structure_redirects", pd.DataFrame(
+            sorted(merged["redirects"].items()), columns=["from_id", "to_id"], dtype=object),
+            {"from_id": "VARCHAR", "to_id": "VARCHAR"})
         replace_table(con, "core.structures", located, STRUCTURE_TYPES)
         new = pd.DataFrame([(k, v) for k, v in ids.items() if k not in known],
                            columns=["identity_key", "structure_id"])
@@ -469,8 +502,13 @@ def sync(
         step(StepResult("merge", None, "failed", secs, message=err), start)
         located = None
     else:
+        bands = merged["candidates"]["band"].value_counts().to_dict()
         step(StepResult("merge", None, "ok", secs, rows_in=len(merged["records"]),
-                        rows_out=len(merged["structures"])), start)
+                        rows_out=len(merged["structures"]),
+                        details={"matched": bands.get("merge", 0),
+                                 "to_review": bands.get("review", 0),
+                                 "judgements": len(merged["judgements"]),
+                                 "redirects": len(merged["redirects"])}), start)
         geocoded: dict = {}
         start = dt.datetime.now()
         if not spec.geocoder.enabled:

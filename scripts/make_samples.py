@@ -142,6 +142,11 @@ def main() -> None:
             "",
         ]
     )  # unknown kind
+    # A structure the network lists without SIRET, under a variant of the name les emplois
+    # gives it: the matcher, not a rule, must make them one place.
+    f = picked[42]["fields"]
+    w.writerow(["", f"Association {f['name'].title()}", f["address_line_1"], "", f["post_code"],
+                f["city"].upper(), LABELS[f["kind"]], "", "", "", "", ""])
     (OUT / "reseau_iae_aura.csv").write_bytes(buf.getvalue().encode("cp1252"))
 
     # B. A DREETS workbook: title rows, SIRET and postcode stored as numbers, Excel dates,

@@ -35,8 +35,8 @@ KIND_FIELDS = {
     ),
     # No contact column: the ASP export holds personal data of contacts, never published.
     "asp_fluxiae": (
-        "source_id", "siret", "nom", "types", "adresse", "complement_adresse", "code_postal",
-        "commune", "code_insee",
+        "source_id", "siret", "siret_signature", "nom", "types", "adresse",
+        "complement_adresse", "code_postal", "commune", "code_insee",
     ),
 }
 # data·inclusion's `reseaux_porteurs` values that are SIAE (and related) kinds.
@@ -266,6 +266,7 @@ def asp_table(structures: bytes, structures_name: str, annexes: bytes, annexes_n
         rows.append({
             "source_id": asp_id,
             "siret": r["structure_siret_actualise"] or r["structure_siret_signature"],
+            "siret_signature": r["structure_siret_signature"],
             "nom": r["structure_denomination"],
             "types": ", ".join(kinds.get(asp_id, [])),
             "adresse": street,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -41,7 +42,7 @@ STRUCTURE_COLUMNS = [
     "provenance",
     "coordinate_candidates",
 ]
-LINK_COLUMNS = ["structure_id", "source", "source_id", "rule"]
+LINK_COLUMNS = ["structure_id", "source", "source_id", "rule", "score"]
 
 
 def identity_key(siret: str | None, source: str, source_id: str) -> tuple[str, str]:
@@ -79,64 +80,206 @@ def _order(group: pd.DataFrame, priority: Mapping[str, int]) -> pd.DataFrame:
     return g.sort_values(["_prio", "_date", "source", "source_id"], kind="mergesort")
 
 
-def merge_records(
-    records: pd.DataFrame, priority: Mapping[str, int], known_ids: Mapping[str, str]
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """Golden records, links, and the identity key → structure_id map (known plus new ones).
+def record_key(source: str, source_id: str) -> str:
+    """The key of one source record: it keeps a place's ID when the record's SIRET changes."""
+    return f"record:{source}:{source_id}"
 
-    `known_ids` is the persisted map: a key seen before keeps its ID forever.
+
+@dataclass(frozen=True)
+class Edge:
+    """Two records judged one place by the matcher (rule "match") with its score."""
+
+    left: str  # record keys
+    right: str
+    score: float
+
+
+@dataclass
+class MergeResult:
+    structures: pd.DataFrame
+    links: pd.DataFrame
+    ids: dict[str, str]  # every key → structure_id, known and new
+    redirects: dict[str, str]  # structure_id no longer used → the one it was merged into
+
+
+class _Clusters:
+    """Union-find over keys that refuses unions joining two records judged different."""
+
+    def __init__(self, different: set[frozenset[str]]):
+        self.parent: dict[str, str] = {}
+        self.different = different
+
+    def add(self, key: str) -> None:
+        self.parent.setdefault(key, key)
+
+    def find(self, key: str) -> str:
+        self.add(key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: str, b: str) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        for pair in self.different:
+            x, y = tuple(pair)
+            rx, ry = self.find(x), self.find(y)
+            if {rx, ry} == {ra, rb}:
+                return False
+        # the smaller key becomes the root, so the result does not depend on the order
+        ra, rb = sorted((ra, rb))
+        self.parent[rb] = ra
+        return True
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key in sorted(self.parent):
+            out.setdefault(self.find(key), []).append(key)
+        return out
+
+
+def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
+                first_seen: Mapping[str, object]) -> tuple[list[str], dict[str, str]]:
+    """One ID per cluster: the oldest known ID among its keys (a merge keeps the oldest and
+    redirects the others), or a new one derived from its smallest key."""
+    def age(sid: str):
+        return (str(first_seen.get(sid, "")), sid)
+
+    claims = [sorted({known[k] for k in keys if k in known}, key=age) for keys in clusters]
+    order = sorted(range(len(clusters)), key=lambda i: (age(claims[i][0]) if claims[i]
+                                                        else ("~", ""), clusters[i][0]))
+    chosen: dict[int, str] = {}
+    used: set[str] = set()
+    for i in order:
+        free = [sid for sid in claims[i] if sid not in used]
+        if free:
+            chosen[i] = free[0]
+            used.add(free[0])
+    taken = set(known.values())
+    for i in order:
+        if i not in chosen:
+            chosen[i] = new_structure_id(clusters[i][0], taken)
+            taken.add(chosen[i])
+    redirects = {}
+    for i in range(len(clusters)):
+        for sid in claims[i]:
+            if sid != chosen[i] and sid not in chosen.values():
+                redirects[sid] = chosen[i]
+    return [chosen[i] for i in range(len(clusters))], redirects
+
+
+def merge_records(
+    records: pd.DataFrame,
+    priority: Mapping[str, int],
+    known_ids: Mapping[str, str],
+    edges: Iterable[Edge] = (),
+    judgements: Mapping[frozenset[str], str] | None = None,
+    first_seen: Mapping[str, object] | None = None,
+) -> MergeResult:
+    """Cluster records into places and build their golden records.
+
+    Rules, in order: a record and its usable SIRET are one place; an ASP record's signature
+    and current SIRETs are one place; analysts' "same" judgements; the matcher's edges, best
+    score first. No union ever joins two records an analyst judged "different" (that wins over
+    every rule). `known_ids` is the persisted key → ID map: a key seen before keeps its ID.
     """
+    judgements = judgements or {}
+    different = {pair for pair, d in judgements.items() if d == "different"}
+    uf = _Clusters(different)
+    how: dict[str, tuple[str, float | None]] = {}
+    rows = records.to_dict("records")
+    for r in rows:
+        rk = record_key(r["source"], r["source_id"])
+        uf.add(rk)
+        key, rule = identity_key(r["siret"], r["source"], r["source_id"])
+        if key != rk and not uf.union(key, rk):
+            rule = "source_record"  # split from its SIRET by a "different" judgement
+        how[rk] = (rule, None)
+    for r in rows:
+        signature = r.get("siret_signature")
+        if (signature and r["siret"] and signature != r["siret"]
+                and not is_placeholder_siret(signature)
+                and uf.union(f"siret:{signature}", f"siret:{r['siret']}")):
+            how[record_key(r["source"], r["source_id"])] = ("asp_siret", None)
+    present = set(how)
+    for pair, decision in sorted(judgements.items(), key=lambda kv: sorted(kv[0])):
+        a, b = sorted(pair)
+        if decision == "same" and a in present and b in present and uf.union(a, b):
+            how[a] = how[b] = ("judgement", None)
+    for e in sorted(edges, key=lambda e: (-e.score, e.left, e.right)):
+        if e.left in present and e.right in present and uf.union(e.left, e.right):
+            for k in (e.left, e.right):
+                if how[k][0] in ("siret", "source_record"):
+                    how[k] = ("match", e.score)
+
+    groups = uf.groups()
+    roots = sorted(groups, key=lambda root: groups[root][0])
+    clusters = [groups[root] for root in roots]
+    structure_ids, redirects = _assign_ids(clusters, known_ids, first_seen or {})
     ids = dict(known_ids)
-    taken = set(ids.values())
-    keyed = records.copy()
-    rules = [
-        identity_key(s, src, sid)
-        for s, src, sid in zip(keyed["siret"], keyed["source"], keyed["source_id"], strict=True)
-    ]
-    keyed["_key"] = [k for k, _ in rules]
-    keyed["_rule"] = [r for _, r in rules]
+    members: dict[str, list[dict]] = {}
+    by_root = {}
+    for root, sid in zip(roots, structure_ids, strict=True):
+        by_root[root] = sid
+        for k in groups[root]:
+            ids.setdefault(k, sid)
+    for r in rows:
+        members.setdefault(uf.find(record_key(r["source"], r["source_id"])), []).append(r)
+
     structures, links = [], []
-    for key in sorted(keyed["_key"].unique()):
-        group = _order(keyed[keyed["_key"] == key], priority)
-        if key not in ids:
-            ids[key] = new_structure_id(key, taken)
-            taken.add(ids[key])
-        sid = ids[key]
-        rows = group.to_dict("records")
-        out: dict[str, object] = {"structure_id": sid, "identity_key": key}
-        provenance: dict[str, str] = {}
-        for f in SINGLE_FIELDS:
-            best = next((r for r in rows if _present(r[f])), None)
-            out[f] = best[f] if best else None
-            if best:
-                provenance[f] = best["source"]
-        block = next((r for r in rows if _present(r["code_insee"])), None) or next(
-            (r for r in rows if _present(r["adresse"]) or _present(r["code_postal"])), None
-        )
-        for f in ADDRESS_FIELDS:
-            out[f] = block[f] if block and _present(block[f]) else None
-            if block and _present(block[f]):
-                provenance[f] = block["source"]
-        kinds = {k for r in rows for k in r["types"]}
-        out["types"] = [k for k in KNOWN_KINDS if k in kinds]
-        dates = [r["date_maj"] for r in rows if _present(r["date_maj"])]
-        out["date_maj"] = max(dates) if dates else None
-        # A place is closed as soon as one source (SIRENE through the annuaire) says so.
-        states = {r["etat_administratif"] for r in rows if _present(r["etat_administratif"])}
-        out["etat_administratif"] = "F" if "F" in states else ("A" if states else None)
-        closings = [r["date_fermeture"] for r in rows if _present(r["date_fermeture"])]
-        out["date_fermeture"] = max(closings) if closings else None
-        out["sources"] = sorted({r["source"] for r in rows})
-        out["provenance"] = json.dumps(provenance, sort_keys=True)
-        out["coordinate_candidates"] = [
-            (float(r["longitude"]), float(r["latitude"]), r["source"])
-            for r in rows
-            if _present(r["latitude"]) and _present(r["longitude"])
-        ]
+    for root in roots:
+        if root not in members:
+            continue
+        sid = by_root[root]
+        keys = groups[root]
+        group = _order(pd.DataFrame(members[root], dtype=object), priority)
+        ordered = group.to_dict("records")
+        # The identity shown to analysts: a SIRET key when the place has one.
+        identity = next((k for k in keys if k.startswith("siret:")), keys[0])
+        out = _golden(ordered)
+        out.update(structure_id=sid, identity_key=identity)
         structures.append([out[c] for c in STRUCTURE_COLUMNS])
-        links.extend([sid, r["source"], r["source_id"], r["_rule"]] for r in rows)
-    return (
+        for r in ordered:
+            rule, score = how[record_key(r["source"], r["source_id"])]
+            links.append([sid, r["source"], r["source_id"], rule, score])
+    return MergeResult(
         pd.DataFrame(structures, columns=STRUCTURE_COLUMNS, dtype=object),
         pd.DataFrame(links, columns=LINK_COLUMNS, dtype=object),
         ids,
+        redirects,
     )
+
+
+def _golden(rows: list[dict]) -> dict[str, object]:
+    """Survivorship over records already in priority order."""
+    out: dict[str, object] = {}
+    provenance: dict[str, str] = {}
+    for f in SINGLE_FIELDS:
+        best = next((r for r in rows if _present(r[f])), None)
+        out[f] = best[f] if best else None
+        if best:
+            provenance[f] = best["source"]
+    block = next((r for r in rows if _present(r["code_insee"])), None) or next(
+        (r for r in rows if _present(r["adresse"]) or _present(r["code_postal"])), None)
+    for f in ADDRESS_FIELDS:
+        out[f] = block[f] if block and _present(block[f]) else None
+        if block and _present(block[f]):
+            provenance[f] = block["source"]
+    kinds = {k for r in rows for k in r["types"]}
+    out["types"] = [k for k in KNOWN_KINDS if k in kinds]
+    dates = [r["date_maj"] for r in rows if _present(r["date_maj"])]
+    out["date_maj"] = max(dates) if dates else None
+    # A place is closed as soon as one source (SIRENE through the annuaire) says so.
+    states = {r["etat_administratif"] for r in rows if _present(r["etat_administratif"])}
+    out["etat_administratif"] = "F" if "F" in states else ("A" if states else None)
+    closings = [r["date_fermeture"] for r in rows if _present(r["date_fermeture"])]
+    out["date_fermeture"] = max(closings) if closings else None
+    out["sources"] = sorted({r["source"] for r in rows})
+    out["provenance"] = json.dumps(provenance, sort_keys=True)
+    out["coordinate_candidates"] = [
+        (float(r["longitude"]), float(r["latitude"]), r["source"])
+        for r in rows if _present(r["latitude"]) and _present(r["longitude"])
+    ]
+    return out

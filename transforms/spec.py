@@ -38,6 +38,7 @@ MAPPABLE_FIELDS = (
     "date_maj",
     "etat_administratif",
     "date_fermeture",
+    "siret_signature",
 )
 API_KINDS = ("datainclusion", "recherche_entreprises", "emplois")
 SUPPORTED_KINDS = ("file", "http", *API_KINDS, "asp_fluxiae")
@@ -189,6 +190,33 @@ def _parse_geocoder(raw: dict, where: str, base: Path) -> GeocoderSettings:
 
 
 @dataclass(frozen=True)
+class MatchingSettings:
+    # Chosen on samples/matching_pairs.csv (335 labelled pairs, scripts/make_matching_pairs.py):
+    # at 0.85 no false merge and 99 % of the same-place pairs merged; below 0.60 no pair of the
+    # set is the same place. Between the two, an analyst decides (siae review).
+    merge_threshold: float = 0.85
+    review_threshold: float = 0.60
+    judgements: Path | None = None  # the analysts' decisions, a CSV to keep under version control
+
+
+def _parse_matching(raw: dict, where: str, base: Path) -> MatchingSettings:
+    _check_keys(where, raw, {"merge_threshold", "review_threshold", "judgements"})
+    d = MatchingSettings()
+    out = MatchingSettings(
+        merge_threshold=float(_typed(where, "merge_threshold",
+                                     raw.get("merge_threshold", d.merge_threshold), (int, float))),
+        review_threshold=float(_typed(where, "review_threshold",
+                                      raw.get("review_threshold", d.review_threshold),
+                                      (int, float))),
+        judgements=base / _typed(where, "judgements", raw.get("judgements", "judgements.csv"),
+                                 str),
+    )
+    if not 0 <= out.review_threshold <= out.merge_threshold <= 1:
+        raise SpecError(f"{where}: 0 <= review_threshold <= merge_threshold <= 1")
+    return out
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     kind: str
@@ -254,6 +282,7 @@ class Spec:
     sources: dict[str, SourceSpec]
     publication: Publication = field(default_factory=Publication)
     geocoder: GeocoderSettings = field(default_factory=GeocoderSettings)
+    matching: MatchingSettings = field(default_factory=MatchingSettings)
 
     def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
         """Enabled sources in file order, restricted to `only` when given."""
@@ -428,7 +457,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from exc
-    _check_keys(str(path), raw, {"defaults", "sources", "publication", "geocoder"})
+    _check_keys(str(path), raw, {"defaults", "sources", "publication", "geocoder", "matching"})
     defaults = _parse_defaults(
         _typed(str(path), "defaults", raw.get("defaults", {}), dict), f"{path} [defaults]"
     )
@@ -444,8 +473,11 @@ def parse_spec(text: str, path: Path) -> Spec:
     geocoder = _parse_geocoder(
         _typed(str(path), "geocoder", raw.get("geocoder", {}), dict), f"{path} [geocoder]", base
     )
+    matching = _parse_matching(
+        _typed(str(path), "matching", raw.get("matching", {}), dict), f"{path} [matching]", base
+    )
     return Spec(path=path, defaults=defaults, sources=sources, publication=publication,
-                geocoder=geocoder)
+                geocoder=geocoder, matching=matching)
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -51,6 +51,7 @@ RECORD_COLUMNS = [
     "date_maj",
     "etat_administratif",
     "date_fermeture",
+    "siret_signature",
 ]
 ISSUE_COLUMNS = ["source", "row_number", "field", "value", "reason", "detail", "raw"]
 
@@ -163,6 +164,12 @@ def stage_table(
         except InvalidValue as exc:
             reject("siret", exc.reason, exc.detail)
             continue
+        try:
+            # The SIRET the ASP convention was signed with; kept to link it to the current one.
+            siret_signature = normalize_siret(values.get("siret_signature", ""))
+        except InvalidValue as exc:
+            warn("siret_signature", exc.reason, exc.detail)
+            siret_signature = None
         types, unknown = parse_kinds(values.get("types", ""), spec.lookups.get("types"))
         if not types:
             if unknown:
@@ -259,6 +266,7 @@ def stage_table(
             **dates,
             "etat_administratif": _etat(values.get("etat_administratif", ""),
                                         dates["date_fermeture"]),
+            "siret_signature": siret_signature,
         }
         records.append([record[c] for c in RECORD_COLUMNS])
     return Staged(

@@ -37,6 +37,7 @@ RECORD_TYPES = {
     "date_maj": "DATE",
     "etat_administratif": "VARCHAR",
     "date_fermeture": "DATE",
+    "siret_signature": "VARCHAR",
 }
 ISSUE_TYPES = {
     "source": "VARCHAR",
@@ -53,8 +54,27 @@ MARTS_SQL = (files("warehouse") / "marts.sql").read_text(encoding="utf-8")
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the layers and the persistent tables when missing."""
+    """Create the layers and the persistent tables when missing, then migrate older files."""
     con.execute((files("warehouse") / "schema.sql").read_text(encoding="utf-8"))
+    _migrate(con)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    # 2026-11: core.structure_ids lost its UNIQUE(structure_id): several keys, one place.
+    unique = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'core' AND "
+        "table_name = 'structure_ids' AND constraint_type = 'UNIQUE'").fetchone()[0]
+    if unique:
+        con.execute("""
+            BEGIN;
+            CREATE TABLE core.structure_ids_migrating AS SELECT * FROM core.structure_ids;
+            DROP TABLE core.structure_ids;
+            CREATE TABLE core.structure_ids (identity_key VARCHAR PRIMARY KEY,
+                structure_id VARCHAR NOT NULL, first_seen TIMESTAMP NOT NULL,
+                last_seen TIMESTAMP NOT NULL);
+            INSERT INTO core.structure_ids SELECT * FROM core.structure_ids_migrating;
+            DROP TABLE core.structure_ids_migrating;
+            COMMIT;""")
 
 
 @contextmanager

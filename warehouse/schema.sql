@@ -64,9 +64,10 @@ CREATE TABLE IF NOT EXISTS ops.runs (
 );
 
 -- Stable IDs: an identity key (siret:… or record:<source>:<id>) keeps its structure_id forever.
+-- Several keys (SIRETs, source records) lead to one place; merged places keep their keys.
 CREATE TABLE IF NOT EXISTS core.structure_ids (
     identity_key VARCHAR PRIMARY KEY,
-    structure_id VARCHAR NOT NULL UNIQUE,
+    structure_id VARCHAR NOT NULL,
     first_seen TIMESTAMP NOT NULL,
     last_seen TIMESTAMP NOT NULL
 );

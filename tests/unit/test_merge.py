@@ -1,69 +1,54 @@
-"""Merge v0: one place per SIRET, survivorship by priority then freshness, stable IDs."""
+"""Merging: one place per SIRET or match, survivorship, stable IDs, judgements, redirects."""
 
 import datetime as dt
 import json
 
 import pandas as pd
 
-from transforms.merge import identity_key, merge_records, new_structure_id
+from transforms.merge import Edge, identity_key, merge_records, new_structure_id, record_key
 from transforms.staging import RECORD_COLUMNS
 
 
 def rec(source, source_id, siret, **fields):
     base = dict.fromkeys(RECORD_COLUMNS)
-    base.update(
-        source=source,
-        source_id=source_id,
-        siret=siret,
-        types=["ACI"],
-        nom=f"{source} name",
-        row_number=1,
-    )
+    base.update(source=source, source_id=source_id, siret=siret, types=["ACI"],
+                nom=f"{source} name", row_number=1)
     base.update(fields)
     return base
 
 
-RECORDS = pd.DataFrame(
-    [
-        rec(
-            "reseau",
-            "r1",
-            "19070916200019",
-            telephone="+33465711234",
-            date_maj=dt.date(2024, 1, 1),
-            code_insee="07019",
-            adresse="3 rue Neuve",
-            code_postal="07200",
-        ),
-        rec(
-            "dreets",
-            "d1",
-            "19070916200019",
-            types=["ETTI"],
-            latitude=44.6,
-            longitude=4.4,
-            date_maj=dt.date(2023, 1, 1),
-        ),
-        rec("emplois", "e1", None, nom="Sans SIRET"),
-        rec("emplois", "e2", "82863454399901", nom="Antenne"),
-    ],
-    dtype=object,
+def frame(*records):
+    return pd.DataFrame(list(records), dtype=object)
+
+
+RECORDS = frame(
+    rec("reseau", "r1", "19070916200019", telephone="+33465711234",
+        date_maj=dt.date(2024, 1, 1), code_insee="07019", adresse="3 rue Neuve",
+        code_postal="07200"),
+    rec("dreets", "d1", "19070916200019", types=["ETTI"], latitude=44.6, longitude=4.4,
+        date_maj=dt.date(2023, 1, 1)),
+    rec("emplois", "e1", None, nom="Sans SIRET"),
+    rec("emplois", "e2", "82863454399901", nom="Antenne"),
 )
 PRIORITY = {"dreets": 60, "emplois": 50, "reseau": 40}
 
 
+def by_siret(result, siret):
+    return result.structures[result.structures["siret"] == siret].iloc[0]
+
+
 def test_same_siret_is_one_place_with_union_of_kinds_and_sources():
-    structures, links, _ = merge_records(RECORDS, PRIORITY, {})
-    assert len(structures) == 3
-    merged = structures[structures["siret"] == "19070916200019"].iloc[0]
+    result = merge_records(RECORDS, PRIORITY, {})
+    assert len(result.structures) == 3
+    merged = by_siret(result, "19070916200019")
     assert merged["types"] == ["ACI", "ETTI"]
     assert merged["sources"] == ["dreets", "reseau"]
-    assert set(links[links["structure_id"] == merged["structure_id"]]["rule"]) == {"siret"}
+    links = result.links[result.links["structure_id"] == merged["structure_id"]]
+    assert set(links["rule"]) == {"siret"}
 
 
 def test_each_field_from_the_highest_priority_source_that_has_it():
-    structures, _, _ = merge_records(RECORDS, PRIORITY, {})
-    merged = structures[structures["siret"] == "19070916200019"].iloc[0]
+    merged = by_siret(merge_records(RECORDS, PRIORITY, {}), "19070916200019")
     provenance = json.loads(merged["provenance"])
     assert merged["nom"] == "dreets name" and provenance["nom"] == "dreets"
     assert merged["telephone"] == "+33465711234" and provenance["telephone"] == "reseau"
@@ -74,35 +59,99 @@ def test_each_field_from_the_highest_priority_source_that_has_it():
 
 
 def test_freshest_wins_between_sources_of_equal_priority():
-    records = pd.DataFrame(
-        [
-            rec("a", "1", "19070916200019", nom="Old", date_maj=dt.date(2020, 1, 1)),
-            rec("b", "1", "19070916200019", nom="New", date_maj=dt.date(2025, 1, 1)),
-        ],
-        dtype=object,
-    )
-    structures, _, _ = merge_records(records, {"a": 50, "b": 50}, {})
-    assert structures.iloc[0]["nom"] == "New"
+    result = merge_records(frame(
+        rec("a", "1", "19070916200019", nom="Old", date_maj=dt.date(2020, 1, 1)),
+        rec("b", "1", "19070916200019", nom="New", date_maj=dt.date(2025, 1, 1)),
+    ), {"a": 50, "b": 50}, {})
+    assert result.structures.iloc[0]["nom"] == "New"
 
 
 def test_placeholder_and_missing_sirets_are_not_identities():
-    assert identity_key("82863454399901", "emplois", "e2") == ("record:emplois:e2", "source_record")
+    assert identity_key("82863454399901", "emplois", "e2") == ("record:emplois:e2",
+                                                               "source_record")
     assert identity_key(None, "emplois", "e1")[1] == "source_record"
     assert identity_key("19070916200019", "x", "1") == ("siret:19070916200019", "siret")
 
 
+def test_same_siren_is_not_the_same_place():
+    result = merge_records(frame(rec("a", "1", "19070916200019"),
+                                 rec("a", "2", "19070916200027")), PRIORITY, {})
+    assert len(result.structures) == 2
+
+
 def test_ids_do_not_depend_on_row_or_source_order():
-    a, _, ids_a = merge_records(RECORDS, PRIORITY, {})
-    shuffled = RECORDS.iloc[::-1].reset_index(drop=True)
-    b, _, ids_b = merge_records(shuffled, PRIORITY, {})
-    assert ids_a == ids_b
-    pd.testing.assert_frame_equal(a, b)
+    a = merge_records(RECORDS, PRIORITY, {})
+    b = merge_records(RECORDS.iloc[::-1].reset_index(drop=True), PRIORITY, {})
+    assert a.ids == b.ids
+    pd.testing.assert_frame_equal(a.structures, b.structures)
 
 
 def test_known_ids_are_kept_and_new_ids_avoid_them():
     known = {"siret:19070916200019": "siae-keepme0001"}
-    structures, _, ids = merge_records(RECORDS, PRIORITY, known)
-    assert "siae-keepme0001" in set(structures["structure_id"])
-    assert ids["siret:19070916200019"] == "siae-keepme0001"
+    result = merge_records(RECORDS, PRIORITY, known)
+    assert by_siret(result, "19070916200019")["structure_id"] == "siae-keepme0001"
+    # every key of the place now maps to the kept ID, the record keys included
+    assert result.ids[record_key("dreets", "d1")] == "siae-keepme0001"
     taken = {new_structure_id("k", set())}
     assert new_structure_id("k", taken) not in taken
+
+
+def test_a_new_siret_keeps_the_id_through_the_record_key():
+    first = merge_records(frame(rec("asp", "11", "19070916200019")), PRIORITY, {})
+    sid = first.structures.iloc[0]["structure_id"]
+    moved = merge_records(frame(rec("asp", "11", "42385519600014")), PRIORITY, first.ids)
+    assert moved.structures.iloc[0]["structure_id"] == sid
+
+
+def test_asp_signature_and_current_siret_are_one_place():
+    result = merge_records(frame(
+        rec("asp", "11", "42385519600014", siret_signature="19070916200019"),
+        rec("annuaire", "19070916200019", "19070916200019"),
+    ), PRIORITY, {})
+    assert len(result.structures) == 1
+    assert "asp_siret" in set(result.links["rule"])
+
+
+MATCHED = frame(
+    rec("reseau", "r9", "19070916200019", nom="Recyclerie du Forez"),
+    rec("emplois", "e9", None, nom="Recyclerie Forez"),
+)
+EDGE = Edge(record_key("emplois", "e9"), record_key("reseau", "r9"), 0.93)
+
+
+def test_a_matcher_edge_merges_records_without_siret():
+    result = merge_records(MATCHED, PRIORITY, {}, [EDGE])
+    assert len(result.structures) == 1
+    link = result.links.set_index("source").loc["emplois"]
+    assert (link["rule"], link["score"]) == ("match", 0.93)
+
+
+def test_judgement_different_splits_what_the_matcher_merged():
+    pair = frozenset({EDGE.left, EDGE.right})
+    result = merge_records(MATCHED, PRIORITY, {}, [EDGE], {pair: "different"})
+    assert len(result.structures) == 2
+
+
+def test_judgement_different_even_splits_a_shared_siret():
+    records = frame(rec("a", "1", "19070916200019"), rec("b", "1", "19070916200019"))
+    pair = frozenset({record_key("a", "1"), record_key("b", "1")})
+    assert len(merge_records(records, PRIORITY, {}, [], {pair: "different"}).structures) == 2
+
+
+def test_judgement_same_merges_what_the_matcher_kept_apart():
+    pair = frozenset({EDGE.left, EDGE.right})
+    result = merge_records(MATCHED, PRIORITY, {}, [], {pair: "same"})
+    assert len(result.structures) == 1
+    assert set(result.links["rule"]) == {"judgement"}
+
+
+def test_merging_two_known_places_keeps_the_oldest_id_and_redirects_the_other():
+    apart = merge_records(MATCHED, PRIORITY, {})
+    old, new = sorted(apart.structures["structure_id"])
+    first_seen = {old: dt.datetime(2024, 1, 1), new: dt.datetime(2025, 1, 1)}
+    merged = merge_records(MATCHED, PRIORITY, apart.ids, [EDGE], None, first_seen)
+    assert list(merged.structures["structure_id"]) == [old]
+    assert merged.redirects == {new: old}
+    # split again: the redirected ID comes back, no redirect remains
+    again = merge_records(MATCHED, PRIORITY, merged.ids, [], None, first_seen)
+    assert set(again.structures["structure_id"]) == {old, new} and again.redirects == {}

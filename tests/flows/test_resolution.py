@@ -1,0 +1,89 @@
+"""Entity resolution through the whole flow: matches, judgements, stable IDs, redirects."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flows.judgements import append_judgement
+from flows.sync import sync
+from tests.flows.test_sync_demo import query
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def run(demo: Path, home: Path):
+    return sync(str(demo / "sources.toml"), home=str(home))
+
+
+def ids(home: Path) -> dict[str, str]:
+    """structure_id by (source, source_id) of every record."""
+    rows = query(home, "SELECT source, source_id, structure_id FROM core.links")
+    return {(s, i): sid for s, i, sid in rows}
+
+
+def matched_pair(home: Path) -> tuple[tuple[str, str], tuple[str, str]]:
+    (src, sid, structure), = query(
+        home, "SELECT source, source_id, structure_id FROM core.links WHERE rule = 'match' "
+              "AND source = 'reseau_iae_aura'")
+    other = query(home, "SELECT source, source_id FROM core.links WHERE structure_id = ? "
+                        "AND source <> 'reseau_iae_aura' ORDER BY 1 LIMIT 1", [structure])[0]
+    return (src, sid), other
+
+
+def test_the_matcher_merges_a_record_without_siret(demo, tmp_path):
+    home = tmp_path / "wh"
+    run(demo, home)
+    (src, sid), other = matched_pair(home)
+    score = query(home, "SELECT score FROM core.links WHERE source = ? AND source_id = ?",
+                  [src, sid])[0][0]
+    assert score >= 0.85 and other[0] == "emplois_aura"
+
+
+def test_different_splits_and_same_merges_on_the_next_run_and_both_last(demo, tmp_path):
+    home = tmp_path / "wh"
+    first = run(demo, home)
+    before = ids(home)
+    left, right = matched_pair(home)
+    judgements = demo / "judgements.csv"
+    append_judgement(judgements, left, right, "different")
+    # the review-band pair (a siège and its antenne) judged the same place
+    (l_src, l_id, r_src, r_id), = query(
+        home, "SELECT left_source, left_source_id, right_source, right_source_id "
+              "FROM core.match_candidates WHERE band = 'review'")
+    append_judgement(judgements, (l_src, l_id), (r_src, r_id), "same")
+    antenne_id = before[(r_src, r_id)]
+    siege_id = before[(l_src, l_id)]
+    assert antenne_id != siege_id
+
+    second = run(demo, home)
+    after = ids(home)
+    assert after[left] != after[right]  # split
+    assert after[right] == before[right]  # the surviving side keeps its ID
+    assert after[(l_src, l_id)] == after[(r_src, r_id)]  # merged
+    survivor = after[(l_src, l_id)]
+    gone = ({antenne_id, siege_id} - {survivor}).pop()
+    assert second.structures == first.structures  # one split, one merge
+    redirects = json.loads((home / "publish" / "redirects.json").read_text())["redirects"]
+    assert {"from": gone, "to": survivor} in redirects
+    changes = json.loads((home / "publish" / "changes.json").read_text())
+    assert {"from": gone, "to": survivor} in changes["redirects"]
+
+    run(demo, home)
+    assert ids(home) == after  # judgements keep applying
+
+
+def test_ids_survive_a_source_removed_and_added_back(demo, tmp_path):
+    home = tmp_path / "wh"
+    run(demo, home)
+    before = ids(home)
+    text = (demo / "sources.toml").read_text(encoding="utf-8")
+    without = text.replace("[sources.datainclusion]\n",
+                           "[sources.datainclusion]\nenabled = false\n")
+    (demo / "sources.toml").write_text(without, encoding="utf-8")
+    run(demo, home)
+    during = ids(home)
+    assert all(before[k] == v for k, v in during.items())
+    (demo / "sources.toml").write_text(text, encoding="utf-8")
+    run(demo, home)
+    assert ids(home) == before

@@ -1,0 +1,82 @@
+"""Matching: name normalisation, blocking, features, score bands."""
+
+import pytest
+
+from transforms.matching import (
+    Thresholds,
+    candidate_pairs,
+    classify,
+    features,
+    name_tokens,
+    score,
+)
+
+
+def r(nom, adresse="3 rue Neuve", code_insee="07019", siret=None, **kw):
+    return {"nom": nom, "adresse": adresse, "code_insee": code_insee, "code_postal": "07200",
+            "siret": siret, **kw}
+
+
+@pytest.mark.parametrize(
+    ("name", "tokens"),
+    [
+        ("ASSOCIATION LES JARDINS DE COCAGNE", ["JARDINS", "COCAGNE"]),
+        ("Atelier Chantier d'Insertion St Jean", ["SAINT", "JEAN"]),
+        ("I D E O", ["IDEO"]),
+        ("SARL Éco-Logis", ["ECO", "LOGIS"]),
+    ],
+)
+def test_name_tokens_drop_legal_forms_kinds_and_articles(name, tokens):
+    assert name_tokens(name) == tokens
+
+
+def test_blocking_pairs_within_a_commune_only():
+    records = [r("Recyclerie du Forez"), r("Recyclerie Forez"),
+               r("Recyclerie du Forez", code_insee="42147"), r("Tremplin", adresse="1 place")]
+    assert candidate_pairs(records) == [(0, 1)]
+
+
+def test_the_same_address_in_a_commune_is_a_block_too():
+    assert candidate_pairs([r("Recyclerie"), r("Tremplin")]) == [(0, 1)]
+
+
+def test_two_different_sirets_are_never_candidates():
+    records = [r("Recyclerie", siret="19070916200019"), r("Recyclerie", siret="42385519600014"),
+               r("Recyclerie")]
+    assert candidate_pairs(records) == [(0, 2), (1, 2)]
+
+
+def test_a_typo_late_in_a_word_still_meets_through_the_prefix():
+    assert candidate_pairs([r("PENELOPE"), r("PENELPOE")]) == [(0, 1)]
+
+
+BANDS = Thresholds(0.85, 0.60)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "band"),
+    [
+        (r("Recyclerie du Forez", telephone="+33465711234"),
+         r("Association Recyclerie Forez", telephone="+33465711234"), "merge"),
+        (r("Recyclerie du Forez", adresse="3 rue Neuve", telephone="+33465711234"),
+         r("Recyclerie du Forez", adresse="14 avenue Jaurès", telephone="+33465711234"),
+         "merge"),  # moved, same phone
+        (r("Recyclerie du Forez", adresse="3 rue Neuve", telephone="+33465711234"),
+         r("Recyclerie du Forez", adresse="14 avenue Jaurès", telephone="+33465719999"),
+         "distinct"),  # an antenne: other address, other phone
+        (r("Recyclerie du Forez"), r("Tremplin Emploi"), "distinct"),
+        (r("Recyclerie du Forez", adresse=None), r("Recyclerie du Forez", adresse=None),
+         "review"),  # a name alone is not enough to merge
+    ],
+    ids=["abbreviated-same-phone", "moved", "antenne", "other-name", "name-only"],
+)
+def test_score_bands(a, b, band):
+    assert classify(score(features(a, b)), BANDS) == band
+
+
+def test_points_far_apart_count_against():
+    near = features(r("Recyclerie", latitude=44.62, longitude=4.39),
+                    r("Recyclerie", latitude=44.6201, longitude=4.3901))
+    far = features(r("Recyclerie", latitude=44.62, longitude=4.39),
+                   r("Recyclerie", latitude=44.70, longitude=4.50))
+    assert score(near) > score(far)

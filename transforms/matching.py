@@ -1,0 +1,228 @@
+"""Probabilistic matching of records that have no usable SIRET, with blocking.
+
+Candidates are compared only within a commune (the block) and only when they share a
+distinctive name token, a phone, an e-mail or a website, so the cost grows with the size of
+the blocks, not with the square of the records. Each pair gets features (name and address
+similarity with rapidfuzz, shared contacts, distance) and a score in [0, 1]; thresholds from
+the configuration cut it into three bands: merge, review, distinct.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from rapidfuzz import fuzz
+
+from transforms.geocoding import clean_address, distance_km
+from transforms.identifiers import is_placeholder_siret
+from transforms.kinds import fold
+
+# Words that say nothing about which structure it is: legal forms, kinds, articles.
+_NOISE = {
+    "ASSOCIATION", "ASSOC", "ASSO", "ASS", "SARL", "SAS", "SASU", "EURL", "SA", "SCOP", "SCIC",
+    "GIP", "GIE", "SEM", "COOPERATIVE", "COOP", "ACI", "AI", "EI", "ETTI", "EITI", "GEIQ",
+    "ATELIER", "ATELIERS", "CHANTIER", "CHANTIERS", "INSERTION", "ENTREPRISE", "INTERMEDIAIRE",
+    "TRAVAIL", "TEMPORAIRE", "DE", "DU", "DES", "LA", "LE", "LES", "L", "D", "ET", "EN", "AU",
+    "AUX", "POUR", "SUR", "PAR", "A",
+}
+_SAINT = re.compile(r"\b(ST|STE)\b")
+
+
+def name_tokens(name: str | None) -> list[str]:
+    """Distinctive tokens of a structure's name (folded, without legal forms or kind words);
+    an acronym written with spaces ("I D E O") counts as one token."""
+    folded = _SAINT.sub(lambda m: "SAINT" if m.group(1) == "ST" else "SAINTE", fold(name or ""))
+    folded = re.sub(r"\b(?:[A-Z] ){2,}[A-Z]\b", lambda m: m.group(0).replace(" ", ""), folded)
+    return [t for t in folded.split() if t not in _NOISE and len(t) > 1]
+
+
+def address_key(adresse: str | None) -> str:
+    """An address folded for comparison (abbreviations expanded, postal mentions removed)."""
+    return fold(clean_address(adresse) or "")
+
+
+def website_domain(url: str | None) -> str | None:
+    if not url:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.") or None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Score bands; see the comment in sources.toml [matching] on how they were chosen."""
+
+    merge: float = 0.85
+    review: float = 0.60
+
+
+def usable_siret(siret: str | None) -> str | None:
+    return siret if siret and not is_placeholder_siret(siret) else None
+
+
+def _block_keys(r: Mapping) -> set[str]:
+    commune = r.get("code_insee") or r.get("code_postal")
+    if not commune:
+        return set()
+    tokens = name_tokens(r.get("nom")) + name_tokens(r.get("enseigne"))
+    # Whole tokens, and their first four letters so that a typo late in a word still meets.
+    keys = {f"{commune}|n:{t}" for t in tokens} | {f"{commune}|p:{t[:4]}" for t in tokens
+                                                    if len(t) >= 4}
+    if r.get("adresse"):
+        keys.add(f"{commune}|a:{address_key(r['adresse'])}")
+    for field in ("telephone", "courriel"):
+        if r.get(field):
+            keys.add(f"{commune}|{field}:{r[field]}")
+    return keys
+
+
+def candidate_pairs(records: Sequence[Mapping]) -> list[tuple[int, int]]:
+    """Index pairs worth comparing: same commune, a shared distinctive name token or contact,
+    and not two different usable SIRETs (those are different places by definition)."""
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        for key in _block_keys(r):
+            blocks[key].append(i)
+    pairs = set()
+    for members in blocks.values():
+        if len(members) > 200:
+            continue  # a token shared by hundreds of records in one commune is no evidence
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                i, j = members[x], members[y]
+                a, b = usable_siret(records[i].get("siret")), usable_siret(records[j].get("siret"))
+                if a and b:
+                    continue  # same SIRET is merged by rule; different SIRETs never
+                pairs.add((min(i, j), max(i, j)))
+    return sorted(pairs)
+
+
+def features(a: Mapping, b: Mapping) -> dict[str, float | None]:
+    """Similarities in [0, 1] (None when a side lacks the field)."""
+    def both(field):
+        return a.get(field) and b.get(field)
+
+    na, nb = " ".join(name_tokens(a.get("nom"))), " ".join(name_tokens(b.get("nom")))
+    out: dict[str, float | None] = {
+        # set ratio forgives extra words, sort ratio does not: their mean keeps "AINTERIM"
+        # and "AINTER JOB AINTERIM" apart while "ASSOC X" and "X" stay alike.
+        "name": (fuzz.token_set_ratio(na, nb) + fuzz.token_sort_ratio(na, nb)) / 200
+        if na and nb else None,
+        "address": None, "same_number": None, "contact": None, "distance_km": None,
+    }
+    if both("adresse"):
+        ka, kb = address_key(a["adresse"]), address_key(b["adresse"])
+        out["address"] = fuzz.token_sort_ratio(ka, kb) / 100
+        num_a, num_b = re.match(r"\d+", ka), re.match(r"\d+", kb)
+        if num_a and num_b:
+            out["same_number"] = float(num_a.group() == num_b.group())
+    shared = [a.get(f) == b.get(f) for f in ("telephone", "courriel") if both(f)]
+    da, db = website_domain(a.get("site_web")), website_domain(b.get("site_web"))
+    if da and db:
+        shared.append(da == db)
+    if shared:
+        out["contact"] = float(any(shared))
+    if a.get("latitude") is not None and b.get("latitude") is not None:
+        out["distance_km"] = distance_km((a["longitude"], a["latitude"]),
+                                         (b["longitude"], b["latitude"]))
+    return out
+
+
+def score(f: Mapping[str, float | None]) -> float:
+    """Evidence that two records are one place, in [0, 1].
+
+    A weighted mean of what both sides have: the name (0.5), the address (0.25), shared
+    contacts (0.25), the distance (0.15); a missing field neither helps nor hurts. A different
+    street number caps the address at 0.3 and points over 1 km apart count 0: those are the
+    antennes of one organisation, separate places. A shared phone, e-mail or website with a
+    near-identical name is one place even at another address (it moved). A name alone, with
+    nothing to confirm it, stays below the merge band.
+    """
+    if f["name"] is None:
+        return 0.0
+    parts = [(f["name"], 0.5)]
+    if f["address"] is not None:
+        address = f["address"]
+        if f["same_number"] == 0.0:
+            address = min(address, 0.3)
+        parts.append((address, 0.25))
+    if f["contact"] is not None:
+        parts.append((f["contact"], 0.25))
+    if f["distance_km"] is not None:
+        d = f["distance_km"]
+        parts.append((1.0 if d < 0.15 else 0.6 if d < 1.0 else 0.0, 0.15))
+    value = sum(v * w for v, w in parts) / sum(w for _, w in parts)
+    if f["contact"] == 1.0 and f["name"] >= 0.9:
+        value = max(value, 0.9)
+    if len(parts) == 1:
+        value = min(value, 0.80)
+    return round(value, 4)
+
+
+def classify(value: float, thresholds: Thresholds) -> str:
+    """merge | review | distinct."""
+    if value >= thresholds.merge:
+        return "merge"
+    if value >= thresholds.review:
+        return "review"
+    return "distinct"
+
+
+def score_pairs(records: Sequence[Mapping], thresholds: Thresholds
+                ) -> list[tuple[int, int, float, str, dict]]:
+    """(i, j, score, band, features) for every candidate pair above the distinct band."""
+    out = []
+    for i, j in candidate_pairs(records):
+        f = features(records[i], records[j])
+        s = score(f)
+        band = classify(s, thresholds)
+        if band != "distinct":
+            out.append((i, j, s, band, {k: (None if v is None or (isinstance(v, float)
+                                                                  and math.isnan(v))
+                                            else round(v, 4)) for k, v in f.items()}))
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    pairs: int
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    review: int  # pairs left for an analyst (counted as not merged)
+    by_kind: dict[str, dict[str, int]]
+
+    @property
+    def precision(self) -> float:
+        merged = self.true_positives + self.false_positives
+        return self.true_positives / merged if merged else 1.0
+
+    @property
+    def recall(self) -> float:
+        same = self.true_positives + self.false_negatives
+        return self.true_positives / same if same else 1.0
+
+
+def evaluate(labelled: Sequence[tuple[str, str, Mapping, Mapping]],
+             thresholds: Thresholds) -> Evaluation:
+    """Precision and recall of "same place" on (label, kind, left, right) pairs; a pair the
+    blocking never proposes counts as not merged."""
+    tp = fp = fn = review = 0
+    by_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for label, kind, left, right in labelled:
+        proposed = bool(candidate_pairs([left, right]))
+        band = classify(score(features(left, right)), thresholds) if proposed else "distinct"
+        by_kind[kind][band] += 1
+        review += band == "review"
+        if band == "merge":
+            tp += label == "same"
+            fp += label != "same"
+        elif label == "same":
+            fn += 1
+    return Evaluation(len(labelled), tp, fp, fn, review,
+                      {k: dict(v) for k, v in sorted(by_kind.items())})
