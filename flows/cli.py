@@ -231,6 +231,71 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    _prefect_defaults()
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.deployments import (
+        api_reachable,
+        deployment_specs,
+        prefect_yaml,
+        runner_deployments,
+        sources_path_for_deployments,
+    )
+    from transforms.spec import load_spec
+
+    sources = DEMO_SOURCES if args.demo else Path(args.sources)
+    spec = load_spec(sources)
+    if args.write_prefect_yaml:
+        rel = os.path.relpath(sources.resolve(), Path(args.write_prefect_yaml).resolve().parent)
+        Path(args.write_prefect_yaml).write_text(prefect_yaml(spec, rel, args.home),
+                                                 encoding="utf-8")
+        print(f"wrote {args.write_prefect_yaml}")
+        return 0
+    problem = api_reachable(PREFECT_API_URL.value())
+    if problem:
+        print(f"siae serve needs a running Prefect server: {problem}.\n"
+              "Start one in another terminal:\n"
+              "    uv run prefect server start\n"
+              "then point this one at it:\n"
+              "    export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
+              "and run `uv run siae serve` again.", file=sys.stderr)
+        return 1
+    path = sources_path_for_deployments(sources)
+    for d in deployment_specs(spec, path, args.home):
+        print(f"{d['flow']}/{d['name']:<32} {d['cron']:<14} ({spec.defaults.timezone})")
+    from prefect import serve
+
+    serve(*runner_deployments(spec, path, args.home), limit=args.limit)
+    return 0
+
+
+def cmd_status(args) -> int:
+    import datetime as dt
+
+    from flows.status import problems, source_statuses
+    from transforms.spec import load_spec
+    from warehouse.paths import WarehousePaths
+
+    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
+    home = WarehousePaths.resolve(args.home).home
+    now = dt.datetime.now()
+    statuses = source_statuses(home, spec)
+    fmt = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "never"  # noqa: E731
+    print(f"{'source':<24}{'last success':<18}{'age':>8}{'rows':>8}  {'state':<8}last failure")
+    for st in statuses:
+        age = st.age(now)
+        state = "FAILING" if st.failing else "STALE" if st.stale(now) else "ok"
+        failure = f"{fmt(st.last_failure)}: {st.failure_message}" if st.last_failure else ""
+        shown_age = "-" if age is None else (
+            f"{age.days}d" if age.days else f"{int(age.total_seconds() // 3600)}h")
+        rows = "-" if st.rows is None else st.rows
+        print(f"{st.source:<24}{fmt(st.last_success):<18}{shown_age:>8}{rows:>8}  "
+              f"{state:<8}{failure[:120]}")
+    found = problems(statuses, now, spec.alerts.on_stale)
+    return 1 if args.check and found else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", default=str(DEMO_SOURCES.parent / "matching_pairs.csv"),
                    help="labelled pairs CSV (default: samples/matching_pairs.csv)")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("serve", help="serve the scheduled deployments of sources.toml")
+    common(p, "serve the demo's sources")
+    p.add_argument("--limit", type=int, default=None, help="at most this many runs at once")
+    p.add_argument("--write-prefect-yaml", metavar="PATH",
+                   help="write the deployments as a prefect.yaml (work pools) and exit")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("status", help="per source: last success, last failure, freshness")
+    common(p, "the demo's sources")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when a source is failing or stale (for monitoring)")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("map", help="serve the reference map page of the publication")
     p.add_argument("--home", default=None)
     p.add_argument("--host", default="127.0.0.1")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,12 +17,17 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.deployments import run_deployment
+from prefect.runtime import deployment as prefect_deployment
 
+from flows.alerts import send_alert
 from flows.fetch import fetch_payloads, land
 from flows.geocoder import geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
+from flows.status import problems, source_statuses
 from transforms.apis import source_table
 from transforms.geocoding import distance_km
 from transforms.location import locate_structures
@@ -39,6 +45,7 @@ from warehouse.db import (
     insert_rows,
     replace_table,
 )
+from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, commune_shapes, ensure_communes
 
@@ -114,6 +121,7 @@ class RunSummary:
     without_coordinates: int = 0
     closed: int = 0
     geocoding_requests: int = 0
+    alerted: bool = False
     published_by_precision: dict = field(default_factory=dict)
     published: bool = False
     geojson: str | None = None
@@ -373,28 +381,6 @@ def publish(home: Path, settings: Publication, force: bool = False) -> dict:
     return publish_release(home, settings, force=force)
 
 
-def _record(home: Path, run_id: str, results: list[StepResult], started: list[dt.datetime]):
-    with connect(WarehousePaths(home).database) as con:
-        for r, start in zip(results, started, strict=True):
-            con.execute(
-                "INSERT INTO ops.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    run_id,
-                    r.step,
-                    r.source,
-                    start,
-                    start + dt.timedelta(seconds=r.seconds),
-                    r.seconds,
-                    r.status,
-                    r.rows_in,
-                    r.rows_out,
-                    r.rejected,
-                    r.bytes,
-                    r.message or (json.dumps(r.details, sort_keys=True) if r.details else None),
-                ],
-            )
-
-
 def _run(fn, *args, **kwargs):
     """Call a task, returning (value or None, error message or None, seconds)."""
     t0 = time.perf_counter()
@@ -409,6 +395,184 @@ def _run(fn, *args, **kwargs):
     return None, f"task ended {state.type.value}", seconds
 
 
+class Run:
+    """The steps of one flow run: logged as they end, written to ops.runs at the end, reported
+    as a Prefect artifact, and alerted on when something is wrong."""
+
+    def __init__(self, root: Path, spec: Spec):
+        self.root, self.spec = root, spec
+        self.run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+        self.summary = RunSummary(self.run_id, [])
+        self.starts: list[dt.datetime] = []
+        self.logger = get_run_logger()
+
+    def step(self, result: StepResult, start: dt.datetime) -> StepResult:
+        self.summary.steps.append(result)
+        self.starts.append(start)
+        level = self.logger.warning if result.status == "failed" else self.logger.info
+        counts = " ".join(f"{k}={v}" for k, v in (("in", result.rows_in),
+                                                 ("out", result.rows_out),
+                                                 ("rejected", result.rejected)) if v is not None)
+        level("%s%s: %s %s(%.1fs)%s", result.step, f" {result.source}" if result.source else "",
+              result.status, f"{counts} " if counts else "", result.seconds,
+              f" — {result.message}" if result.message else "")
+        return result
+
+    def finish(self) -> RunSummary:
+        with connect(WarehousePaths(self.root).database) as con:
+            for r, start in zip(self.summary.steps, self.starts, strict=True):
+                con.execute(
+                    "INSERT INTO ops.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self.run_id, r.step, r.source, start,
+                     start + dt.timedelta(seconds=r.seconds), r.seconds, r.status, r.rows_in,
+                     r.rows_out, r.rejected, r.bytes,
+                     r.message or (json.dumps(r.details, sort_keys=True, default=str)
+                                   if r.details else None)])
+        create_markdown_artifact(markdown=report_markdown(self.summary), key="siae-run-report",
+                                 description=f"SIAE Atlas run {self.run_id}")
+        now = dt.datetime.now()
+        found = problems(source_statuses(self.root, self.spec), now, self.spec.alerts.on_stale)
+        ran = {s.source for s in self.summary.steps if s.source}
+        # Alert on this run's sources, and on any stale one.
+        found = [p for p in found if p["source"] in ran or p["problem"] == "stale"]
+        self.summary.alerted = send_alert(self.spec.alerts, self.run_id, found,
+                                          self.spec.defaults.user_agent)
+        return self.summary
+
+
+def report_markdown(summary: RunSummary) -> str:
+    """The run report as a markdown table (the Prefect artifact)."""
+    lines = [f"# SIAE Atlas run {summary.run_id}", "",
+             "| step | source | status | in | out | rejected | seconds | message |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for s in summary.steps:
+        msg = (s.message or "").replace("|", "\\|")
+        lines.append(f"| {s.step} | {s.source or ''} | {s.status} | {s.rows_in or ''} | "
+                     f"{s.rows_out or ''} | {s.rejected or ''} | {s.seconds:.2f} | {msg} |")
+    lines += ["", f"structures: {summary.structures}; features published: {summary.features}; "
+              f"geocoding requests: {summary.geocoding_requests}"]
+    if summary.failed_sources:
+        lines.append(f"**failed sources** (last good data kept): "
+                     f"{', '.join(summary.failed_sources)}")
+    return "\n".join(lines) + "\n"
+
+
+def _prepare(run: Run) -> CommuneIndex:
+    start = dt.datetime.now()
+    _, err, secs = _run(prepare_warehouse, run.root)
+    run.step(StepResult("prepare", None, "failed" if err else "ok", secs, message=err), start)
+    if err:
+        run.finish()
+        raise RuntimeError(err)
+    with connect(WarehousePaths(run.root).database) as con:
+        return commune_index(con)
+
+
+def _ingest(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> bool:
+    """Fetch and stage one source; True when its staging changed."""
+    spec, root = run.spec, run.root
+    start = dt.datetime.now()
+    # Retrying a missing local file is pointless; a network fetch gets one more try.
+    fetch = fetch_source if src.kind != "file" else fetch_source.with_options(retries=0)
+    fetched, err, secs = _run(fetch, src, root, run.run_id, spec.defaults.user_agent, force)
+    if err:
+        run.step(StepResult("fetch", src.name, "failed", secs, message=err), start)
+        return False
+    run.step(StepResult("fetch", src.name, "ok", secs, bytes=fetched["bytes"]), start)
+    start = dt.datetime.now()
+    if fetched["unchanged"]:
+        run.step(StepResult("stage", src.name, "unchanged", 0.0,
+                            message="same content and mapping as the last staging"), start)
+        return False
+    staged, err, secs = _run(stage_source, src, fetched, root, run.run_id, communes,
+                             spec.defaults.kinds)
+    if err:
+        run.step(StepResult("stage", src.name, "failed", secs, message=err), start)
+        return False
+    run.step(StepResult("stage", src.name, "ok", secs, rows_in=staged["rows_read"],
+                        rows_out=staged["rows_staged"], rejected=staged["rejects"],
+                        details={"reject_reasons": staged["reject_reasons"],
+                                 "warnings": staged["warnings"],
+                                 "unmapped_columns": staged["unmapped"]}), start)
+    return True
+
+
+def _consolidate(run: Run, force_publish: bool) -> None:
+    """Merge, geocode, locate and publish, one consolidation at a time per warehouse."""
+    start = dt.datetime.now()
+    wait = float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))
+    try:
+        with consolidation_lock(run.root, wait):
+            _consolidate_locked(run, force_publish)
+    except WarehouseBusy as exc:
+        run.step(StepResult("consolidate", None, "failed",
+                            (dt.datetime.now() - start).total_seconds(), message=str(exc)),
+                 start)
+
+
+def _consolidate_locked(run: Run, force_publish: bool) -> None:
+    spec, root, summary = run.spec, run.root, run.summary
+    start = dt.datetime.now()
+    merged, err, secs = _run(merge, spec, root)
+    if err:
+        run.step(StepResult("merge", None, "failed", secs, message=err), start)
+        return
+    bands = merged["candidates"]["band"].value_counts().to_dict()
+    run.step(StepResult("merge", None, "ok", secs, rows_in=len(merged["records"]),
+                        rows_out=len(merged["structures"]),
+                        details={"matched": bands.get("merge", 0),
+                                 "to_review": bands.get("review", 0),
+                                 "judgements": len(merged["judgements"]),
+                                 "redirects": len(merged["redirects"])}), start)
+    geocoded: dict = {}
+    start = dt.datetime.now()
+    if not spec.geocoder.enabled:
+        run.step(StepResult("geocode", None, "skipped", 0.0,
+                            message="[geocoder] enabled = false"), start)
+    else:
+        answer, err, secs = _run(geocode, root, spec.geocoder,
+                                 merged["structures"].to_dict("records"),
+                                 spec.defaults.user_agent)
+        if err:
+            run.step(StepResult("geocode", None, "failed", secs, message=err), start)
+        else:
+            geocoded, stats = answer["accepted"], answer["stats"]
+            summary.geocoding_requests = stats.requests
+            run.step(StepResult(
+                "geocode", None, "failed" if stats.error else "ok", secs,
+                rows_in=stats.addresses, rows_out=stats.accepted, message=stats.error,
+                details={"requests": stats.requests, "sent": stats.sent,
+                         "cache_hits": stats.cache_hits, "refused": stats.refused,
+                         "pruned": stats.pruned}), start)
+    start = dt.datetime.now()
+    located, err, secs = _run(locate_and_write, spec, root, merged, geocoded, run.run_id)
+    if err:
+        run.step(StepResult("locate", None, "failed", secs, message=err), start)
+        return
+    summary.structures = located["structures"]
+    run.step(StepResult("locate", None, "ok", secs, rows_in=located["structures"],
+                        rows_out=located["structures"],
+                        details={"by_precision": located["by_precision"],
+                                 "new_ids": located["new_ids"],
+                                 "disagreements": located["disagreements"]}), start)
+    start = dt.datetime.now()
+    published, err, secs = _run(publish, root, spec.publication, force_publish)
+    if err:
+        run.step(StepResult("publish", None, "failed", secs, message=err), start)
+        return
+    summary.features = published["features"]
+    summary.without_coordinates = published["without_coordinates"]
+    summary.closed = located["structures"] - published["structures"]
+    summary.published = True
+    summary.geojson = published["path"]
+    summary.published_by_precision = published["by_precision"]
+    details = {"release": published["release"], **published.get("changes", {})}
+    run.step(StepResult("publish", None, "ok" if published["status"] == "published"
+                        else "unchanged", secs, rows_in=located["structures"],
+                        rows_out=published["features"], bytes=sum(published["bytes"].values()),
+                        details=details), start)
+
+
 @flow(name="siae-sync", log_prints=False)
 def sync(
     sources_file: str,
@@ -418,148 +582,42 @@ def sync(
     force_publish: bool = False,
 ) -> RunSummary:
     """Fetch, stage, merge, locate and publish; a failing source never stops the others."""
-    logger = get_run_logger()
     spec = load_spec(sources_file)
     selected = spec.selected(only)
-    root = WarehousePaths.resolve(home).ensure().home
-    run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
-    results: list[StepResult] = []
-    starts: list[dt.datetime] = []
-
-    def step(result: StepResult, start: dt.datetime) -> StepResult:
-        results.append(result)
-        starts.append(start)
-        level = logger.warning if result.status == "failed" else logger.info
-        level(
-            "%s%s: %s (%.1fs)%s",
-            result.step,
-            f" {result.source}" if result.source else "",
-            result.status,
-            result.seconds,
-            f" — {result.message}" if result.message else "",
-        )
-        return result
-
-    start = dt.datetime.now()
-    _, err, secs = _run(prepare_warehouse, root)
-    step(StepResult("prepare", None, "failed" if err else "ok", secs, message=err), start)
-    if err:
-        _record(root, run_id, results, starts)
-        raise RuntimeError(err)
-    with connect(WarehousePaths(root).database) as con:
-        communes = commune_index(con)
-
+    run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+    communes = _prepare(run)
     for src in selected:
-        start = dt.datetime.now()
-        # Retrying a missing local file is pointless; a network fetch gets one more try.
-        fetch = fetch_source if src.kind != "file" else fetch_source.with_options(retries=0)
-        fetched, err, secs = _run(fetch, src, root, run_id, spec.defaults.user_agent, force)
-        if err:
-            step(StepResult("fetch", src.name, "failed", secs, message=err), start)
-            continue
-        step(StepResult("fetch", src.name, "ok", secs, bytes=fetched["bytes"]), start)
-        start = dt.datetime.now()
-        if fetched["unchanged"]:
-            step(
-                StepResult(
-                    "stage",
-                    src.name,
-                    "unchanged",
-                    0.0,
-                    message="same content and mapping as the last staging",
-                ),
-                start,
-            )
-            continue
-        staged, err, secs = _run(
-            stage_source, src, fetched, root, run_id, communes, spec.defaults.kinds
-        )
-        if err:
-            step(StepResult("stage", src.name, "failed", secs, message=err), start)
-            continue
-        step(
-            StepResult(
-                "stage",
-                src.name,
-                "ok",
-                secs,
-                rows_in=staged["rows_read"],
-                rows_out=staged["rows_staged"],
-                rejected=staged["rejects"],
-                details={
-                    "reject_reasons": staged["reject_reasons"],
-                    "warnings": staged["warnings"],
-                    "unmapped_columns": staged["unmapped"],
-                },
-            ),
-            start,
-        )
+        _ingest(run, src, communes, force)
+    _consolidate(run, force_publish)
+    return run.finish()
 
-    summary = RunSummary(run_id, results)
-    start = dt.datetime.now()
-    merged, err, secs = _run(merge, spec, root)
-    if err:
-        step(StepResult("merge", None, "failed", secs, message=err), start)
-        located = None
-    else:
-        bands = merged["candidates"]["band"].value_counts().to_dict()
-        step(StepResult("merge", None, "ok", secs, rows_in=len(merged["records"]),
-                        rows_out=len(merged["structures"]),
-                        details={"matched": bands.get("merge", 0),
-                                 "to_review": bands.get("review", 0),
-                                 "judgements": len(merged["judgements"]),
-                                 "redirects": len(merged["redirects"])}), start)
-        geocoded: dict = {}
-        start = dt.datetime.now()
-        if not spec.geocoder.enabled:
-            step(StepResult("geocode", None, "skipped", 0.0, message="[geocoder] enabled = false"),
-                 start)
-        else:
-            answer, err, secs = _run(geocode, root, spec.geocoder,
-                                     merged["structures"].to_dict("records"),
-                                     spec.defaults.user_agent)
-            if err:
-                step(StepResult("geocode", None, "failed", secs, message=err), start)
-            else:
-                geocoded, stats = answer["accepted"], answer["stats"]
-                summary.geocoding_requests = stats.requests
-                step(StepResult(
-                    "geocode", None, "failed" if stats.error else "ok", secs,
-                    rows_in=stats.addresses, rows_out=stats.accepted, message=stats.error,
-                    details={"requests": stats.requests, "sent": stats.sent,
-                             "cache_hits": stats.cache_hits, "refused": stats.refused,
-                             "pruned": stats.pruned}), start)
-        start = dt.datetime.now()
-        located, err, secs = _run(locate_and_write, spec, root, merged, geocoded, run_id)
-        if err:
-            step(StepResult("locate", None, "failed", secs, message=err), start)
-            located = None
-        else:
-            summary.structures = located["structures"]
-            step(StepResult("locate", None, "ok", secs, rows_in=located["structures"],
-                            rows_out=located["structures"],
-                            details={"by_precision": located["by_precision"],
-                                     "new_ids": located["new_ids"],
-                                     "disagreements": located["disagreements"]}), start)
-    if located is not None:
-        start = dt.datetime.now()
-        published, err, secs = _run(publish, root, spec.publication, force_publish)
-        if err:
-            step(StepResult("publish", None, "failed", secs, message=err), start)
-        else:
-            summary.features = published["features"]
-            summary.without_coordinates = published["without_coordinates"]
-            summary.closed = located["structures"] - published["structures"]
-            summary.published = True
-            summary.geojson = published["path"]
-            summary.published_by_precision = published["by_precision"]
-            details = {"release": published["release"], **published.get("changes", {})}
-            step(
-                StepResult("publish", None, "ok" if published["status"] == "published"
-                           else "unchanged", secs, rows_in=located["structures"],
-                           rows_out=published["features"],
-                           bytes=sum(published["bytes"].values()), details=details),
-                start,
-            )
-    _record(root, run_id, results, starts)
+
+CONSOLIDATE_DEPLOYMENT = "siae-consolidate/consolidate"
+
+
+@flow(name="siae-ingest", log_prints=False)
+def ingest_source(sources_file: str, source: str, home: str | None = None,
+                  force: bool = False, trigger_consolidation: bool = True) -> RunSummary:
+    """Fetch and stage one source; when it changed and this runs as a deployment, trigger
+    the consolidation deployment."""
+    spec = load_spec(sources_file)
+    (src,) = spec.selected([source])
+    run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+    changed = _ingest(run, src, _prepare(run), force)
+    summary = run.finish()
+    if changed and trigger_consolidation and prefect_deployment.id:
+        run_deployment(CONSOLIDATE_DEPLOYMENT, timeout=0, as_subflow=False,
+                       parameters={"sources_file": sources_file, "home": home})
+        run.logger.info("source %s changed: consolidation triggered", source)
     return summary
+
+
+@flow(name="siae-consolidate", log_prints=False)
+def consolidate_publish(sources_file: str, home: str | None = None,
+                        force_publish: bool = False) -> RunSummary:
+    """Merge what is staged, geocode, locate and publish."""
+    spec = load_spec(sources_file)
+    run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+    _prepare(run)
+    _consolidate(run, force_publish)
+    return run.finish()

@@ -6,6 +6,7 @@ Relative paths are resolved from the folder of the sources file.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -62,6 +63,7 @@ _DEFAULT_KEYS = {
     "user_agent",
     "expect",
     "location",
+    "timezone",
 }
 _COMMON_KEYS = {
     "title",
@@ -78,7 +80,7 @@ _COMMON_KEYS = {
     "ignore_columns",
     "expect",
 }
-_EXPECT_KEYS = {"min_rows"}
+_EXPECT_KEYS = {"min_rows", "max_age"}
 _LOCATION_KEYS = {"max_km_outside_commune"}
 
 
@@ -97,6 +99,18 @@ DEPARTEMENTS = (
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([dhm])$")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """"8d", "12h", "30m" → a timedelta."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 8d, 12h or 30m")
+    value, unit = float(m.group(1)), m.group(2)
+    return dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: value})
+
+
 class SpecError(ValueError):
     """A sources.toml that breaks the contract; the message names the source and key."""
 
@@ -111,6 +125,8 @@ class Defaults:
     user_agent: str = "SIAE-Atlas/0.1 (open data pipeline; https://github.com/siae-atlas)"
     min_rows: int = 1
     max_km_outside_commune: float = 2.0
+    max_age: dt.timedelta | None = None  # older than this since the last success: stale
+    timezone: str = "Europe/Paris"
 
 
 @dataclass(frozen=True)
@@ -118,9 +134,10 @@ class Publication:
     keep: int = 5  # previous publications kept beside the current one
     max_drop_share: float = 0.10  # refuse a publication losing more structures than this
     move_threshold_m: float = 100.0  # a point moving farther is listed in changes.json
+    schedule: str = "30 7 * * *"  # the consolidation + publication deployment's cron
 
 
-_PUBLICATION_KEYS = {"keep", "max_drop_share", "move_threshold_m"}
+_PUBLICATION_KEYS = {"keep", "max_drop_share", "move_threshold_m", "schedule"}
 
 
 def _parse_publication(raw: dict, where: str) -> Publication:
@@ -134,6 +151,7 @@ def _parse_publication(raw: dict, where: str) -> Publication:
         move_threshold_m=float(
             _typed(where, "move_threshold_m", raw.get("move_threshold_m", d.move_threshold_m),
                    (int, float))),
+        schedule=_typed(where, "schedule", raw.get("schedule", d.schedule), str),
     )
     if not 0 <= out.max_drop_share <= 1 or out.keep < 0:
         raise SpecError(f"{where}: max_drop_share is a share (0 to 1) and keep is not negative")
@@ -217,6 +235,21 @@ def _parse_matching(raw: dict, where: str, base: Path) -> MatchingSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    webhook_env: str = "SIAE_ALERT_WEBHOOK"  # the variable holding the webhook URL
+    on_stale: bool = True  # alert for stale sources too, not only failures
+
+
+def _parse_alerts(raw: dict, where: str) -> AlertSettings:
+    _check_keys(where, raw, {"webhook_env", "on_stale"})
+    d = AlertSettings()
+    return AlertSettings(
+        webhook_env=_typed(where, "webhook_env", raw.get("webhook_env", d.webhook_env), str),
+        on_stale=_typed(where, "on_stale", raw.get("on_stale", d.on_stale), bool),
+    )
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     kind: str
@@ -239,6 +272,7 @@ class SourceSpec:
     constants: dict[str, str] = field(default_factory=dict)
     ignore_columns: tuple[str, ...] = ()
     min_rows: int = Defaults.min_rows
+    max_age: dt.timedelta | None = None
     base_url: str | None = None
     dataset: str | None = None
     departements: tuple[str, ...] = ()
@@ -283,6 +317,7 @@ class Spec:
     publication: Publication = field(default_factory=Publication)
     geocoder: GeocoderSettings = field(default_factory=GeocoderSettings)
     matching: MatchingSettings = field(default_factory=MatchingSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
         """Enabled sources in file order, restricted to `only` when given."""
@@ -333,6 +368,8 @@ def _parse_defaults(raw: dict, where: str) -> Defaults:
         retries=_typed(where, "retries", raw.get("retries", d.retries), int),
         user_agent=_typed(where, "user_agent", raw.get("user_agent", d.user_agent), str),
         min_rows=_typed(where, "expect.min_rows", expect.get("min_rows", d.min_rows), int),
+        max_age=_duration(where, "expect.max_age", expect.get("max_age")),
+        timezone=_typed(where, "timezone", raw.get("timezone", d.timezone), str),
         max_km_outside_commune=float(
             _typed(
                 where,
@@ -432,6 +469,7 @@ def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> Sourc
         constants=constants,
         ignore_columns=tuple(str(c) for c in ignore),
         min_rows=_typed(where, "expect.min_rows", expect.get("min_rows", defaults.min_rows), int),
+        max_age=_duration(where, "expect.max_age", expect.get("max_age")) or defaults.max_age,
         base_url=raw.get("base_url"),
         dataset=_typed(where, "dataset", raw["dataset"], str) if "dataset" in raw else None,
         departements=departements,
@@ -440,6 +478,15 @@ def _parse_source(name: str, raw: dict, defaults: Defaults, base: Path) -> Sourc
         page_size=_typed(where, "page_size", raw["page_size"], int) if "page_size" in raw else None,
         annexes_path=(base / raw["annexes_path"]) if raw.get("annexes_path") else None,
     )
+
+
+def _duration(where: str, key: str, value: object) -> dt.timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(_typed(where, key, value, str))
+    except ValueError as exc:
+        raise SpecError(f"{where}: {key}: {exc}") from exc
 
 
 def _rate(where: str, raw: dict, key: str) -> float | None:
@@ -457,7 +504,8 @@ def parse_spec(text: str, path: Path) -> Spec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from exc
-    _check_keys(str(path), raw, {"defaults", "sources", "publication", "geocoder", "matching"})
+    _check_keys(str(path), raw,
+                {"defaults", "sources", "publication", "geocoder", "matching", "alerts"})
     defaults = _parse_defaults(
         _typed(str(path), "defaults", raw.get("defaults", {}), dict), f"{path} [defaults]"
     )
@@ -476,8 +524,10 @@ def parse_spec(text: str, path: Path) -> Spec:
     matching = _parse_matching(
         _typed(str(path), "matching", raw.get("matching", {}), dict), f"{path} [matching]", base
     )
+    alerts = _parse_alerts(_typed(str(path), "alerts", raw.get("alerts", {}), dict),
+                           f"{path} [alerts]")
     return Spec(path=path, defaults=defaults, sources=sources, publication=publication,
-                geocoder=geocoder, matching=matching)
+                geocoder=geocoder, matching=matching, alerts=alerts)
 
 
 def load_spec(path: str | Path) -> Spec:

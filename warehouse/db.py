@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -77,10 +79,27 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             COMMIT;""")
 
 
+def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    # DuckDB lets one process write a file at a time: another process (a scheduled fetch
+    # during a consolidation) waits for its turn instead of failing.
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 @contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the warehouse file, schema applied, closed on exit."""
-    con = duckdb.connect(str(path), read_only=read_only)
+def connect(path: Path, read_only: bool = False,
+            wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse file, schema applied, closed on exit. When another
+    process holds the file, wait up to `wait_seconds` (default: $SIAE_DB_LOCK_WAIT or 600)."""
+    if wait_seconds is None:
+        wait_seconds = float(os.environ.get("SIAE_DB_LOCK_WAIT", "600"))
+    con = _open(path, read_only, wait_seconds)
     try:
         if not read_only:
             apply_schema(con)

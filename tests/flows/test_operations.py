@@ -1,0 +1,89 @@
+"""Operating the pipeline: status and freshness, alerts, the consolidation lock, prefect.yaml."""
+
+import datetime as dt
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.deployments import prefect_yaml
+from flows.status import problems, source_statuses
+from flows.sync import consolidate_publish, sync
+from tests.flows.test_sync_demo import check_geojson, query
+from transforms.spec import load_spec
+from warehouse.db import connect
+from warehouse.lock import consolidation_lock
+from warehouse.paths import WarehousePaths
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_status_reports_failing_and_stale_sources(demo, tmp_path):
+    home = tmp_path / "wh"
+    text = (demo / "sources.toml").read_text(encoding="utf-8")
+    text = text.replace("[defaults.expect]\n", '[defaults.expect]\nmax_age = "8d"\n')
+    (demo / "sources.toml").write_text(text, encoding="utf-8")
+    sync(str(demo / "sources.toml"), home=str(home))
+    spec = load_spec(demo / "sources.toml")
+    now = dt.datetime.now()
+    assert problems(source_statuses(home, spec), now) == []
+    (demo / "emplois_aura.json").write_text("<html>oops</html>")
+    sync(str(demo / "sources.toml"), home=str(home))
+    statuses = {s.source: s for s in source_statuses(home, spec)}
+    assert statuses["emplois_aura"].failing and statuses["emplois_aura"].rows == 20
+    assert "emplois_aura" in statuses["emplois_aura"].failure_message
+    later = now + dt.timedelta(days=9)
+    found = {(p["source"], p["problem"]) for p in problems(source_statuses(home, spec), later)}
+    assert ("emplois_aura", "failed") in found and ("dreets_aura", "stale") in found
+
+
+def test_a_failing_source_posts_one_alert_and_a_healthy_run_none(demo, tmp_path, httpserver,
+                                                                  monkeypatch):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    monkeypatch.setenv("SIAE_ALERT_WEBHOOK", httpserver.url_for("/hook"))
+    home = tmp_path / "wh"
+    healthy = sync(str(demo / "sources.toml"), home=str(home))
+    assert not healthy.alerted and len(httpserver.log) == 0
+    (demo / "dreets_aura.xlsx").write_bytes(b"not a workbook")
+    broken = sync(str(demo / "sources.toml"), home=str(home))
+    assert broken.alerted and len(httpserver.log) == 1
+    body = json.loads(httpserver.log[0][0].get_data())
+    assert [p["source"] for p in body["problems"]] == ["dreets_aura"]
+    assert "XLSX" in body["problems"][0]["message"] and body["run_id"] == broken.run_id
+
+
+def test_a_second_consolidation_waits_or_refuses_and_nothing_is_corrupted(demo, tmp_path,
+                                                                         monkeypatch):
+    home = tmp_path / "wh"
+    sync(str(demo / "sources.toml"), home=str(home))
+    monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "1")
+    with consolidation_lock(home):
+        refused = consolidate_publish(str(demo / "sources.toml"), home=str(home))
+    (step,) = [s for s in refused.steps if s.step == "consolidate"]
+    assert step.status == "failed" and "another consolidation is running" in step.message
+    # with room to wait, it runs once the first one is done
+    monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "60")
+    holder = threading.Thread(target=lambda: _hold(home, 2.0))
+    holder.start()
+    time.sleep(0.3)
+    waited = consolidate_publish(str(demo / "sources.toml"), home=str(home))
+    holder.join()
+    assert {s.status for s in waited.steps} <= {"ok", "unchanged"}
+    with connect(WarehousePaths(home).database) as con:
+        assert con.execute("SELECT count(*) FROM core.structures").fetchone()[0] > 0
+    assert check_geojson(home / "publish" / "siae.geojson") > 0
+    assert query(home, "SELECT count(DISTINCT run_id) FROM ops.runs")[0][0] == 3
+
+
+def _hold(home: Path, seconds: float) -> None:
+    with consolidation_lock(home):
+        time.sleep(seconds)
+
+
+def test_prefect_yaml_agrees_with_sources_toml():
+    spec = load_spec(ROOT / "sources.toml")
+    assert (ROOT / "prefect.yaml").read_text(encoding="utf-8") == prefect_yaml(
+        spec, "sources.toml", None)

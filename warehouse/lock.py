@@ -1,0 +1,45 @@
+"""One consolidation at a time per warehouse: an advisory file lock with a clear message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class WarehouseBusy(RuntimeError):
+    """Another consolidation holds the warehouse; the message says who and since when."""
+
+
+@contextmanager
+def consolidation_lock(home: Path, wait_seconds: float = 600.0,
+                       poll: float = 0.5) -> Iterator[None]:
+    """Hold `<home>/.consolidate.lock` for the duration; wait for it at most `wait_seconds`."""
+    path = home / ".consolidate.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = path.open("a+")
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "unknown"
+                    raise WarehouseBusy(
+                        f"another consolidation is running on {home} ({holder}); waited "
+                        f"{wait_seconds:.0f} s, giving up: nothing was changed") from None
+                time.sleep(poll)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing releases the lock
