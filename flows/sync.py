@@ -37,9 +37,13 @@ from transforms.places import CommuneIndex
 from transforms.spec import GeocoderSettings, Publication, SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
 from warehouse.db import (
+    CANDIDATE_TYPES,
     ISSUE_TYPES,
+    JUDGEMENT_TYPES,
+    LINK_TYPES,
     MARTS_SQL,
     RECORD_TYPES,
+    STRUCTURE_TYPES,
     connect,
     fetch_frame,
     insert_rows,
@@ -48,54 +52,6 @@ from warehouse.db import (
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, commune_shapes, ensure_communes
-
-STRUCTURE_TYPES = {
-    "structure_id": "VARCHAR",
-    "identity_key": "VARCHAR",
-    "siret": "VARCHAR",
-    "siren": "VARCHAR",
-    "nom": "VARCHAR",
-    "enseigne": "VARCHAR",
-    "types": "VARCHAR[]",
-    "adresse": "VARCHAR",
-    "complement_adresse": "VARCHAR",
-    "code_postal": "VARCHAR",
-    "commune": "VARCHAR",
-    "code_insee": "VARCHAR",
-    "code_arrondissement": "VARCHAR",
-    "departement": "VARCHAR",
-    "region": "VARCHAR",
-    "latitude": "DOUBLE",
-    "longitude": "DOUBLE",
-    "geo_precision": "VARCHAR",
-    "geo_score": "DOUBLE",
-    "geo_source": "VARCHAR",
-    "geo_refused": "VARCHAR[]",
-    "telephone": "VARCHAR",
-    "courriel": "VARCHAR",
-    "site_web": "VARCHAR",
-    "date_maj": "DATE",
-    "etat_administratif": "VARCHAR",
-    "date_fermeture": "DATE",
-    "sources": "VARCHAR[]",
-    "provenance": "JSON",
-}
-LINK_TYPES = {
-    "structure_id": "VARCHAR",
-    "source": "VARCHAR",
-    "source_id": "VARCHAR",
-    "rule": "VARCHAR",
-    "score": "DOUBLE",
-}
-JUDGEMENT_TYPES = {
-    "left_source": "VARCHAR", "left_source_id": "VARCHAR", "right_source": "VARCHAR",
-    "right_source_id": "VARCHAR", "decision": "VARCHAR", "decided_at": "TIMESTAMP",
-    "author": "VARCHAR", "note": "VARCHAR",
-}
-CANDIDATE_TYPES = {
-    "left_source": "VARCHAR", "left_source_id": "VARCHAR", "right_source": "VARCHAR",
-    "right_source_id": "VARCHAR", "score": "DOUBLE", "band": "VARCHAR", "features": "JSON",
-}
 
 
 @dataclass

@@ -25,9 +25,13 @@ import pandas as pd  # noqa: E402
 
 from flows.mapserver import make_server, serve_in_thread  # noqa: E402
 from flows.publish import publish_release  # noqa: E402
-from flows.sync import STRUCTURE_TYPES  # noqa: E402
 from transforms.kinds import SIAE_KINDS  # noqa: E402
-from warehouse.db import MARTS_SQL, connect, replace_table  # noqa: E402
+from warehouse.db import (  # noqa: E402
+    MARTS_SQL,
+    STRUCTURE_TYPES,  # noqa: E402
+    connect,
+    replace_table,
+)
 from warehouse.paths import WarehousePaths  # noqa: E402
 
 WORDS = ("Atelier", "Chantier", "Recyclerie", "Jardins", "Solidarité", "Emploi", "Insertion",

@@ -164,12 +164,6 @@ def stage_table(
         except InvalidValue as exc:
             reject("siret", exc.reason, exc.detail)
             continue
-        try:
-            # The SIRET the ASP convention was signed with; kept to link it to the current one.
-            siret_signature = normalize_siret(values.get("siret_signature", ""))
-        except InvalidValue as exc:
-            warn("siret_signature", exc.reason, exc.detail)
-            siret_signature = None
         types, unknown = parse_kinds(values.get("types", ""), spec.lookups.get("types"))
         if not types:
             if unknown:
@@ -194,50 +188,34 @@ def stage_table(
             continue
         seen_ids[source_id] = number
 
-        try:
-            code_postal = normalize_postcode(values.get("code_postal", ""))
-        except InvalidValue as exc:
-            warn("code_postal", exc.reason, exc.detail)
-            code_postal = None
+        def lenient(fld, normalize, warn=warn, values=values):
+            """The normalised value, or None with a warning: the row is kept."""
+            try:
+                return normalize(values.get(fld, ""))
+            except InvalidValue as exc:
+                warn(fld, exc.reason, exc.detail)
+                return None
+
+        code_postal = lenient("code_postal", normalize_postcode)
         commune_name = _text(values.get("commune"))
         place = communes.resolve(code_postal, commune_name, _text(values.get("code_insee")))
         if place is None and (code_postal or commune_name):
-            warn(
-                "commune",
-                "commune_inconnue",
-                f"no commune for postcode {code_postal!r} and name {commune_name!r}",
-            )
+            warn("commune", "commune_inconnue",
+                 f"no commune for postcode {code_postal!r} and name {commune_name!r}")
         departement = place.departement if place else departement_of_postcode(code_postal)
 
-        coords = {}
-        for f in ("latitude", "longitude"):
-            try:
-                coords[f] = parse_coordinate(values.get(f, ""))
-            except InvalidValue as exc:
-                warn(f, exc.reason, exc.detail)
-                coords[f] = None
+        coords = {f: lenient(f, parse_coordinate) for f in ("latitude", "longitude")}
         if (coords["latitude"] is None) != (coords["longitude"] is None):
             warn("latitude", "coordonnees_incompletes", "latitude or longitude missing")
             coords = {"latitude": None, "longitude": None}
-
-        contact = {}
-        for f, fn in (
-            ("telephone", partial(normalize_phone, departement=departement)),
-            ("courriel", normalize_email),
-            ("site_web", normalize_website),
-        ):
-            try:
-                contact[f] = fn(values.get(f, ""))
-            except InvalidValue as exc:
-                warn(f, exc.reason, exc.detail)
-                contact[f] = None
-        dates = {}
-        for f in ("date_maj", "date_fermeture"):
-            try:
-                dates[f] = parse_date(values.get(f, ""))
-            except InvalidValue as exc:
-                warn(f, exc.reason, exc.detail)
-                dates[f] = None
+        contact = {
+            "telephone": lenient("telephone", partial(normalize_phone, departement=departement)),
+            "courriel": lenient("courriel", normalize_email),
+            "site_web": lenient("site_web", normalize_website),
+        }
+        dates = {f: lenient(f, parse_date) for f in ("date_maj", "date_fermeture")}
+        # The SIRET the ASP convention was signed with; kept to link it to the current one.
+        siret_signature = lenient("siret_signature", normalize_siret)
 
         adresse = _text(values.get("adresse"))
         complement = _text(values.get("complement_adresse"))

@@ -41,6 +41,25 @@ RECORD_TYPES = {
     "date_fermeture": "DATE",
     "siret_signature": "VARCHAR",
 }
+# core.structures: the record's fields that survive merging, the place's own, its location.
+_STRUCTURE_ONLY = {"structure_id": "VARCHAR", "identity_key": "VARCHAR"}
+_LOCATION = {"geo_precision": "VARCHAR", "geo_score": "DOUBLE", "geo_source": "VARCHAR",
+             "geo_refused": "VARCHAR[]"}
+_NOT_IN_STRUCTURES = {"source", "source_id", "row_number", "commune_method", "siret_signature"}
+STRUCTURE_TYPES = {
+    **_STRUCTURE_ONLY,
+    **{c: t for c, t in RECORD_TYPES.items() if c not in _NOT_IN_STRUCTURES},
+    **_LOCATION,
+    "sources": "VARCHAR[]",
+    "provenance": "JSON",
+}
+LINK_TYPES = {"structure_id": "VARCHAR", "source": "VARCHAR", "source_id": "VARCHAR",
+              "rule": "VARCHAR", "score": "DOUBLE"}
+_PAIR = {"left_source": "VARCHAR", "left_source_id": "VARCHAR", "right_source": "VARCHAR",
+         "right_source_id": "VARCHAR"}
+JUDGEMENT_TYPES = {**_PAIR, "decision": "VARCHAR", "decided_at": "TIMESTAMP",
+                   "author": "VARCHAR", "note": "VARCHAR"}
+CANDIDATE_TYPES = {**_PAIR, "score": "DOUBLE", "band": "VARCHAR", "features": "JSON"}
 ISSUE_TYPES = {
     "source": "VARCHAR",
     "row_number": "INTEGER",

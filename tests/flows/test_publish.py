@@ -11,9 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.publish import PublishRefused, list_publications, publish_release
-from flows.sync import STRUCTURE_TYPES
 from transforms.spec import Publication
-from warehouse.db import MARTS_SQL, connect, replace_table
+from warehouse.db import MARTS_SQL, STRUCTURE_TYPES, connect, replace_table
 from warehouse.paths import WarehousePaths
 
 

@@ -8,12 +8,11 @@ import pandas as pd
 from flows.evaluation import read_labelled_pairs
 from flows.judgements import load_judgements
 from flows.review import pending_pairs, review
-from flows.sync import CANDIDATE_TYPES
 from transforms.matching import Thresholds, evaluate
 from transforms.merge import record_key
 from transforms.spec import load_spec
 from transforms.staging import RECORD_COLUMNS
-from warehouse.db import RECORD_TYPES, connect, replace_table
+from warehouse.db import CANDIDATE_TYPES, RECORD_TYPES, connect, replace_table
 from warehouse.paths import WarehousePaths
 
 ROOT = Path(__file__).resolve().parents[2]
