@@ -28,6 +28,8 @@ def _prefect_defaults() -> None:
     # A 2-core machine starts Prefect's temporary server slowly; the default timeout is short.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Our progress lines (pages, bytes, geocoding) reach the Prefect run logs too.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "siae")
 
 
 def print_summary(summary, out=sys.stdout) -> None:

@@ -93,8 +93,6 @@ def staging_fingerprint(spec: SourceSpec) -> str:
 
 
 def _code_hash() -> str:
-    import hashlib
-
     import transforms
 
     digest = hashlib.sha256()
