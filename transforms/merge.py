@@ -72,12 +72,12 @@ def _present(value: object) -> bool:
         return True  # lists
 
 
-def _order(group: pd.DataFrame, priority: Mapping[str, int]) -> pd.DataFrame:
-    g = group.assign(
-        _prio=group["source"].map(lambda s: -priority.get(s, 0)),
-        _date=group["date_maj"].map(lambda d: -d.toordinal() if _present(d) else 0),
-    )
-    return g.sort_values(["_prio", "_date", "source", "source_id"], kind="mergesort")
+def _order(rows: list[dict], priority: Mapping[str, int]) -> list[dict]:
+    """Survivorship order: priority, then freshest date_maj, then source and source_id."""
+    return sorted(rows, key=lambda r: (
+        -priority.get(r["source"], 0),
+        -r["date_maj"].toordinal() if _present(r["date_maj"]) else 0,
+        r["source"], str(r["source_id"])))
 
 
 def record_key(source: str, source_id: str) -> str:
@@ -234,8 +234,7 @@ def merge_records(
             continue
         sid = by_root[root]
         keys = groups[root]
-        group = _order(pd.DataFrame(members[root], dtype=object), priority)
-        ordered = group.to_dict("records")
+        ordered = _order(members[root], priority)
         # The identity shown to analysts: a SIRET key when the place has one.
         identity = next((k for k in keys if k.startswith("siret:")), keys[0])
         out = _golden(ordered)
