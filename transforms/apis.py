@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from transforms.readers import ReadError, Table, read_table
+from transforms.readers import ReadError, Table, guess_format, read_table
 
 # The canonical columns each shaper yields (the default `columns` of its kind).
 KIND_FIELDS = {
@@ -280,8 +280,6 @@ def asp_table(structures: bytes, structures_name: str, annexes: bytes, annexes_n
 
 def source_table(spec, parts: list[tuple[str, bytes]], today: dt.date) -> Table:
     """The table of a source from its landed parts [(file name, bytes)], whatever its kind."""
-    from transforms.readers import guess_format
-
     name, data = parts[0]
     if spec.kind in ("file", "http"):
         fmt = spec.format or guess_format(name)
