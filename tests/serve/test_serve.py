@@ -11,12 +11,21 @@ from pathlib import Path
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from tests.flows.test_sync_demo import check_geojson, query
 from transforms.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+# The server answers 503 when its SQLite database is busy (e.g. while the scheduler inserts
+# runs) and expects clients to retry, as Prefect's own client does.
+http = requests.Session()
+http.mount("http://", HTTPAdapter(max_retries=Retry(
+    total=8, backoff_factor=0.5, status_forcelist=(503,),
+    allowed_methods=None, respect_retry_after_header=True)))
 
 
 def free_port() -> int:
@@ -48,8 +57,11 @@ def stop(proc: subprocess.Popen) -> None:
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
+    # A few scheduled runs per deployment are enough to see the schedules work; the default
+    # (100 each) makes SQLite busy on a 2-core machine.
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "5"}
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
@@ -85,7 +97,7 @@ def test_serve_registers_deployments_and_a_triggered_run_completes(server, tmp_p
         expected = {f"ingest-{n}" for n in spec.sources} | {"consolidate"}
 
         def deployments():
-            r = requests.post(f"{server}/deployments/filter", json={}, timeout=10)
+            r = http.post(f"{server}/deployments/filter", json={}, timeout=10)
             found = {d["name"]: d for d in r.json()}
             return found if expected <= set(found) else None
 
@@ -96,13 +108,13 @@ def test_serve_registers_deployments_and_a_triggered_run_completes(server, tmp_p
         assert all(crons[f"ingest-{n}"] == [s.schedule] for n, s in spec.sources.items())
 
         target = found["ingest-reseau_iae_aura"]
-        response = requests.post(f"{server}/deployments/{target['id']}/create_flow_run",
+        response = http.post(f"{server}/deployments/{target['id']}/create_flow_run",
                                  json={"state": {"type": "SCHEDULED"}}, timeout=10)
         assert response.status_code < 300, response.text
         run = response.json()
 
         def finished(run_id):
-            state = requests.get(f"{server}/flow_runs/{run_id}", timeout=10).json()
+            state = http.get(f"{server}/flow_runs/{run_id}", timeout=10).json()
             return state if state["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
         done = wait_for(lambda: finished(run["id"]), 240, "the triggered run", every=2)
@@ -111,7 +123,7 @@ def test_serve_registers_deployments_and_a_triggered_run_completes(server, tmp_p
                             "'reseau_iae_aura'")
         assert ("stage", "reseau_iae_aura", "ok") in steps
 
-        tasks = requests.post(f"{server}/task_runs/filter", json={
+        tasks = http.post(f"{server}/task_runs/filter", json={
             "flow_runs": {"id": {"any_": [run["id"]]}}, "sort": "EXPECTED_START_TIME_ASC"},
             timeout=10).json()
         first_task = min(t["start_time"] for t in tasks if t["start_time"])
@@ -123,7 +135,7 @@ def test_serve_registers_deployments_and_a_triggered_run_completes(server, tmp_p
         consolidate_id = found["consolidate"]["id"]
 
         def consolidated():
-            runs = requests.post(f"{server}/flow_runs/filter", json={
+            runs = http.post(f"{server}/flow_runs/filter", json={
                 "deployments": {"id": {"any_": [consolidate_id]}}}, timeout=10).json()
             return [r for r in runs if r["state_type"] == "COMPLETED"]
 
