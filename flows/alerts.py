@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 
+import duckdb
 import requests
 
+from transforms.alert_rules import plan_alerts
 from transforms.spec import AlertSettings
 
 log = logging.getLogger("siae.alerts")
 
 
-def send_alert(settings: AlertSettings, run_id: str, problems: list[dict],
-               user_agent: str) -> bool:
-    """POST {"event", "run_id", "problems"} when there are problems and a webhook is set.
-    A failing webhook is logged, never raised: an alert must not break the run."""
+def open_alerts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dt.datetime]:
+    """(source, problem) → last delivery, for the problems alerted on and not recovered yet."""
+    rows = con.execute(
+        "SELECT source, problem, state, sent_at FROM ops.alerts WHERE delivered "
+        "QUALIFY row_number() OVER (PARTITION BY source, problem ORDER BY sent_at DESC) = 1"
+    ).fetchall()
+    return {(source, problem): sent for source, problem, state, sent in rows if state == "open"}
+
+
+def notify(con: duckdb.DuckDBPyConnection, settings: AlertSettings, run_id: str,
+           found: list[dict], current: list[dict], user_agent: str,
+           now: dt.datetime | None = None) -> bool:
+    """Post the problems that are due (new, or repeated after `repeat_after`) and the ones that
+    are over, and record them in ops.alerts. Returns whether a notification was delivered.
+
+    found: the problems this run may alert on; current: every problem that holds now."""
     url = os.environ.get(settings.webhook_env)
-    if not problems or not url:
+    if not url:
         return False
-    payload = {"event": "siae.alert", "run_id": run_id, "problems": problems,
-               "text": "SIAE Atlas: " + "; ".join(
-                   f"{p['source']} {p['problem']}: {p['message']}" for p in problems)}
+    now = now or dt.datetime.now()
+    plan = plan_alerts(found, current, open_alerts(con), now, settings.repeat_after)
+    if not plan.send and not plan.recovered:
+        return False
+    delivered = post_alert(url, settings.webhook_env, run_id, plan.send, plan.recovered,
+                           user_agent)
+    rows = [(now, run_id, p["source"], p["problem"], "open", p.get("message"), delivered)
+            for p in plan.send]
+    rows += [(now, run_id, r["source"], r["problem"], "recovered", None, delivered)
+             for r in plan.recovered]
+    con.executemany("INSERT INTO ops.alerts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return delivered
+
+
+def post_alert(url: str, env_name: str, run_id: str, problems: list[dict],
+               recovered: list[dict], user_agent: str) -> bool:
+    """POST {"event", "run_id", "problems", "recovered", "text"}. A failing webhook is logged,
+    never raised: an alert must not break the run. The URL is never logged."""
+    lines = [f"{p['source']} {p['problem']}: {p['message']}" for p in problems]
+    lines += [f"{r['source']} recovered ({r['problem']} no more)" for r in recovered]
+    payload = {"event": "siae.alert" if problems else "siae.recovered", "run_id": run_id,
+               "problems": problems, "recovered": recovered,
+               "text": "SIAE Atlas: " + "; ".join(lines)}
     try:
         response = requests.post(url, json=payload, timeout=15,
                                  headers={"User-Agent": user_agent})
         response.raise_for_status()
     except requests.RequestException as exc:
-        log.warning("alert webhook ($%s) failed: %s", settings.webhook_env, type(exc).__name__)
+        log.warning("alert webhook ($%s) failed: %s", env_name, type(exc).__name__)
         return False
     return True

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment as prefect_deployment
 
-from flows.alerts import send_alert
+from flows.alerts import notify
 from flows.fetch import fetch_payloads, land
 from flows.geocoder import geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
@@ -385,12 +385,13 @@ class Run:
         create_markdown_artifact(markdown=report_markdown(self.summary), key="siae-run-report",
                                  description=f"SIAE Atlas run {self.run_id}")
         now = dt.datetime.now()
-        found = problems(source_statuses(self.root, self.spec), now, self.spec.alerts.on_stale)
+        current = problems(source_statuses(self.root, self.spec), now, self.spec.alerts.on_stale)
         ran = {s.source for s in self.summary.steps if s.source}
         # Alert on this run's sources, and on any stale one.
-        found = [p for p in found if p["source"] in ran or p["problem"] == "stale"]
-        self.summary.alerted = send_alert(self.spec.alerts, self.run_id, found,
-                                          self.spec.defaults.user_agent)
+        found = [p for p in current if p["source"] in ran or p["problem"] == "stale"]
+        with connect(WarehousePaths(self.root).database) as con:
+            self.summary.alerted = notify(con, self.spec.alerts, self.run_id, found, current,
+                                          self.spec.defaults.user_agent, now)
         return self.summary
 
 

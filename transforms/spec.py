@@ -238,14 +238,18 @@ def _parse_matching(raw: dict, where: str, base: Path) -> MatchingSettings:
 class AlertSettings:
     webhook_env: str = "SIAE_ALERT_WEBHOOK"  # the variable holding the webhook URL
     on_stale: bool = True  # alert for stale sources too, not only failures
+    # An open problem is posted again only after this long, so a daily run does not repeat it.
+    repeat_after: dt.timedelta = dt.timedelta(days=1)
 
 
 def _parse_alerts(raw: dict, where: str) -> AlertSettings:
-    _check_keys(where, raw, {"webhook_env", "on_stale"})
+    _check_keys(where, raw, {"webhook_env", "on_stale", "repeat_after"})
     d = AlertSettings()
+    repeat = _duration(where, "repeat_after", raw.get("repeat_after"))
     return AlertSettings(
         webhook_env=_typed(where, "webhook_env", raw.get("webhook_env", d.webhook_env), str),
         on_stale=_typed(where, "on_stale", raw.get("on_stale", d.on_stale), bool),
+        repeat_after=d.repeat_after if repeat is None else repeat,
     )
 
 

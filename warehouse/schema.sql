@@ -123,3 +123,15 @@ CREATE TABLE IF NOT EXISTS ops.geo_disagreements (
     distance_km DOUBLE,
     reason VARCHAR NOT NULL
 );
+
+-- Notifications posted to the alert webhook: a problem is 'open' from its first alert until a
+-- 'recovered' row; open problems are repeated only after [alerts] repeat_after.
+CREATE TABLE IF NOT EXISTS ops.alerts (
+    sent_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    problem VARCHAR NOT NULL,         -- failed | stale
+    state VARCHAR NOT NULL,           -- open | recovered
+    message VARCHAR,
+    delivered BOOLEAN NOT NULL        -- false: the webhook failed, retried on the next run
+);

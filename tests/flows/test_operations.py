@@ -55,6 +55,27 @@ def test_a_failing_source_posts_one_alert_and_a_healthy_run_none(demo, tmp_path,
     assert "XLSX" in body["problems"][0]["message"] and body["run_id"] == broken.run_id
 
 
+def test_an_open_problem_is_not_repeated_and_its_end_is_announced(demo, tmp_path, httpserver,
+                                                                    monkeypatch):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    monkeypatch.setenv("SIAE_ALERT_WEBHOOK", httpserver.url_for("/hook"))
+    home = tmp_path / "wh"
+    good = (demo / "dreets_aura.xlsx").read_bytes()
+    (demo / "dreets_aura.xlsx").write_bytes(b"not a workbook")
+    assert sync(str(demo / "sources.toml"), home=str(home)).alerted
+    again = sync(str(demo / "sources.toml"), home=str(home))
+    assert not again.alerted and len(httpserver.log) == 1  # within repeat_after (1d)
+    (demo / "dreets_aura.xlsx").write_bytes(good)
+    fixed = sync(str(demo / "sources.toml"), home=str(home))
+    assert fixed.alerted and len(httpserver.log) == 2
+    body = json.loads(httpserver.log[1][0].get_data())
+    assert body["event"] == "siae.recovered" and body["problems"] == []
+    assert [(r["source"], r["problem"]) for r in body["recovered"]] == [("dreets_aura", "failed")]
+    assert not sync(str(demo / "sources.toml"), home=str(home)).alerted
+    assert query(home, "SELECT source, problem, state FROM ops.alerts ORDER BY sent_at") == [
+        ("dreets_aura", "failed", "open"), ("dreets_aura", "failed", "recovered")]
+
+
 def test_a_second_consolidation_waits_or_refuses_and_nothing_is_corrupted(demo, tmp_path,
                                                                          monkeypatch):
     home = tmp_path / "wh"

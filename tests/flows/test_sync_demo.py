@@ -13,6 +13,8 @@ from flows.sync import sync
 from tests.ban_fake import ban_handler
 from tests.conftest import SHARED
 
+ROOT = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 # The mess put into the samples on purpose (scripts/make_samples.py, samples/README.md).
@@ -112,6 +114,15 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
         home, "SELECT step, source, status FROM ops.runs WHERE run_id = ?", [summary.run_id]
     )
     assert ("publish", None, "ok") in steps and len(steps) == len(summary.steps)
+
+    # analysts find every table of the warehouse documented in the README
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tables = query(home, "SELECT schema_name || '.' || table_name FROM duckdb_tables() UNION "
+                         "SELECT schema_name || '.' || view_name FROM duckdb_views() "
+                         "WHERE NOT internal")
+    undocumented = sorted(t for (t,) in tables if not t.startswith("staging.")
+                          and not t.endswith("_migrating") and f"`{t}`" not in readme)
+    assert undocumented == []
 
 
 def test_rerun_is_byte_identical_costs_no_staging_and_keeps_ids(demo, tmp_path):

@@ -120,3 +120,13 @@ def test_the_repository_sources_files_are_valid():
     root = Path(__file__).resolve().parents[2]
     for path in (root / "sources.toml", root / "samples" / "sources.toml"):
         assert load_spec(path).sources
+
+
+def test_alerts_repeat_after_defaults_to_a_day_and_reads_a_duration():
+    import datetime as dt
+
+    assert parse(BASE).alerts.repeat_after == dt.timedelta(days=1)
+    assert parse(BASE + '[alerts]\nrepeat_after = "12h"\n').alerts.repeat_after == \
+        dt.timedelta(hours=12)
+    with pytest.raises(SpecError, match=r"\[alerts\]: repeat_after: 'soon' is not a duration"):
+        parse(BASE + '[alerts]\nrepeat_after = "soon"\n')
