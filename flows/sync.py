@@ -36,6 +36,7 @@ from transforms.merge import Edge, merge_records, record_key
 from transforms.places import CommuneIndex
 from transforms.spec import GeocoderSettings, Publication, SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
+from transforms.succession import successions
 from warehouse.db import (
     CANDIDATE_TYPES,
     ISSUE_TYPES,
@@ -48,6 +49,7 @@ from warehouse.db import (
     fetch_frame,
     insert_rows,
     replace_table,
+    table_exists,
 )
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
@@ -239,9 +241,15 @@ def merge(spec: Spec, home: Path) -> dict:
         first_seen = dict(con.execute(
             "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL"
         ).fetchall())
+        # The last consolidation's records (whatever their schema then) for succession.
+        previous = (fetch_frame(con, "SELECT * FROM core.records").to_dict("records")
+                    if table_exists(con, "core", "records") else [])
     judgements = load_judgements(spec.matching.judgements)
     thresholds = Thresholds(spec.matching.merge_threshold, spec.matching.review_threshold)
     rows = records.to_dict("records")
+    # A record re-keyed by its source (a row hash that changed) keeps its place's ID.
+    inherited = successions(previous, rows, known, thresholds)
+    ids_in = {**known, **{s.new_key: s.structure_id for s in inherited}}
     scored = score_pairs(rows, thresholds)
     keys = [record_key(r["source"], r["source_id"]) for r in rows]
     edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
@@ -250,10 +258,10 @@ def merge(spec: Spec, home: Path) -> dict:
           band, json.dumps(f, sort_keys=True)] for i, j, sc, band, f in scored],
         columns=list(CANDIDATE_TYPES)[:7], dtype=object)
     priority = {n: spec.sources[n].priority for n in names}
-    result = merge_records(records, priority, known, edges, judgements, first_seen)
+    result = merge_records(records, priority, ids_in, edges, judgements, first_seen)
     return {"records": records, "structures": result.structures, "links": result.links,
             "ids": result.ids, "known": known, "redirects": result.redirects,
-            "candidates": candidates, "judgements": judgements}
+            "candidates": candidates, "judgements": judgements, "successions": inherited}
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
@@ -300,8 +308,15 @@ def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_i
         con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
                     "FROM _new_ids", [now, now])
         con.unregister("_new_ids")
+        # every key still in use (SIRETs and source records), not only the displayed one
+        con.register("_seen_ids", pd.DataFrame({"identity_key": sorted(ids)}, dtype=object))
         con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
-                    "(SELECT identity_key FROM core.structures)", [now])
+                    "(SELECT identity_key FROM _seen_ids)", [now])
+        con.unregister("_seen_ids")
+        if merged["successions"]:
+            con.executemany("INSERT INTO core.id_successions VALUES (?, ?, ?, ?, ?, ?)",
+                            [[now, run_id, s.new_key, s.old_key, s.structure_id, s.score]
+                             for s in merged["successions"]])
         if flags:
             con.executemany("INSERT INTO ops.geo_disagreements VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?)", [[run_id, *f] for f in flags])
@@ -478,7 +493,8 @@ def _consolidate_locked(run: Run, force_publish: bool) -> None:
                         details={"matched": bands.get("merge", 0),
                                  "to_review": bands.get("review", 0),
                                  "judgements": len(merged["judgements"]),
-                                 "redirects": len(merged["redirects"])}), start)
+                                 "redirects": len(merged["redirects"]),
+                                 "ids_inherited": len(merged["successions"])}), start)
     geocoded: dict = {}
     start = dt.datetime.now()
     if not spec.geocoder.enabled:

@@ -165,6 +165,13 @@ def insert_rows(
         con.unregister("_frame")
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether schema.table exists (a table kept from an earlier run, for instance)."""
+    return con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+        "table_name = ?", [schema, table]).fetchone()[0] > 0
+
+
 def fetch_frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
 ) -> pd.DataFrame:

@@ -135,3 +135,14 @@ CREATE TABLE IF NOT EXISTS ops.alerts (
     message VARCHAR,
     delivered BOOLEAN NOT NULL        -- false: the webhook failed, retried on the next run
 );
+
+-- Source records that took over the ID of a vanished record of the same source (a row hash
+-- changed because a phone was corrected, say), so their place kept its structure_id.
+CREATE TABLE IF NOT EXISTS core.id_successions (
+    decided_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    new_key VARCHAR NOT NULL,
+    old_key VARCHAR NOT NULL,
+    structure_id VARCHAR NOT NULL,
+    score DOUBLE NOT NULL
+);

@@ -87,3 +87,25 @@ def test_ids_survive_a_source_removed_and_added_back(demo, tmp_path):
     (demo / "sources.toml").write_text(text, encoding="utf-8")
     run(demo, home)
     assert ids(home) == before
+
+
+def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path):
+    # A row without SIRET nor id of its own is keyed by a hash of its content: editing its
+    # phone re-keys it. Its place must keep its ID, and the map sees a change, not a swap.
+    csv = demo / "reseau_iae_aura.csv"
+    row = (";Le Chantier des Gorges;12 Rue du Pont;;07150;VALLON-PONT-D'ARC;"
+           "Atelier chantier d'insertion;04 75 88 00 00;;;;\r\n")
+    csv.write_bytes(csv.read_bytes() + row.encode("cp1252"))
+    home = tmp_path / "wh"
+    run(demo, home)
+    sql = "SELECT structure_id, telephone FROM core.structures WHERE nom = 'Le Chantier des Gorges'"
+    ((before, phone),) = query(home, sql)
+    assert phone == "+33475880000"
+    csv.write_bytes(csv.read_bytes().replace(b"04 75 88 00 00", b"04 75 88 11 11"))
+    run(demo, home)
+    assert query(home, sql) == [(before, "+33475881111")]
+    (succession,) = query(home, "SELECT old_key, new_key, structure_id FROM core.id_successions")
+    assert succession[2] == before and succession[0] != succession[1]
+    changes = json.loads((home / "publish" / "changes.json").read_text())
+    assert changes["added"] == [] and changes["removed"] == []
+    assert {"structure_id": before, "fields": ["telephone"]} in changes["changed"]

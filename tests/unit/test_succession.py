@@ -1,0 +1,61 @@
+"""A record re-keyed by its source (row hash changed) keeps the ID of the place it was."""
+
+from transforms.matching import Thresholds
+from transforms.merge import record_key
+from transforms.staging import RECORD_COLUMNS
+from transforms.succession import successions
+
+T = Thresholds()
+
+
+def rec(source, source_id, nom, **fields):
+    base = dict.fromkeys(RECORD_COLUMNS)
+    base.update(source=source, source_id=source_id, nom=nom, types=["ACI"],
+                code_insee="07019", code_postal="07200", adresse="3 rue Neuve",
+                telephone="+33475000000")
+    base.update(fields)
+    return base
+
+
+JARDINS = rec("reseau", "h-old", "Les Jardins du Coiron")
+JARDINS_NEW_PHONE = rec("reseau", "h-new", "Les Jardins du Coiron", telephone="+33475111111")
+KNOWN = {record_key("reseau", "h-old"): "siae-aaaa"}
+
+
+def test_a_row_whose_phone_changed_inherits_the_vanished_rows_id():
+    (s,) = successions([JARDINS], [JARDINS_NEW_PHONE], KNOWN, T)
+    assert (s.new_key, s.old_key, s.structure_id) == (
+        "record:reseau:h-new", "record:reseau:h-old", "siae-aaaa")
+    assert s.score >= T.merge
+
+
+def test_another_place_in_the_same_commune_inherits_nothing():
+    other = rec("reseau", "h-other", "Recyclerie de l'Ardèche", adresse="12 avenue de la Gare",
+                telephone="+33475999999")
+    assert successions([JARDINS], [other], KNOWN, T) == []
+
+
+def test_a_record_of_another_source_does_not_take_over():
+    same_place_elsewhere = {**JARDINS_NEW_PHONE, "source": "dreets"}
+    assert successions([JARDINS], [same_place_elsewhere], KNOWN, T) == []
+
+
+def test_a_vanished_record_whose_place_lives_on_is_not_inherited():
+    # its ID is still claimed by the DREETS record, so the place has not disappeared
+    dreets = rec("dreets", "d1", "Jardins du Coiron")
+    known = {**KNOWN, record_key("dreets", "d1"): "siae-aaaa"}
+    assert successions([JARDINS, dreets], [JARDINS_NEW_PHONE, dreets], known, T) == []
+
+
+def test_a_new_record_with_a_known_siret_keeps_its_own_identity():
+    with_siret = {**JARDINS_NEW_PHONE, "siret": "19070916200019"}
+    known = {**KNOWN, "siret:19070916200019": "siae-bbbb"}
+    assert successions([JARDINS], [with_siret], known, T) == []
+
+
+def test_each_vanished_record_is_inherited_once_by_the_best_match():
+    closer = JARDINS_NEW_PHONE
+    # also above the threshold, but a worse match ("h-new0" sorts first: order does not decide)
+    farther = rec("reseau", "h-new0", "Jardin du Coiron", telephone="+33475222222")
+    found = successions([JARDINS], [farther, closer], KNOWN, T)
+    assert [s.new_key for s in found] == ["record:reseau:h-new"]

@@ -1,0 +1,74 @@
+"""New source records that take over the ID of a record that vanished from the same source.
+
+A source without ids of its own (a network's spreadsheet) gets a hash of the row as
+`source_id`, so correcting a phone number turns the row into a "new" record while the old one
+vanishes. When nothing else identifies the place (no SIRET, no other source), it would get a
+new `structure_id`, and map sites would see one structure removed and another added. Here a
+new record that the matcher scores as the same place as a vanished record of the same source,
+on name, address and distance, inherits that record's ID.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from transforms.matching import Thresholds, candidate_pairs, features, score
+from transforms.merge import identity_key, record_key
+
+
+@dataclass(frozen=True)
+class Succession:
+    new_key: str  # record key of the new record
+    old_key: str  # record key of the vanished one
+    structure_id: str  # the ID the new record inherits
+    score: float
+
+
+def _keys(r: Mapping) -> set[str]:
+    return {record_key(r["source"], r["source_id"]),
+            identity_key(r.get("siret"), r["source"], r["source_id"])[0]}
+
+
+def successions(previous: Sequence[Mapping], current: Sequence[Mapping],
+                known: Mapping[str, str], thresholds: Thresholds) -> list[Succession]:
+    """Pairs (new record, vanished record) of one source judged the same place.
+
+    previous: the records of the last consolidation; current: this one's; known: the persisted
+    key → structure_id map. Only records nothing identifies are candidates: a new record none
+    of whose keys is known, and a vanished record whose ID no current key claims (its place
+    would otherwise disappear). Pairs are taken best score first, each record at most once.
+    """
+    current_keys = set().union(*(_keys(r) for r in current)) if current else set()
+    claimed = {known[k] for k in current_keys if k in known}
+    vanished: dict[str, list[Mapping]] = defaultdict(list)
+    for r in previous:
+        key = record_key(r["source"], r["source_id"])
+        sid = known.get(key)
+        if key not in current_keys and sid is not None and sid not in claimed:
+            vanished[r["source"]].append(r)
+    fresh: dict[str, list[Mapping]] = defaultdict(list)
+    for r in current:
+        if r["source"] in vanished and not any(k in known for k in _keys(r)):
+            fresh[r["source"]].append(r)
+
+    scored = []
+    for source in sorted(fresh):
+        old, new = vanished[source], fresh[source]
+        both = old + new
+        for i, j in candidate_pairs(both):
+            if i < len(old) <= j:  # one vanished, one new
+                # Contacts are left out: they are what a source edits most, and a changed
+                # phone must not make a new place; name and address must still agree.
+                value = score({**features(both[i], both[j]), "contact": None})
+                if value >= thresholds.merge:
+                    scored.append((value, record_key(source, both[j]["source_id"]),
+                                   record_key(source, both[i]["source_id"])))
+    out, used = [], set()
+    for value, new_key, old_key in sorted(scored, key=lambda t: (-t[0], t[1], t[2])):
+        if new_key in used or old_key in used:
+            continue
+        used |= {new_key, old_key}
+        out.append(Succession(new_key, old_key, known[old_key], value))
+    return sorted(out, key=lambda s: s.new_key)
