@@ -1,8 +1,9 @@
 """`siae map`: serve the reference map page and the current publication on localhost.
 
 Static files only: the page (webmap/), Leaflet and MarkerCluster from their PyPI packages
-(never a CDN), the publication folder, and two small JSON documents (the tile layer setting and
-the names of régions and départements from the warehouse).
+(never a CDN), the publication folder, and small JSON documents: the tile layer setting, the
+names of régions and départements, and the départements' outlines (the background drawn when
+there are no tiles), the last two from the warehouse's communes reference.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 
+from transforms.outlines import departement_outlines, outlines_geojson
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
@@ -38,10 +40,38 @@ def area_names(paths: WarehousePaths) -> dict:
     return {"regions": regions, "departements": deps}
 
 
+def outline_document(paths: WarehousePaths) -> bytes:
+    """The départements' outlines as GeoJSON (an empty collection when the warehouse is
+    busy or absent): about 2 s for the whole of France, so built on first request."""
+    try:
+        with connect(paths.database, read_only=True) as con:
+            rows = con.execute("SELECT departement, geometry FROM core.communes "
+                               "WHERE type = 'COM' AND geometry IS NOT NULL").fetchall()
+            names = dict(con.execute("SELECT departement, nom FROM core.departements").fetchall())
+    except Exception as exc:  # a missing file, or a sync holding the write lock
+        log.warning("département outlines unavailable: %s", exc)
+        return b'{"type":"FeatureCollection","features":[]}'
+    return outlines_geojson(departement_outlines(rows), names).encode()
+
+
+class Lazy:
+    """A document computed once, on first request, by whichever thread asks first."""
+
+    def __init__(self, build):
+        self.build, self.value, self.lock = build, None, threading.Lock()
+
+    def get(self) -> bytes:
+        with self.lock:
+            if self.value is None:
+                self.value = self.build()
+            return self.value
+
+
 class MapHandler(SimpleHTTPRequestHandler):
     """Maps URL prefixes to folders; refuses anything outside them."""
 
-    def __init__(self, *args, roots: dict[str, Path], documents: dict[str, bytes], **kw):
+    def __init__(self, *args, roots: dict[str, Path], documents: dict[str, bytes | Lazy],
+                 **kw):
         self.roots = roots
         self.documents = documents
         super().__init__(*args, **kw)
@@ -53,6 +83,8 @@ class MapHandler(SimpleHTTPRequestHandler):
         path = unquote(urlsplit(self.path).path)
         if path in self.documents:
             body = self.documents[path]
+            if isinstance(body, Lazy):
+                body = body.get()
             self.send_response(200)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -93,6 +125,7 @@ def make_server(home: Path, host: str = "127.0.0.1", port: int = 8000,
     documents = {
         "/config.json": json.dumps({"tiles": tiles, "attribution": attribution}).encode(),
         "/areas.json": json.dumps(area_names(paths), ensure_ascii=False).encode(),
+        "/outline.geojson": Lazy(partial(outline_document, paths)),
     }
     handler = partial(MapHandler, roots=roots, documents=documents)
     return ThreadingHTTPServer((host, port), handler)

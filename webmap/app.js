@@ -118,6 +118,17 @@ async function main() {
   state.map = L.map("map", { keyboard: true, maxZoom: 18 }).setView([46.6, 2.4], 6);
   if (config.tiles) {
     L.tileLayer(config.tiles, { attribution: config.attribution || "", maxZoom: 19 }).addTo(state.map);
+  } else {
+    // No tile server: the départements' outlines (from the communes reference) as background.
+    getJSON("outline.geojson", null).then((outline) => {
+      if (!outline) return;
+      state.outline = L.geoJSON(outline, {
+        interactive: false,
+        style: { color: "#8a94a6", weight: 1, fillColor: "#fbfaf7", fillOpacity: 1 },
+      }).addTo(state.map);
+      state.outline.bringToBack();
+      document.getElementById("map").dataset.outline = String(outline.features.length);
+    });
   }
   state.cluster = L.markerClusterGroup({ chunkedLoading: true, maxClusterRadius: 45 });
   state.map.addLayer(state.cluster);

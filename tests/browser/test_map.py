@@ -6,10 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
+import shapely
+from shapely.geometry import box
 
 from flows.mapserver import make_server, serve_in_thread
 from flows.publish import publish_release
 from tests.flows.test_publish import load, structure
+from warehouse.db import connect
+from warehouse.paths import WarehousePaths
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,6 +40,18 @@ ROWS = (
 def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("wh")
     load(home, ROWS)
+    # a tiny communes reference: two communes of the Rhône, one of the Isère
+    with connect(WarehousePaths(home).database) as con:
+        con.execute("CREATE TABLE core.communes (code_insee VARCHAR, type VARCHAR, "
+                    "departement VARCHAR, geometry BLOB)")
+        con.executemany("INSERT INTO core.communes VALUES (?, 'COM', ?, ?)", [
+            ("69123", "69", shapely.to_wkb(box(4.7, 45.6, 4.9, 45.9))),
+            ("69259", "69", shapely.to_wkb(box(4.9, 45.6, 5.1, 45.9))),
+            ("38185", "38", shapely.to_wkb(box(5.6, 45.1, 5.8, 45.3)))])
+        con.execute("CREATE TABLE core.departements (departement VARCHAR, nom VARCHAR, "
+                    "region VARCHAR)")
+        con.execute("INSERT INTO core.departements VALUES ('69', 'Rhône', '84'), "
+                    "('38', 'Isère', '84')")
     publish_release(home)
     server = make_server(home, port=0)
     serve_in_thread(server)
@@ -91,6 +107,15 @@ def test_page_loads_offline_and_shows_every_structure(site, browser):
     (ARTIFACTS / "map-load.json").write_text(json.dumps({"seconds_to_ready": round(seconds, 3),
                                                           "structures": len(ROWS)}))
     print(f"map page ready in {seconds:.2f} s with {len(ROWS)} structures")
+    page.close()
+
+
+def test_without_tiles_the_departements_outlines_are_the_background(site, browser):
+    page, _, requests = open_page(browser, site)
+    page.wait_for_selector("#map[data-outline]", timeout=30_000)
+    assert page.locator("#map").get_attribute("data-outline") == "2"  # Rhône, Isère
+    assert page.locator(".leaflet-overlay-pane path").count() == 2
+    assert any(u.endswith("/outline.geojson") for u in requests)
     page.close()
 
 
