@@ -36,7 +36,7 @@ from transforms.merge import Edge, merge_records, record_key
 from transforms.places import CommuneIndex
 from transforms.spec import GeocoderSettings, Publication, SourceSpec, Spec, load_spec
 from transforms.staging import stage_table
-from transforms.succession import successions
+from transforms.succession import carry_judgements, successions
 from warehouse.db import (
     CANDIDATE_TYPES,
     ISSUE_TYPES,
@@ -242,14 +242,20 @@ def merge(spec: Spec, home: Path) -> dict:
             "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL"
         ).fetchall())
         # The last consolidation's records (whatever their schema then) for succession.
-        previous = (fetch_frame(con, "SELECT * FROM core.records").to_dict("records")
+        previous = (fetch_frame(con, "SELECT r.*, l.structure_id FROM core.records r JOIN "
+                                     "core.links l USING (source, source_id)").to_dict("records")
                     if table_exists(con, "core", "records") else [])
+        renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
+                              "ORDER BY decided_at, new_key").fetchall()
     judgements = load_judgements(spec.matching.judgements)
     thresholds = Thresholds(spec.matching.merge_threshold, spec.matching.review_threshold)
     rows = records.to_dict("records")
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID.
     inherited = successions(previous, rows, known, thresholds)
     ids_in = {**known, **{s.new_key: s.structure_id for s in inherited}}
+    # ...and the analysts' judgements on its old key still bind it.
+    judgements = carry_judgements(judgements, renamed + [(s.old_key, s.new_key)
+                                                         for s in inherited])
     scored = score_pairs(rows, thresholds)
     keys = [record_key(r["source"], r["source_id"]) for r in rows]
     edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]

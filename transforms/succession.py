@@ -35,19 +35,23 @@ def successions(previous: Sequence[Mapping], current: Sequence[Mapping],
                 known: Mapping[str, str], thresholds: Thresholds) -> list[Succession]:
     """Pairs (new record, vanished record) of one source judged the same place.
 
-    previous: the records of the last consolidation; current: this one's; known: the persisted
-    key → structure_id map. Only records nothing identifies are candidates: a new record none
-    of whose keys is known, and a vanished record whose ID no current key claims (its place
-    would otherwise disappear). Pairs are taken best score first, each record at most once.
+    previous: the records of the last consolidation, each with the `structure_id` it was
+    published under; current: this one's; known: the persisted key → structure_id map. Only
+    records nothing identifies are candidates: a new record none of whose keys is known, and a
+    vanished record whose ID no current key claims (its place would otherwise disappear).
+    Pairs are taken best score first, each record at most once.
     """
     current_keys = set().union(*(_keys(r) for r in current)) if current else set()
     claimed = {known[k] for k in current_keys if k in known}
     vanished: dict[str, list[Mapping]] = defaultdict(list)
+    last_id: dict[str, str] = {}  # vanished record key → the ID it was published under
     for r in previous:
         key = record_key(r["source"], r["source_id"])
-        sid = known.get(key)
+        # The ID it had last time, which a split may have changed since its key was stored.
+        sid = r.get("structure_id") or known.get(key)
         if key not in current_keys and sid is not None and sid not in claimed:
             vanished[r["source"]].append(r)
+            last_id[key] = sid
     fresh: dict[str, list[Mapping]] = defaultdict(list)
     for r in current:
         if r["source"] in vanished and not any(k in known for k in _keys(r)):
@@ -70,5 +74,32 @@ def successions(previous: Sequence[Mapping], current: Sequence[Mapping],
         if new_key in used or old_key in used:
             continue
         used |= {new_key, old_key}
-        out.append(Succession(new_key, old_key, known[old_key], value))
+        out.append(Succession(new_key, old_key, last_id[old_key], value))
     return sorted(out, key=lambda s: s.new_key)
+
+
+def carry_judgements(judgements: Mapping[frozenset[str], str],
+                     renamed: Sequence[tuple[str, str]]) -> dict[frozenset[str], str]:
+    """Judgements made on a record also bind the records that succeeded it.
+
+    renamed: (old_key, new_key) in the order they happened (a chain old → new → newer is
+    followed). A judgement naming the record under either key applies; a decision stated on
+    the new key itself wins over the one inherited.
+    """
+    successor: dict[str, str] = {}
+    for old, new in renamed:
+        successor[old] = new
+
+    def latest(key: str) -> str:
+        seen = set()
+        while key in successor and key not in seen:
+            seen.add(key)
+            key = successor[key]
+        return key
+
+    out = dict(judgements)
+    for pair, decision in judgements.items():
+        moved = frozenset(latest(k) for k in pair)
+        if moved != pair and len(moved) == 2:
+            out.setdefault(moved, decision)
+    return out

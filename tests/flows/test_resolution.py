@@ -109,3 +109,32 @@ def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path):
     changes = json.loads((home / "publish" / "changes.json").read_text())
     assert changes["added"] == [] and changes["removed"] == []
     assert {"structure_id": before, "fields": ["telephone"]} in changes["changed"]
+
+
+def test_a_judgement_still_binds_a_row_after_its_source_edits_it(demo, tmp_path):
+    home = tmp_path / "wh"
+    run(demo, home)
+    left, right = matched_pair(home)  # a network row without SIRET, matched to les emplois
+    append_judgement(demo / "judgements.csv", left, right, "different")
+    run(demo, home)
+    split = ids(home)[left]
+    assert split != ids(home)[right]
+    # the network adds a phone number to that row: a new row hash, the same place
+    csv = demo / "reseau_iae_aura.csv"
+    text = csv.read_bytes().decode("cp1252")
+    line = next(x for x in text.splitlines() if "Ondaine Agro" in x)
+    edited = line.replace("Atelier chantier d'insertion;;", "Atelier chantier d'insertion;"
+                                                           "04 77 56 00 00;", 1)
+    assert edited != line
+    csv.write_bytes(text.replace(line, edited).encode("cp1252"))
+    run(demo, home)
+    (key, structure_id), = query(
+        home, "SELECT l.source_id, l.structure_id FROM core.links l JOIN core.records r "
+              "USING (source, source_id) WHERE r.source = ? AND r.nom = 'Association Ondaine "
+              "Agro'", [left[0]])
+    assert key != left[1]  # re-keyed by its source
+    now = ids(home)
+    assert structure_id == split  # the place kept its ID...
+    assert structure_id != now[right]  # ...and the analyst's "different" still holds
+    run(demo, home)
+    assert ids(home) == now  # and on the following runs

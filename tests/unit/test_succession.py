@@ -59,3 +59,23 @@ def test_each_vanished_record_is_inherited_once_by_the_best_match():
     farther = rec("reseau", "h-new0", "Jardin du Coiron", telephone="+33475222222")
     found = successions([JARDINS], [farther, closer], KNOWN, T)
     assert [s.new_key for s in found] == ["record:reseau:h-new"]
+
+
+def test_judgements_follow_a_record_through_its_successive_keys():
+    from transforms.succession import carry_judgements
+
+    other = "record:emplois:e1"
+    judged = {frozenset({"record:reseau:h1", other}): "different"}
+    renamed = [("record:reseau:h1", "record:reseau:h2"), ("record:reseau:h2", "record:reseau:h3")]
+    carried = carry_judgements(judged, renamed)
+    assert carried[frozenset({"record:reseau:h3", other})] == "different"
+    # a decision stated on the newest key is not overridden by the inherited one
+    judged[frozenset({"record:reseau:h3", other})] = "same"
+    assert carry_judgements(judged, renamed)[frozenset({"record:reseau:h3", other})] == "same"
+
+
+def test_the_id_inherited_is_the_one_last_published_not_the_first_stored():
+    # a split gave the record another ID than the one stored with its key at first
+    split = {**JARDINS, "structure_id": "siae-cccc"}
+    (s,) = successions([split], [JARDINS_NEW_PHONE], KNOWN, T)
+    assert s.structure_id == "siae-cccc"
