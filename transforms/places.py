@@ -47,6 +47,19 @@ def departement_of_postcode(code_postal: str | None) -> str | None:
     return code_postal[:2]
 
 
+def normalize_departement(value: str) -> str | None:
+    """A département code as sources write it ("1", "01", "2a", "Rhône (69)", "974") → "01",
+    "2A", "69", "974"; None when empty. Only the shape is checked, not that it exists."""
+    raw = (value or "").strip().upper()
+    if not raw:
+        return None
+    raw = re.sub(r"\.0$", "", raw)
+    m = re.search(r"(?<![0-9A-Z])(97[1-6]|2[AB]|\d{1,2})(?![0-9A-Z])", raw)
+    if not m or m.group(1) in ("0", "00", "20"):
+        raise InvalidValue("departement_invalide", f"{value!r} is not a département code")
+    return m.group(1).zfill(2)
+
+
 def departement_of_insee(code_insee: str) -> str:
     """The département of a code INSEE (first two characters, three overseas)."""
     return code_insee[:3] if code_insee.startswith("97") else code_insee[:2]

@@ -19,7 +19,8 @@ from transforms.apis import KIND_FIELDS
 from transforms.kinds import KNOWN_KINDS, SIAE_KINDS
 
 # Canonical fields a source may map a column to (DESIGN.md); derived fields such as
-# `siren`, `departement` or `region` are computed, never mapped.
+# `siren` or `region` are computed, never mapped. A mapped `departement` is only checked
+# against the commune's (the commune wins) and used when the commune is unknown.
 MAPPABLE_FIELDS = (
     "source_id",
     "siret",
@@ -31,6 +32,7 @@ MAPPABLE_FIELDS = (
     "code_postal",
     "commune",
     "code_insee",
+    "departement",
     "latitude",
     "longitude",
     "telephone",

@@ -21,7 +21,12 @@ from transforms.contacts import normalize_email, normalize_phone, normalize_webs
 from transforms.errors import InvalidValue
 from transforms.identifiers import normalize_siret, siren_of
 from transforms.kinds import parse_kinds
-from transforms.places import CommuneIndex, departement_of_postcode, normalize_postcode
+from transforms.places import (
+    CommuneIndex,
+    departement_of_postcode,
+    normalize_departement,
+    normalize_postcode,
+)
 from transforms.readers import Table
 from transforms.spec import SourceSpec
 
@@ -202,7 +207,13 @@ def stage_table(
         if place is None and (code_postal or commune_name):
             warn("commune", "commune_inconnue",
                  f"no commune for postcode {code_postal!r} and name {commune_name!r}")
-        departement = place.departement if place else departement_of_postcode(code_postal)
+        declared = lenient("departement", normalize_departement)
+        departement = (place.departement if place
+                       else departement_of_postcode(code_postal) or declared)
+        if declared and departement and declared != departement:
+            # Usually a wrong postcode or commune in the source: worth an analyst's look.
+            warn("departement", "departement_incoherent",
+                 f"the source says {declared}, its commune or postcode is in {departement}")
 
         coords = {f: lenient(f, parse_coordinate) for f in ("latitude", "longitude")}
         if (coords["latitude"] is None) != (coords["longitude"] is None):

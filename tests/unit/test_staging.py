@@ -183,3 +183,39 @@ def test_unreadable_lines_from_the_reader_become_rejects(tiny_communes):
 )
 def test_parse_date(raw, iso):
     assert parse_date(raw).isoformat() == iso
+
+
+DEP_SPEC = parse_spec(
+    """
+[sources.reseau]
+kind = "file"
+path = "x.csv"
+[sources.reseau.columns]
+nom = "Nom"
+types = "Type"
+code_postal = "CP"
+commune = "Ville"
+departement = "Dépt"
+""",
+    Path("/tmp/sources.toml"),
+).sources["reseau"]
+
+
+@pytest.mark.parametrize(
+    ("cp", "ville", "dept", "departement", "warning"),
+    [
+        ("69003", "Lyon", "Rhône (69)", "69", None),
+        ("69003", "Lyon", "38", "69", "departement_incoherent"),
+        ("", "Nulle-Part", "7", "07", "commune_inconnue"),  # the source's, when nothing else
+        ("07200", "Aubenas", "Ardèche", "07", "departement_invalide"),
+    ],
+    ids=["agrees", "disagrees-commune-wins", "only-the-source-knows", "not-a-code"],
+)
+def test_a_mapped_departement_is_checked_against_the_commune(tiny_communes, cp, ville, dept,
+                                                             departement, warning):
+    table = Table(["Nom", "Type", "CP", "Ville", "Dépt"],
+                  [["Atelier", "ACI", cp, ville, dept]], [2])
+    out = stage_table(table, DEP_SPEC, tiny_communes, KINDS)
+    rec = out.records.iloc[0]
+    assert rec["departement"] == departement
+    assert list(out.warnings["reason"]) == ([warning] if warning else [])
