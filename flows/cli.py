@@ -30,6 +30,9 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # Our progress lines (pages, bytes, geocoding) reach the Prefect run logs too.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "siae")
+    # The temporary server would otherwise try to send usage telemetry: an error line on an
+    # offline machine, and nothing a data pipeline should do unasked.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def print_summary(summary, out=sys.stdout) -> None:
@@ -318,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force-publish", action="store_true",
                    help="publish even when the structures drop beyond max_drop_share")
     p.add_argument(
-        "--force", action="store_true", help="re-stage sources even when their content is unchanged"
+        "--force", action="store_true", help="re-stage and re-consolidate even when nothing changed"
     )
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("check", help="validate a sources file")

@@ -29,7 +29,7 @@ from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.status import problems, source_statuses
 from transforms.apis import source_table
-from transforms.geocoding import distance_km
+from transforms.geocoding import STREET_TYPES, distance_km
 from transforms.location import locate_structures
 from transforms.matching import Thresholds, score_pairs
 from transforms.merge import Edge, merge_records, record_key
@@ -94,16 +94,49 @@ def staging_fingerprint(spec: SourceSpec) -> str:
     return f"{spec.fingerprint()}-{TRANSFORMS_HASH}"
 
 
-def _code_hash() -> str:
-    import transforms
-
+def _code_hash(*folders: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(transforms.__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
+    for folder in folders:
+        for path in sorted([*folder.glob("*.py"), *folder.glob("*.sql")]):
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-TRANSFORMS_HASH = _code_hash()
+_PROJECT = Path(__file__).resolve().parent.parent
+TRANSFORMS_HASH = _code_hash(_PROJECT / "transforms")
+# What a consolidation runs: a change to any of it means consolidating again.
+PIPELINE_HASH = _code_hash(_PROJECT / "transforms", _PROJECT / "flows", _PROJECT / "warehouse")
+
+
+def _file_hash(path: Path | None) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else None
+
+
+def consolidation_inputs(con, spec: Spec, now: dt.datetime) -> str:
+    """A hash of everything a consolidation reads: the staged sources (content and mapping),
+    the settings, the judgements, the reference, the code, and whether cached geocoding
+    answers are due to be asked again. Equal hashes give the same result."""
+    names = [n for n, s in spec.sources.items() if s.enabled]
+    staged = con.execute(
+        "SELECT source, sha256, spec_fingerprint FROM ops.source_state "
+        "WHERE source IN (SELECT UNNEST(?)) ORDER BY source", [names]).fetchall()
+    due = now - dt.timedelta(days=spec.geocoder.retry_failed_after_days)
+    retry = con.execute(
+        "SELECT count(*) FROM core.geocodes WHERE geocoded_at < ? AND (status <> 'ok' OR "
+        "score IS NULL OR score < ? OR type NOT IN (SELECT UNNEST(?)))",
+        [due, spec.geocoder.min_score, list(STREET_TYPES)]).fetchone()[0]
+    parts = {
+        "code": PIPELINE_HASH,
+        "staged": staged,
+        "settings": repr((spec.defaults, spec.matching, spec.geocoder, spec.publication,
+                          [(n, spec.sources[n].priority) for n in names])),
+        "judgements": _file_hash(spec.matching.judgements),
+        "replay": _file_hash(spec.geocoder.replay),
+        "reference": con.execute("SELECT name, version FROM ops.reference_versions "
+                                 "ORDER BY name").fetchall(),
+        "geocodes_due": retry > 0,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @task(cache_policy=NO_CACHE)
@@ -473,26 +506,56 @@ def _ingest(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> b
     return True
 
 
-def _consolidate(run: Run, force_publish: bool) -> None:
+def _consolidate(run: Run, force_publish: bool, force: bool = False) -> None:
     """Merge, geocode, locate and publish, one consolidation at a time per warehouse."""
     start = dt.datetime.now()
     wait = float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))
     try:
         with consolidation_lock(run.root, wait):
-            _consolidate_locked(run, force_publish)
+            _consolidate_locked(run, force_publish, force)
     except WarehouseBusy as exc:
         run.step(StepResult("consolidate", None, "failed",
                             (dt.datetime.now() - start).total_seconds(), message=str(exc)),
                  start)
 
 
-def _consolidate_locked(run: Run, force_publish: bool) -> None:
+def _consolidate_locked(run: Run, force_publish: bool, force: bool) -> None:
+    spec, root, summary = run.spec, run.root, run.summary
+    start = dt.datetime.now()
+    with connect(WarehousePaths(root).database) as con:
+        inputs = consolidation_inputs(con, spec, start)
+        last = con.execute("SELECT inputs, run_id FROM ops.consolidations "
+                           "ORDER BY finished_at DESC LIMIT 1").fetchone()
+        structures = con.execute("SELECT count(*) FROM core.structures").fetchone()[0] \
+            if table_exists(con, "core", "structures") else 0
+    if last and last[0] == inputs and not force:
+        # Nothing it reads has changed: merging, geocoding and locating again would give the
+        # same tables. The publication step still runs: it is cheap and restores a missing one.
+        summary.structures = structures
+        run.step(StepResult("consolidate", None, "unchanged", 0.0, rows_out=structures,
+                            message=f"staged sources, settings and judgements as in run "
+                                    f"{last[1]}: merge, geocoding and location skipped"), start)
+        _publish_step(run, force_publish, structures)
+        return
+    if not _merge_geocode_locate(run):
+        return  # nothing written: the core tables still match the last recorded inputs
+    # What the core tables now hold. With a failed geocoding they are incomplete: a marker
+    # that no inputs hash equals makes the next run consolidate again.
+    complete = all(s.status != "failed" for s in summary.steps if s.step == "geocode")
+    with connect(WarehousePaths(root).database) as con:
+        con.execute("INSERT INTO ops.consolidations VALUES (?, ?, ?)",
+                    [run.run_id, dt.datetime.now(), inputs if complete else "incomplete"])
+    _publish_step(run, force_publish, summary.structures)
+
+
+def _merge_geocode_locate(run: Run) -> bool:
+    """The consolidation proper; False when a step failed and nothing was written."""
     spec, root, summary = run.spec, run.root, run.summary
     start = dt.datetime.now()
     merged, err, secs = _run(merge, spec, root)
     if err:
         run.step(StepResult("merge", None, "failed", secs, message=err), start)
-        return
+        return False
     bands = merged["candidates"]["band"].value_counts().to_dict()
     run.step(StepResult("merge", None, "ok", secs, rows_in=len(merged["records"]),
                         rows_out=len(merged["structures"]),
@@ -525,29 +588,36 @@ def _consolidate_locked(run: Run, force_publish: bool) -> None:
     located, err, secs = _run(locate_and_write, spec, root, merged, geocoded, run.run_id)
     if err:
         run.step(StepResult("locate", None, "failed", secs, message=err), start)
-        return
+        return False
     summary.structures = located["structures"]
     run.step(StepResult("locate", None, "ok", secs, rows_in=located["structures"],
                         rows_out=located["structures"],
                         details={"by_precision": located["by_precision"],
                                  "new_ids": located["new_ids"],
                                  "disagreements": located["disagreements"]}), start)
+    return True
+
+
+def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
+    """Publish a release from the warehouse; False when it failed or was refused."""
+    summary = run.summary
     start = dt.datetime.now()
-    published, err, secs = _run(publish, root, spec.publication, force_publish)
+    published, err, secs = _run(publish, run.root, run.spec.publication, force_publish)
     if err:
         run.step(StepResult("publish", None, "failed", secs, message=err), start)
-        return
+        return False
     summary.features = published["features"]
     summary.without_coordinates = published["without_coordinates"]
-    summary.closed = located["structures"] - published["structures"]
+    summary.closed = structures - published["structures"]
     summary.published = True
     summary.geojson = published["path"]
     summary.published_by_precision = published["by_precision"]
     details = {"release": published["release"], **published.get("changes", {})}
     run.step(StepResult("publish", None, "ok" if published["status"] == "published"
-                        else "unchanged", secs, rows_in=located["structures"],
+                        else "unchanged", secs, rows_in=structures,
                         rows_out=published["features"], bytes=sum(published["bytes"].values()),
                         details=details), start)
+    return True
 
 
 @flow(name="siae-sync", log_prints=False)
@@ -565,7 +635,7 @@ def sync(
     communes = _prepare(run)
     for src in selected:
         _ingest(run, src, communes, force)
-    _consolidate(run, force_publish)
+    _consolidate(run, force_publish, force)
     return run.finish()
 
 
@@ -591,10 +661,11 @@ def ingest_source(sources_file: str, source: str, home: str | None = None,
 
 @flow(name="siae-consolidate", log_prints=False)
 def consolidate_publish(sources_file: str, home: str | None = None,
-                        force_publish: bool = False) -> RunSummary:
-    """Merge what is staged, geocode, locate and publish."""
+                        force_publish: bool = False, force: bool = False) -> RunSummary:
+    """Merge what is staged, geocode, locate and publish (skipping all but the publication
+    when nothing they read has changed, unless `force`)."""
     spec = load_spec(sources_file)
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
     _prepare(run)
-    _consolidate(run, force_publish)
+    _consolidate(run, force_publish, force)
     return run.finish()

@@ -146,3 +146,12 @@ CREATE TABLE IF NOT EXISTS core.id_successions (
     structure_id VARCHAR NOT NULL,
     score DOUBLE NOT NULL
 );
+
+-- Every consolidation that wrote the core tables, with a hash of everything it read
+-- ('incomplete' when geocoding failed): a run whose inputs hash equals the last one skips
+-- merging, geocoding and locating (nothing would change); the publication step still runs.
+CREATE TABLE IF NOT EXISTS ops.consolidations (
+    run_id VARCHAR NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    inputs VARCHAR NOT NULL
+);

@@ -127,16 +127,28 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
 
 def test_rerun_is_byte_identical_costs_no_staging_and_keeps_ids(demo, tmp_path):
     home = tmp_path / "wh"
-    run(demo, home)
+    first_summary = run(demo, home)
     first = (home / "publish" / "siae.geojson").read_bytes()
     ids = query(home, "SELECT identity_key, structure_id FROM core.structures ORDER BY 1")
     second = run(demo, home)
     assert (home / "publish" / "siae.geojson").read_bytes() == first
     assert query(home, "SELECT identity_key, structure_id FROM core.structures ORDER BY 1") == ids
     assert {s.status for s in second.steps if s.step == "stage"} == {"unchanged"}
-    # geocoding: the first run asked the (replayed) BAN, the second one only its cache
+    # nothing the consolidation reads changed: no merge, no geocoding, the same publication
+    steps = {s.step: s.status for s in second.steps if s.source is None}
+    assert steps == {"prepare": "ok", "consolidate": "unchanged", "publish": "unchanged"}
     assert second.geocoding_requests == 0
+    assert (second.structures, second.features) == (first_summary.structures,
+                                                    first_summary.features)
     assert second.published_by_precision["housenumber"] > 0
+    # a changed setting is a changed input
+    toml = demo / "sources.toml"
+    assert "[matching]" not in toml.read_text(encoding="utf-8")
+    with toml.open("a", encoding="utf-8") as fh:
+        fh.write("\n[matching]\nreview_threshold = 0.61\n")
+    third = run(demo, home)
+    assert "merge" in {s.step for s in third.steps}
+    assert query(home, "SELECT identity_key, structure_id FROM core.structures ORDER BY 1") == ids
 
 
 def test_ids_do_not_depend_on_the_order_of_sources(demo, tmp_path):
