@@ -173,6 +173,7 @@ def cmd_geocode(args) -> int:
     from flows.geocoder import terminal_progress
     from flows.sync import geocode, locate_and_write, merge
     from transforms.spec import load_spec
+    from warehouse.lock import WarehouseBusy, consolidation_lock
     from warehouse.paths import WarehousePaths
 
     _progress_logging(False)
@@ -181,13 +182,19 @@ def cmd_geocode(args) -> int:
     if args.failed:
         settings = dataclasses.replace(settings, retry_failed_after_days=0)
     home = WarehousePaths.resolve(args.home).ensure().home
-    merged = merge.fn(spec, home)
-    answer = geocode.fn(home, settings, merged["structures"].to_dict("records"),
-                        spec.defaults.user_agent, resend_all=args.all,
-                        progress=terminal_progress)
+    # It rewrites the core tables: never beside a running consolidation.
+    try:
+        with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
+            merged = merge.fn(spec, home)
+            answer = geocode.fn(home, settings, merged["structures"].to_dict("records"),
+                                spec.defaults.user_agent, resend_all=args.all,
+                                progress=terminal_progress)
+            located = locate_and_write.fn(spec, home, merged, answer["accepted"],
+                                          f"geocode-{dt.datetime.now():%Y%m%dT%H%M%S}")
+    except WarehouseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     stats = answer["stats"]
-    located = locate_and_write.fn(spec, home, merged, answer["accepted"],
-                                  f"geocode-{dt.datetime.now():%Y%m%dT%H%M%S}")
     print(f"{stats.addresses} addresses: {stats.sent} sent in {stats.requests} requests, "
           f"{stats.cache_hits} from cache, {stats.accepted} kept")
     print("located by " + ", ".join(f"{k} {v}" for k, v in located["by_precision"].items()))

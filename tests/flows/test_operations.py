@@ -108,3 +108,20 @@ def test_prefect_yaml_agrees_with_sources_toml():
     spec = load_spec(ROOT / "sources.toml")
     assert (ROOT / "prefect.yaml").read_text(encoding="utf-8") == prefect_yaml(
         spec, "sources.toml", None)
+
+
+def test_siae_geocode_relocates_and_waits_for_a_running_consolidation(demo, tmp_path,
+                                                                      monkeypatch, capsys):
+    from flows.cli import main
+
+    home = tmp_path / "wh"
+    sync(str(demo / "sources.toml"), home=str(home))
+    args = ["geocode", "--sources", str(demo / "sources.toml"), "--home", str(home)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "0 sent in 0 requests" in out and "located by" in out  # all from the cache
+    monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "0.5")
+    with consolidation_lock(home):
+        assert main(args) == 1
+    assert "another consolidation is running" in capsys.readouterr().err
+    assert check_geojson(home / "publish" / "siae.geojson") > 0
