@@ -51,6 +51,7 @@ from warehouse.db import (
     replace_table,
     table_exists,
 )
+from warehouse.history import record_history
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, commune_shapes, ensure_communes
@@ -360,10 +361,12 @@ def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_i
             con.executemany("INSERT INTO ops.geo_disagreements VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?)", [[run_id, *f] for f in flags])
         con.execute(MARTS_SQL)
+        history = record_history(con, now, run_id)
         con.execute("COMMIT")
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
     return {"records": len(records), "structures": len(located), "new_ids": len(new),
-            "by_precision": precision, "disagreements": len(flags)}
+            "by_precision": precision, "disagreements": len(flags),
+            "versions": history["opened"]}
 
 
 def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
@@ -594,6 +597,7 @@ def _merge_geocode_locate(run: Run) -> bool:
                         rows_out=located["structures"],
                         details={"by_precision": located["by_precision"],
                                  "new_ids": located["new_ids"],
+                                 "new_versions": located["versions"],
                                  "disagreements": located["disagreements"]}), start)
     return True
 

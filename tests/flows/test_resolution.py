@@ -109,6 +109,16 @@ def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path):
     changes = json.loads((home / "publish" / "changes.json").read_text())
     assert changes["added"] == [] and changes["removed"] == []
     assert {"structure_id": before, "fields": ["telephone"]} in changes["changed"]
+    # analysts read the same story, with dates, in the warehouse's history
+    history = "SELECT change, fields FROM marts.siae_changes WHERE structure_id = ? ORDER BY " \
+              "changed_at"
+    assert query(home, history, [before]) == [("added", []), ("changed", ["telephone"])]
+    csv.write_bytes(b"".join(line for line in csv.read_bytes().splitlines(keepends=True)
+                             if b"Chantier des Gorges" not in line))
+    run(demo, home)
+    assert [c for c, _ in query(home, history, [before])] == ["added", "changed", "removed"]
+    assert query(home, "SELECT count(*) FROM core.structures_history WHERE structure_id = ? "
+                       "AND valid_to IS NULL", [before]) == [(0,)]
 
 
 def test_a_judgement_still_binds_a_row_after_its_source_edits_it(demo, tmp_path):

@@ -1,0 +1,89 @@
+"""Every version of every structure (`core.structures_history`) and the changes between them
+(`marts.siae_changes`), kept by each consolidation that writes `core.structures`.
+
+A version is valid from the consolidation that produced it (`valid_from`) until the one that
+changed or removed the structure (`valid_to`, NULL while current). Unchanged structures keep
+their open version, so the history grows with the changes, not with the runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+_BOOKKEEPING = {"row_hash": "VARCHAR", "valid_from": "TIMESTAMP", "valid_to": "TIMESTAMP",
+                "run_id": "VARCHAR", "closed_by": "VARCHAR"}
+
+
+# Bookkeeping of the merge, not data: a record re-keyed by its source changes the key shown.
+_NOT_COMPARED = {"identity_key"}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    schema, name = table.split(".")
+    return dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+        "AND table_name = ? ORDER BY ordinal_position", [schema, name]).fetchall())
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    current = _columns(con, "core.structures")
+    history = _columns(con, "core.structures_history")
+    if not history:
+        extra = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in _BOOKKEEPING.items())
+        con.execute(f"CREATE TABLE core.structures_history AS SELECT *, {extra} "
+                    "FROM core.structures WITH NO DATA")
+        return
+    # A column added to core.structures later: older versions have it NULL.
+    for column, kind in current.items():
+        if column not in history:
+            con.execute(f'ALTER TABLE core.structures_history ADD COLUMN "{column}" {kind}')
+
+
+def record_history(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str) -> dict:
+    """Close the versions that changed or disappeared, open the new ones, and recreate
+    marts.siae_changes. Returns the counts of versions closed and opened."""
+    _ensure_table(con)
+    columns = [c for c in _columns(con, "core.structures") if c not in _NOT_COMPARED]
+    fields = ", ".join(f'"{c}" := "{c}"' for c in columns)
+    con.execute("CREATE OR REPLACE TEMP TABLE _current AS SELECT *, "
+                f"md5(CAST(struct_pack({fields}) AS VARCHAR)) AS row_hash FROM core.structures")
+    closed = con.execute(
+        "UPDATE core.structures_history h SET valid_to = ?, closed_by = ? "
+        "WHERE valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM _current c "
+        "WHERE c.structure_id = h.structure_id AND c.row_hash = h.row_hash)",
+        [now, run_id]).fetchone()[0]
+    opened = con.execute(
+        "INSERT INTO core.structures_history BY NAME "
+        "SELECT c.*, CAST(? AS TIMESTAMP) AS valid_from, ? AS run_id FROM _current c "
+        "WHERE NOT EXISTS (SELECT 1 FROM core.structures_history h WHERE h.valid_to IS NULL "
+        "AND h.structure_id = c.structure_id AND h.row_hash = c.row_hash)",
+        [now, run_id]).fetchone()[0]
+    con.execute("DROP TABLE _current")
+    con.execute(changes_view_sql(columns))
+    return {"closed": closed, "opened": opened}
+
+
+def changes_view_sql(columns: list[str]) -> str:
+    """marts.siae_changes: one row per structure added, changed (with the fields that
+    changed) or removed, at the consolidation that did it."""
+    compared = [c for c in columns if c != "structure_id" and c not in _NOT_COMPARED]
+    diffs = ", ".join(f"CASE WHEN c.\"{col}\" IS DISTINCT FROM p.\"{col}\" THEN '{col}' END"
+                      for col in compared)
+    return f"""
+CREATE OR REPLACE VIEW marts.siae_changes AS
+SELECT c.structure_id, c.valid_from AS changed_at, c.run_id,
+       CASE WHEN p.structure_id IS NULL THEN 'added' ELSE 'changed' END AS change,
+       CASE WHEN p.structure_id IS NULL THEN CAST([] AS VARCHAR[])
+            ELSE list_filter([{diffs}], lambda x: x IS NOT NULL) END AS fields
+FROM core.structures_history c
+LEFT JOIN core.structures_history p
+  ON p.structure_id = c.structure_id AND p.valid_to = c.valid_from
+UNION ALL
+SELECT h.structure_id, h.valid_to, h.closed_by, 'removed', CAST([] AS VARCHAR[])
+FROM core.structures_history h
+WHERE h.valid_to IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM core.structures_history n
+    WHERE n.structure_id = h.structure_id AND n.valid_from = h.valid_to)
+"""
