@@ -285,7 +285,8 @@ def cmd_serve(args) -> int:
 def cmd_status(args) -> int:
     import datetime as dt
 
-    from flows.status import problems, source_statuses
+    from flows.review import pending_pairs
+    from flows.status import pipeline_status, problems, source_statuses
     from transforms.spec import load_spec
     from warehouse.paths import WarehousePaths
 
@@ -293,6 +294,18 @@ def cmd_status(args) -> int:
     home = WarehousePaths.resolve(args.home).home
     now = dt.datetime.now()
     statuses = source_statuses(home, spec)
+    found = problems(statuses, now, spec.alerts.on_stale)
+    pipeline = pipeline_status(home)
+    if WarehousePaths(home).database.exists():
+        pipeline["review_pending"] = len(pending_pairs(home, spec.matching.judgements))
+    if args.json:
+        doc = {"checked_at": now, "problems": found, "sources": [
+            {"source": st.source, "last_success": st.last_success,
+             "last_failure": st.last_failure, "failure_message": st.failure_message,
+             "rows": st.rows, "failing": st.failing, "stale": st.stale(now)}
+            for st in statuses], **pipeline}
+        print(json.dumps(doc, indent=2, default=lambda v: v.isoformat(timespec="seconds")))
+        return 1 if args.check and found else 0
     fmt = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "never"  # noqa: E731
     print(f"{'source':<24}{'last success':<18}{'age':>8}{'rows':>8}  {'state':<8}last failure")
     for st in statuses:
@@ -304,7 +317,19 @@ def cmd_status(args) -> int:
         rows = "-" if st.rows is None else st.rows
         print(f"{st.source:<24}{fmt(st.last_success):<18}{shown_age:>8}{rows:>8}  "
               f"{state:<8}{failure[:120]}")
-    found = problems(statuses, now, spec.alerts.on_stale)
+    cons, pub = pipeline["consolidation"], pipeline["publication"]
+    print()
+    print("last consolidation: " + (f"{fmt(cons['finished_at'])} (run {cons['run_id']})"
+                                    + (", geocoding INCOMPLETE" if cons["incomplete"] else "")
+                                    if cons else "never"))
+    print("current publication: " + (f"{pub['release_id']} of {fmt(pub['published_at'])}, "
+                                     f"{pub['features']} features of {pub['structures']} "
+                                     f"structures" if pub else "none"))
+    if pipeline["review_pending"] is not None:
+        print(f"match pairs awaiting review: {pipeline['review_pending']} (siae review)")
+    if pipeline["open_alerts"]:
+        print("open alerts: " + ", ".join(f"{a['source']} {a['problem']} since "
+                                          f"{fmt(a['since'])}" for a in pipeline["open_alerts"]))
     return 1 if args.check and found else 0
 
 
@@ -368,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, "the demo's sources")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when a source is failing or stale (for monitoring)")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("map", help="serve the reference map page of the publication")
     p.add_argument("--home", default=None)

@@ -82,3 +82,31 @@ def problems(statuses: list[SourceStatus], now: dt.datetime,
                         "since": s.last_success.isoformat(timespec="seconds")
                         if s.last_success else None})
     return out
+
+
+def pipeline_status(home: Path) -> dict:
+    """Beyond the sources: the last consolidation that wrote the core tables, the current
+    publication, the open alerts and the match pairs awaiting an analyst."""
+    paths = WarehousePaths(home)
+    out: dict = {"consolidation": None, "publication": None, "open_alerts": [],
+                 "review_pending": None}
+    if not paths.database.exists():
+        return out
+    with connect(paths.database, read_only=True) as con:
+        row = con.execute("SELECT run_id, finished_at, inputs = 'incomplete' FROM "
+                          "ops.consolidations ORDER BY finished_at DESC LIMIT 1").fetchone()
+        if row:
+            out["consolidation"] = {"run_id": row[0], "finished_at": row[1],
+                                    "incomplete": row[2]}
+        row = con.execute("SELECT release_id, published_at, structures, features FROM "
+                          "marts.publications ORDER BY published_at DESC LIMIT 1").fetchone()
+        if row:
+            out["publication"] = dict(zip(("release_id", "published_at", "structures",
+                                           "features"), row, strict=True))
+        out["open_alerts"] = [
+            {"source": s, "problem": p, "since": t} for s, p, state, t in con.execute(
+                "SELECT source, problem, state, sent_at FROM ops.alerts WHERE delivered "
+                "QUALIFY row_number() OVER (PARTITION BY source, problem "
+                "ORDER BY sent_at DESC) = 1 ORDER BY source, problem").fetchall()
+            if state == "open"]
+    return out

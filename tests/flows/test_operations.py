@@ -125,3 +125,28 @@ def test_siae_geocode_relocates_and_waits_for_a_running_consolidation(demo, tmp_
         assert main(args) == 1
     assert "another consolidation is running" in capsys.readouterr().err
     assert check_geojson(home / "publish" / "siae.geojson") > 0
+
+
+def test_status_json_tells_a_probe_the_sources_publication_and_pending_work(demo, tmp_path,
+                                                                            capsys):
+    from flows.cli import main
+
+    home = tmp_path / "wh"
+    first = sync(str(demo / "sources.toml"), home=str(home))
+    args = ["status", "--sources", str(demo / "sources.toml"), "--home", str(home), "--json"]
+    assert main(args + ["--check"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["source"] for s in doc["sources"]] == list(load_spec(demo / "sources.toml").sources)
+    assert doc["problems"] == [] and doc["open_alerts"] == []
+    assert doc["consolidation"]["run_id"] == first.run_id
+    assert doc["publication"]["features"] == first.features
+    assert doc["review_pending"] == len(query(
+        home, "SELECT * FROM core.match_candidates WHERE band = 'review'"))
+    (demo / "emplois_aura.json").write_text("<html>oops</html>")
+    sync(str(demo / "sources.toml"), home=str(home))
+    assert main(args + ["--check"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [(p["source"], p["problem"]) for p in doc["problems"]] == [("emplois_aura", "failed")]
+    # nothing else changed: the consolidation was skipped, the publication is the same
+    assert doc["consolidation"]["run_id"] == first.run_id
+    assert doc["publication"]["features"] == first.features
