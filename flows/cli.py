@@ -186,7 +186,7 @@ def cmd_geocode(args) -> int:
     try:
         with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
             merged = merge.fn(spec, home)
-            answer = geocode.fn(home, settings, merged["structures"].to_dict("records"),
+            answer = geocode.fn(home, settings, merged["structures"],
                                 spec.defaults.user_agent, resend_all=args.all,
                                 progress=terminal_progress)
             located = locate_and_write.fn(spec, home, merged, answer["accepted"],

@@ -305,13 +305,17 @@ def merge(spec: Spec, home: Path) -> dict:
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
-def geocode(home: Path, settings: GeocoderSettings, structures: list[dict], user_agent: str,
-            resend_all: bool = False, progress=None) -> dict:
-    """Geocode the structures' addresses through the cache (flows.geocoder)."""
+def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
+            user_agent: str, resend_all: bool = False, progress=None) -> dict:
+    """Geocode the structures' addresses through the cache (flows.geocoder).
+
+    A DataFrame, not a list of dicts: Prefect walks list parameters item by item (seconds
+    for a national run), a DataFrame it passes as one value."""
     client = make_client(settings, user_agent)
     try:
         with connect(WarehousePaths(home).database) as con:
-            accepted, stats = geocode_structures(con, structures, settings, client,
+            accepted, stats = geocode_structures(con, structures.to_dict("records"), settings,
+                                                 client,
                                                  resend_all=resend_all, progress=progress)
     finally:
         client.close()
@@ -358,8 +362,14 @@ def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_i
                             [[now, run_id, s.new_key, s.old_key, s.structure_id, s.score]
                              for s in merged["successions"]])
         if flags:
-            con.executemany("INSERT INTO ops.geo_disagreements VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?)", [[run_id, *f] for f in flags])
+            # One INSERT from a frame: executemany goes row by row (a second for thousands).
+            con.register("_flags", pd.DataFrame(
+                [[run_id, *f] for f in flags], dtype=object,
+                columns=["run_id", "structure_id", "source", "source_longitude",
+                         "source_latitude", "ban_longitude", "ban_latitude", "distance_km",
+                         "reason"]))
+            con.execute("INSERT INTO ops.geo_disagreements BY NAME SELECT * FROM _flags")
+            con.unregister("_flags")
         con.execute(MARTS_SQL)
         history = record_history(con, now, run_id)
         con.execute("COMMIT")
@@ -573,8 +583,7 @@ def _merge_geocode_locate(run: Run) -> bool:
         run.step(StepResult("geocode", None, "skipped", 0.0,
                             message="[geocoder] enabled = false"), start)
     else:
-        answer, err, secs = _run(geocode, root, spec.geocoder,
-                                 merged["structures"].to_dict("records"),
+        answer, err, secs = _run(geocode, root, spec.geocoder, merged["structures"],
                                  spec.defaults.user_agent)
         if err:
             run.step(StepResult("geocode", None, "failed", secs, message=err), start)

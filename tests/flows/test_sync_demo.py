@@ -103,6 +103,10 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     )
     assert len(refused) == 2
     assert all(src != "dreets_aura" and why[0].startswith("dreets_aura") for src, why in refused)
+    # ...and flagged for review, with the source and why
+    flagged = query(home, "SELECT source, reason, distance_km FROM ops.geo_disagreements "
+                          "WHERE run_id = ? AND distance_km IS NULL", [summary.run_id])
+    assert len(flagged) == 2 and {src for src, _, _ in flagged} == {"dreets_aura"}
     precision = dict(
         query(home, "SELECT geo_precision, count(*) FROM core.structures GROUP BY ALL")
     )
