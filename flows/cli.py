@@ -171,7 +171,7 @@ def cmd_geocode(args) -> int:
     import datetime as dt
 
     from flows.geocoder import terminal_progress
-    from flows.sync import geocode, locate_and_write, merge
+    from flows.consolidation import geocode, locate_and_write, merge
     from transforms.spec import load_spec
     from warehouse.lock import WarehouseBusy, consolidation_lock
     from warehouse.paths import WarehousePaths

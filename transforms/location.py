@@ -11,7 +11,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import shapely
+
+from transforms.geocoding import distance_km
 
 # Bounding boxes (lon_min, lon_max, lat_min, lat_max): metropolitan France with Corsica,
 # Guadeloupe/Martinique, Guyane, La Réunion, Mayotte.
@@ -132,4 +135,21 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
     out["geo_score"] = [loc.geo_score for loc in located]
     out["geo_source"] = [loc.geo_source for loc in located]
     out["geo_refused"] = [list(loc.rejected) for loc in located]
+    return out
+
+
+def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
+    """Source points far from the geocoder's, or refused (outside France or their commune)."""
+    out = []
+    for s in located.to_dict("records"):
+        sid = s["structure_id"]
+        if s["geo_source"] == "ban":
+            ban = (s["longitude"], s["latitude"])
+            for lon, lat, source in s["coordinate_candidates"]:
+                d = distance_km((lon, lat), ban)
+                if d > max_km:
+                    out.append([sid, source, lon, lat, ban[0], ban[1], round(d, 3),
+                                f"{d:.1f} km from the geocoder's point"])
+        for why in s["geo_refused"]:
+            out.append([sid, why.split(":")[0], None, None, None, None, None, why])
     return out

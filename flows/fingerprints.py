@@ -1,0 +1,33 @@
+"""Fingerprints that tell when work can be skipped: the code, a file, a source's mapping."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from transforms.spec import SourceSpec
+
+
+def code_hash(*folders: Path) -> str:
+    """A short hash of the Python and SQL files of the folders."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted([*folder.glob("*.py"), *folder.glob("*.sql")]):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_PROJECT = Path(__file__).resolve().parent.parent
+TRANSFORMS_HASH = code_hash(_PROJECT / "transforms")
+# What a consolidation runs: a change to any of it means consolidating again.
+PIPELINE_HASH = code_hash(_PROJECT / "transforms", _PROJECT / "flows", _PROJECT / "warehouse")
+
+
+def file_hash(path: Path | None) -> str | None:
+    """The sha256 of a file, None when there is no such file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else None
+
+
+def staging_fingerprint(spec: SourceSpec) -> str:
+    """The source's mapping plus the code of `transforms`: either changing means re-staging."""
+    return f"{spec.fingerprint()}-{TRANSFORMS_HASH}"

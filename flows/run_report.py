@@ -1,0 +1,131 @@
+"""One flow run's steps: their results, the run report (ops.runs, a Prefect artifact, the
+terminal) and the alerts sent at its end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.alerts import notify
+from flows.status import problems, source_statuses
+from transforms.spec import Spec
+from warehouse.db import connect
+from warehouse.paths import WarehousePaths
+
+
+@dataclass
+class StepResult:
+    step: str
+    source: str | None
+    status: str
+    seconds: float
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rejected: int | None = None
+    bytes: int | None = None
+    message: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    steps: list[StepResult]
+    structures: int = 0
+    features: int = 0
+    without_coordinates: int = 0
+    closed: int = 0
+    geocoding_requests: int = 0
+    alerted: bool = False
+    published_by_precision: dict = field(default_factory=dict)
+    published: bool = False
+    geojson: str | None = None
+
+    @property
+    def failed_sources(self) -> list[str]:
+        return sorted({s.source for s in self.steps if s.source and s.status == "failed"})
+
+
+def run_task(fn, *args, **kwargs):
+    """Call a task, returning (value or None, error message or None, seconds)."""
+    t0 = time.perf_counter()
+    state = fn(*args, return_state=True, **kwargs)
+    seconds = round(time.perf_counter() - t0, 3)
+    if state.is_completed():
+        return state.result(), None, seconds
+    try:
+        state.result()
+    except Exception as exc:  # the task's own exception, re-raised by Prefect
+        return None, str(exc) or type(exc).__name__, seconds
+    return None, f"task ended {state.type.value}", seconds
+
+
+
+class Run:
+    """The steps of one flow run: logged as they end, written to ops.runs at the end, reported
+    as a Prefect artifact, and alerted on when something is wrong."""
+
+    def __init__(self, root: Path, spec: Spec):
+        self.root, self.spec = root, spec
+        self.run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+        self.summary = RunSummary(self.run_id, [])
+        self.starts: list[dt.datetime] = []
+        self.logger = get_run_logger()
+
+    def step(self, result: StepResult, start: dt.datetime) -> StepResult:
+        self.summary.steps.append(result)
+        self.starts.append(start)
+        level = self.logger.warning if result.status == "failed" else self.logger.info
+        counts = " ".join(f"{k}={v}" for k, v in (("in", result.rows_in),
+                                                 ("out", result.rows_out),
+                                                 ("rejected", result.rejected)) if v is not None)
+        level("%s%s: %s %s(%.1fs)%s", result.step, f" {result.source}" if result.source else "",
+              result.status, f"{counts} " if counts else "", result.seconds,
+              f" — {result.message}" if result.message else "")
+        return result
+
+    def finish(self) -> RunSummary:
+        with connect(WarehousePaths(self.root).database) as con:
+            for r, start in zip(self.summary.steps, self.starts, strict=True):
+                con.execute(
+                    "INSERT INTO ops.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self.run_id, r.step, r.source, start,
+                     start + dt.timedelta(seconds=r.seconds), r.seconds, r.status, r.rows_in,
+                     r.rows_out, r.rejected, r.bytes,
+                     r.message or (json.dumps(r.details, sort_keys=True, default=str)
+                                   if r.details else None)])
+        create_markdown_artifact(markdown=report_markdown(self.summary), key="siae-run-report",
+                                 description=f"SIAE Atlas run {self.run_id}")
+        now = dt.datetime.now()
+        current = problems(source_statuses(self.root, self.spec), now, self.spec.alerts.on_stale)
+        ran = {s.source for s in self.summary.steps if s.source}
+        # Alert on this run's sources, and on any stale one.
+        found = [p for p in current if p["source"] in ran or p["problem"] == "stale"]
+        with connect(WarehousePaths(self.root).database) as con:
+            self.summary.alerted = notify(con, self.spec.alerts, self.run_id, found, current,
+                                          self.spec.defaults.user_agent, now)
+        return self.summary
+
+
+def report_markdown(summary: RunSummary) -> str:
+    """The run report as a markdown table (the Prefect artifact)."""
+    lines = [f"# SIAE Atlas run {summary.run_id}", "",
+             "| step | source | status | in | out | rejected | seconds | message |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for s in summary.steps:
+        msg = (s.message or "").replace("|", "\\|")
+        lines.append(f"| {s.step} | {s.source or ''} | {s.status} | {s.rows_in or ''} | "
+                     f"{s.rows_out or ''} | {s.rejected or ''} | {s.seconds:.2f} | {msg} |")
+    lines += ["", f"structures: {summary.structures}; features published: {summary.features}; "
+              f"geocoding requests: {summary.geocoding_requests}"]
+    if summary.failed_sources:
+        lines.append(f"**failed sources** (last good data kept): "
+                     f"{', '.join(summary.failed_sources)}")
+    return "\n".join(lines) + "\n"
