@@ -170,8 +170,8 @@ def cmd_geocode(args) -> int:
     import dataclasses
     import datetime as dt
 
-    from flows.geocoder import terminal_progress
     from flows.consolidation import geocode, locate_and_write, merge
+    from flows.geocoder import terminal_progress
     from transforms.spec import load_spec
     from warehouse.lock import WarehouseBusy, consolidation_lock
     from warehouse.paths import WarehousePaths
