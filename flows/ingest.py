@@ -14,6 +14,7 @@ from flows.fingerprints import staging_fingerprint
 from flows.run_report import Run, StepResult, run_task
 from transforms.apis import source_table
 from transforms.places import CommuneIndex
+from transforms.retention import raw_to_prune
 from transforms.spec import SourceSpec
 from transforms.staging import stage_table
 from warehouse.db import ISSUE_TYPES, RECORD_TYPES, connect, insert_rows, replace_table
@@ -76,6 +77,27 @@ def fetch_source(
         "files": [(p.name, str(t)) for p, t in zip(payloads, targets, strict=True)],
         "unchanged": unchanged,
     }
+
+
+def prune_raw(con, source: str, keep: int, run_id: str, now: dt.datetime) -> int:
+    """Delete the landed files beyond the source's `keep` latest fetches (`[defaults]
+    keep_raw`), never those behind its current staging; each deletion is recorded in
+    raw.pruned. Returns how many files went."""
+    if keep <= 0:
+        return 0
+    rows = con.execute(
+        "SELECT sha256, file_path, fetched_at, run_id FROM raw.fetches WHERE source = ? AND "
+        "status = 'ok'", [source]).fetchall()
+    protected = {r[0] for r in con.execute(
+        "SELECT run_id FROM ops.source_state WHERE source = ?", [source]).fetchall()}
+    # Files already pruned come back only when fetched again (landed anew).
+    gone = [p for p in raw_to_prune(rows, keep, protected) if Path(p).exists()]
+    sha_of = {path: sha for sha, path, _, _ in rows}
+    for path in gone:
+        Path(path).unlink()
+        con.execute("INSERT INTO raw.pruned VALUES (?, ?, ?, ?, ?)",
+                    [source, sha_of[path], path, now, run_id])
+    return len(gone)
 
 
 @task(cache_policy=NO_CACHE)
@@ -148,7 +170,22 @@ def prepare(run: Run) -> CommuneIndex:
 
 
 def ingest(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> bool:
-    """Fetch and stage one source; True when its staging changed."""
+    """Fetch and stage one source, then apply the raw retention; True when its staging
+    changed."""
+    try:
+        return _fetch_and_stage(run, src, communes, force)
+    finally:
+        if run.spec.defaults.keep_raw > 0:
+            # After staging, so that the payload behind the current staging is known.
+            with connect(WarehousePaths(run.root).database) as con:
+                pruned = prune_raw(con, src.name, run.spec.defaults.keep_raw, run.run_id,
+                                   dt.datetime.now())
+            if pruned:
+                run.logger.info("%s: %d old raw payload(s) deleted (keep_raw = %d)",
+                                src.name, pruned, run.spec.defaults.keep_raw)
+
+
+def _fetch_and_stage(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> bool:
     spec, root = run.spec, run.root
     start = dt.datetime.now()
     # Retrying a missing local file is pointless; a network fetch gets one more try.

@@ -66,6 +66,7 @@ _DEFAULT_KEYS = {
     "expect",
     "location",
     "timezone",
+    "keep_raw",
 }
 _COMMON_KEYS = {
     "title",
@@ -129,6 +130,9 @@ class Defaults:
     max_km_outside_commune: float = 2.0
     max_age: dt.timedelta | None = None  # older than this since the last success: stale
     timezone: str = "Europe/Paris"
+    # Distinct raw payloads kept per source (0: all). The one behind the current staging is
+    # always kept.
+    keep_raw: int = 0
 
 
 @dataclass(frozen=True)
@@ -376,6 +380,7 @@ def _parse_defaults(raw: dict, where: str) -> Defaults:
         min_rows=_typed(where, "expect.min_rows", expect.get("min_rows", d.min_rows), int),
         max_age=_duration(where, "expect.max_age", expect.get("max_age")),
         timezone=_typed(where, "timezone", raw.get("timezone", d.timezone), str),
+        keep_raw=_typed(where, "keep_raw", raw.get("keep_raw", d.keep_raw), int),
         max_km_outside_commune=float(
             _typed(
                 where,

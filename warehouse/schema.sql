@@ -155,3 +155,12 @@ CREATE TABLE IF NOT EXISTS ops.consolidations (
     finished_at TIMESTAMP NOT NULL,
     inputs VARCHAR NOT NULL
 );
+
+-- Landed files deleted by the retention setting ([defaults] keep_raw), and when.
+CREATE TABLE IF NOT EXISTS raw.pruned (
+    source VARCHAR NOT NULL,
+    sha256 VARCHAR,
+    file_path VARCHAR NOT NULL,
+    pruned_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL
+);

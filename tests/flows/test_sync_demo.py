@@ -282,3 +282,26 @@ base_url = "{base}geocodage"
     merged = query(tmp_path / "wh", "SELECT nom, types, sources FROM core.structures "
                                     "WHERE siret = '19070916200019'")
     assert merged == [("Atelier", ["ACI", "EI", "ETTI"], ["annuaire", "emplois"])]
+
+
+def test_keep_raw_prunes_old_payloads_but_never_the_one_behind_the_staging(demo, tmp_path):
+    toml = demo / "sources.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        "[defaults]\n", "[defaults]\nkeep_raw = 1\n", 1), encoding="utf-8")
+    home = tmp_path / "wh"
+    csv = demo / "reseau_iae_aura.csv"
+    raw = home / "raw" / "reseau_iae_aura"
+    run(demo, home)
+    for edit in (b"04 65 71 00 70", b"04 65 71 00 79"):  # two new versions of the file
+        text = csv.read_bytes()
+        csv.write_bytes(text.replace(text.split(b"\n")[3].split(b";")[7], edit, 1))
+        run(demo, home)
+    assert len(list(raw.iterdir())) == 1  # only the latest payload is left
+    assert query(home, "SELECT count(*) FROM raw.pruned WHERE source = 'reseau_iae_aura'") == [
+        (2,)]
+    good = next(raw.iterdir())
+    csv.write_bytes(b"not;a;usable\nfile")  # fetched and landed, but its staging fails
+    broken = run(demo, home)
+    assert "reseau_iae_aura" in broken.failed_sources
+    assert good.exists()  # the payload behind the staging still in use stays
+    assert len(list(raw.iterdir())) == 2
