@@ -24,6 +24,7 @@ from transforms.matching import Thresholds, score_pairs
 from transforms.merge import Edge, merge_records, record_key
 from transforms.spec import GeocoderSettings, Publication, Spec
 from transforms.succession import carry_judgements, successions
+from warehouse.comments import apply_comments
 from warehouse.db import (
     CANDIDATE_TYPES,
     JUDGEMENT_TYPES,
@@ -186,6 +187,7 @@ def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_i
             con.unregister("_flags")
         con.execute(MARTS_SQL)
         history = record_history(con, now, run_id)
+        apply_comments(con)  # the tables just replaced lost theirs
         con.execute("COMMIT")
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
     return {"records": len(records), "structures": len(located), "new_ids": len(new),

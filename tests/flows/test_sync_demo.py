@@ -127,6 +127,12 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     undocumented = sorted(t for (t,) in tables if not t.startswith("staging.")
                           and not t.endswith("_migrating") and f"`{t}`" not in readme)
     assert undocumented == []
+    # ...and in DuckDB itself
+    uncommented = query(home, "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+                              "WHERE comment IS NULL AND table_name NOT LIKE '%_migrating' "
+                              "UNION SELECT schema_name || '.' || view_name FROM duckdb_views() "
+                              "WHERE NOT internal AND comment IS NULL")
+    assert uncommented == []
 
 
 def test_rerun_is_byte_identical_costs_no_staging_and_keeps_ids(demo, tmp_path):

