@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import duckdb
 
+from transforms.publication import FIELDS
+
+# The published fields' descriptions (those of the datapackage) on the tables that hold them.
+_DESCRIBED_COLUMNS = ("core.structures", "marts.siae")
+
 TABLE_COMMENTS = {
     "raw.fetches": (
         "every fetch: source, location (never a token), time, status, sha256, bytes, landed "
@@ -101,4 +106,9 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> int:
             literal = "'" + text.replace("'", "''") + "'"
             con.execute(f"COMMENT ON {kind} {name} IS {literal}")
             done += 1
+    for name in _DESCRIBED_COLUMNS:
+        if name in kinds:
+            for column, _, text in FIELDS:
+                literal = "'" + text.replace("'", "''") + "'"
+                con.execute(f'COMMENT ON COLUMN {name}."{column}" IS {literal}')
     return done

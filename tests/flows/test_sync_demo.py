@@ -133,6 +133,9 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
                               "UNION SELECT schema_name || '.' || view_name FROM duckdb_views() "
                               "WHERE NOT internal AND comment IS NULL")
     assert uncommented == []
+    described = query(home, "SELECT column_name FROM duckdb_columns() WHERE schema_name = "
+                            "'marts' AND table_name = 'siae' AND comment IS NOT NULL")
+    assert len(described) == len(query(home, "DESCRIBE marts.siae"))
 
 
 def test_rerun_is_byte_identical_costs_no_staging_and_keeps_ids(demo, tmp_path):
