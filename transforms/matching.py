@@ -9,6 +9,7 @@ the configuration cut it into three bands: merge, review, distinct.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
@@ -226,3 +227,49 @@ def evaluate(labelled: Sequence[tuple[str, str, Mapping, Mapping]],
             fn += 1
     return Evaluation(len(labelled), tp, fp, fn, review,
                       {k: dict(v) for k, v in sorted(by_kind.items())})
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    precision: float
+    recall: float
+    merge_thresholds: tuple[float, ...]  # the one chosen on the other folds, per fold
+
+
+def cross_validate(labelled: Sequence[tuple[str, str, Mapping, Mapping]],
+                   min_precision: float = 0.99, folds: int = 5) -> CrossValidation:
+    """How well choosing the merge threshold generalises: for each fold, the lowest threshold
+    keeping precision >= min_precision on the other folds is applied to the held-out one.
+
+    Pairs are grouped into folds by their left record's place (SIRET, else name), so the
+    variations of one structure never sit on both sides of a split.
+    """
+    scored = []
+    for label, _, left, right in labelled:
+        value = score(features(left, right)) if candidate_pairs([left, right]) else 0.0
+        group = left.get("siret") or (left.get("nom") or "").casefold()
+        fold = int(hashlib.sha256(group.encode()).hexdigest(), 16) % folds
+        scored.append((fold, value, label == "same"))
+
+    def lowest_threshold(rows) -> float:
+        for t in sorted({v for _, v, _ in rows if v > 0}):
+            merged = [same for _, v, same in rows if v >= t]
+            if merged and sum(merged) / len(merged) >= min_precision:
+                return t
+        return 1.0
+
+    tp = fp = fn = 0
+    chosen = []
+    for k in range(folds):
+        t = lowest_threshold([r for r in scored if r[0] != k])
+        chosen.append(t)
+        for fold, value, same in scored:
+            if fold != k:
+                continue
+            if value >= t:
+                tp += same
+                fp += not same
+            else:
+                fn += same
+    return CrossValidation(tp / (tp + fp) if tp + fp else 1.0,
+                           tp / (tp + fn) if tp + fn else 1.0, tuple(chosen))

@@ -59,3 +59,12 @@ def test_matcher_precision_and_recall_on_the_labelled_pairs():
     print(f"precision {result.precision:.3f} recall {result.recall:.3f} on {result.pairs}")
     assert result.pairs >= 300
     assert result.precision >= 0.99 and result.recall >= 0.95
+
+
+def test_the_threshold_choice_generalises_to_held_out_pairs():
+    from transforms.matching import cross_validate
+
+    cv = cross_validate(read_labelled_pairs(ROOT / "samples" / "matching_pairs.csv"))
+    print(f"held out: precision {cv.precision:.3f} recall {cv.recall:.3f} "
+          f"thresholds {cv.merge_thresholds}")
+    assert cv.precision >= 0.98 and cv.recall >= 0.95

@@ -80,3 +80,22 @@ def test_points_far_apart_count_against():
     far = features(r("Recyclerie", latitude=44.62, longitude=4.39),
                    r("Recyclerie", latitude=44.70, longitude=4.50))
     assert score(near) > score(far)
+
+
+def test_cross_validation_rechooses_the_threshold_on_the_other_folds():
+    from transforms.matching import cross_validate
+
+    names = ["Jardins du Coiron", "Recyclerie Ardéchoise", "Tremplin Vivarais", "Envol Services",
+             "Horizon Bâtiment", "Passerelle Emploi", "Atelier Vélo Solidaire", "Ressourcerie Sud"]
+    labelled = []
+    for i, name in enumerate(names):
+        phone = f"+3347500000{i}"
+        left = r(name, adresse=f"{i + 1} rue Neuve", telephone=phone)
+        labelled.append(("same", "typo", left, r(name + "s", adresse=f"{i + 1} rue Neuve",
+                                                  telephone=phone)))
+        # a neighbour of the same network: another name at another number
+        labelled.append(("different", "neighbour", left,
+                         r(names[(i + 1) % len(names)], adresse=f"{i + 40} rue Neuve")))
+    cv = cross_validate(labelled, folds=4)
+    assert len(cv.merge_thresholds) == 4
+    assert cv.precision == 1.0 and cv.recall == 1.0
