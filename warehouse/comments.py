@@ -61,6 +61,11 @@ TABLE_COMMENTS = {
         "when and by which run"
     ),
     "marts.siae_fermees": "closed establishments (kept, never published)",
+    "marts.sources_completude": (
+        "per source, on the records of the last consolidation: how many, the share with a "
+        "usable SIRET, an address, a known commune, coordinates, a phone, an e-mail, a "
+        "website, and the latest date_maj"
+    ),
     "marts.publications": (
         "every release: when, counts, added/removed/moved/changed, each file's bytes and sha256"
     ),

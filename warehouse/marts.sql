@@ -25,3 +25,20 @@ ORDER BY region, departement, kind;
 CREATE OR REPLACE VIEW marts.siae_provenance AS
 SELECT structure_id, key AS field, value ->> '$' AS source
 FROM core.structures, json_each(provenance);
+
+-- How complete each source is, on the records merged by the last consolidation: a guide to
+-- which source to trust for what, and what to ask a partner to fill in.
+CREATE OR REPLACE VIEW marts.sources_completude AS
+SELECT source, count(*) AS records,
+       round(avg((siret IS NOT NULL AND NOT regexp_matches(siret, '999[0-9]{2}$'))::INT), 3)
+           AS part_siret,
+       round(avg((adresse IS NOT NULL)::INT), 3) AS part_adresse,
+       round(avg((code_insee IS NOT NULL)::INT), 3) AS part_commune,
+       round(avg((latitude IS NOT NULL)::INT), 3) AS part_coordonnees,
+       round(avg((telephone IS NOT NULL)::INT), 3) AS part_telephone,
+       round(avg((courriel IS NOT NULL)::INT), 3) AS part_courriel,
+       round(avg((site_web IS NOT NULL)::INT), 3) AS part_site_web,
+       max(date_maj) AS date_maj_max
+FROM core.records
+GROUP BY source
+ORDER BY source;

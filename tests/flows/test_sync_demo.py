@@ -119,6 +119,14 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     )
     assert ("publish", None, "ok") in steps and len(steps) == len(summary.steps)
 
+    # completeness per source, on the merged records
+    completude = {row[0]: row[1:] for row in query(
+        home, "SELECT source, records, part_siret, part_coordonnees FROM "
+              "marts.sources_completude")}
+    kept = {s.source: s.rows_out for s in summary.steps if s.step == "stage"}
+    assert {k: v[0] for k, v in completude.items()} == kept
+    assert completude["annuaire_entreprises"][1:] == (1.0, 1.0)  # SIRENE: SIRET and point
+    assert completude["reseau_iae_aura"][1] < 1.0  # a row without SIRET
     # analysts find every table of the warehouse documented in the README
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     tables = query(home, "SELECT schema_name || '.' || table_name FROM duckdb_tables() UNION "
