@@ -8,6 +8,7 @@ there are no tiles), the last two from the warehouse's communes reference.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -35,7 +36,8 @@ def area_names(paths: WarehousePaths) -> dict:
             deps = {d: {"nom": n, "region": r} for d, n, r in con.execute(
                 "SELECT departement, nom, region FROM core.departements").fetchall()}
     except Exception as exc:  # a missing file, or a sync holding the write lock
-        log.warning("région and département names unavailable: %s", exc)
+        log.warning("région and département names unavailable: %s",
+                    str(exc).splitlines()[0])
         return {"regions": {}, "departements": {}}
     return {"regions": regions, "departements": deps}
 
@@ -49,7 +51,7 @@ def outline_document(paths: WarehousePaths) -> bytes:
                                "WHERE type = 'COM' AND geometry IS NOT NULL").fetchall()
             names = dict(con.execute("SELECT departement, nom FROM core.departements").fetchall())
     except Exception as exc:  # a missing file, or a sync holding the write lock
-        log.warning("département outlines unavailable: %s", exc)
+        log.warning("département outlines unavailable: %s", str(exc).splitlines()[0])
         return b'{"type":"FeatureCollection","features":[]}'
     return outlines_geojson(departement_outlines(rows), names).encode()
 
@@ -90,7 +92,9 @@ class MapHandler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(body)
+            # the page may be closed before the document arrives
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body)
             return
         super().do_GET()
 

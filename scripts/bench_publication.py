@@ -28,6 +28,7 @@ from flows.publish import publish_release  # noqa: E402
 from transforms.kinds import SIAE_KINDS  # noqa: E402
 from warehouse.db import (  # noqa: E402
     MARTS_SQL,
+    RECORD_TYPES,
     STRUCTURE_TYPES,  # noqa: E402
     connect,
     replace_table,
@@ -120,6 +121,8 @@ def main() -> None:
             replace_table(con, "core.structures",
                           pd.DataFrame(synthetic(args.structures), dtype=object),
                           STRUCTURE_TYPES)
+            replace_table(con, "core.records", pd.DataFrame(columns=list(RECORD_TYPES)),
+                          RECORD_TYPES)  # the marts read them too
             con.execute(MARTS_SQL)
         t0 = time.perf_counter()
         publish_release(home)

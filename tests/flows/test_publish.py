@@ -12,7 +12,7 @@ import pytest
 
 from flows.publish import PublishRefused, list_publications, publish_release
 from transforms.spec import Publication
-from warehouse.db import MARTS_SQL, STRUCTURE_TYPES, connect, replace_table
+from warehouse.db import MARTS_SQL, RECORD_TYPES, STRUCTURE_TYPES, connect, replace_table
 from warehouse.paths import WarehousePaths
 
 
@@ -29,6 +29,9 @@ def load(home, rows):
     paths = WarehousePaths(home).ensure()
     with connect(paths.database) as con:
         replace_table(con, "core.structures", pd.DataFrame(rows, dtype=object), STRUCTURE_TYPES)
+        # the marts also read the merged records: none here
+        replace_table(con, "core.records", pd.DataFrame(columns=list(RECORD_TYPES)),
+                      RECORD_TYPES)
         con.execute(MARTS_SQL)
 
 
