@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def file_hash(path: Path | None) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else None
 
 
-def staging_fingerprint(spec: SourceSpec) -> str:
-    """The source's mapping plus the code of `transforms`: either changing means re-staging."""
-    return f"{spec.fingerprint()}-{TRANSFORMS_HASH}"
+# Kinds whose staging depends on the day: the ASP's kinds come from the annexes still in force.
+_DATED_KINDS = ("asp_fluxiae",)
+
+
+def staging_fingerprint(spec: SourceSpec, today: dt.date | None = None) -> str:
+    """The source's mapping plus the code of `transforms` (and the day, for the ASP export,
+    so that an annex that expires is noticed even when the export is unchanged): any change
+    means re-staging."""
+    day = f"-{today or dt.date.today()}" if spec.kind in _DATED_KINDS else ""
+    return f"{spec.fingerprint()}-{TRANSFORMS_HASH}{day}"

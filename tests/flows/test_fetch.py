@@ -92,3 +92,16 @@ def test_landing_is_by_content_hash_and_idempotent(tmp_path):
     assert first.name == f"{payload.sha256}.csv" and first.read_bytes() == payload.data
     assert land(tmp_path, "partner", payload) == first
     assert len(list((tmp_path / "partner").iterdir())) == 1
+
+
+def test_the_asp_export_is_restaged_each_day_so_expired_annexes_are_noticed():
+    import datetime as dt
+
+    from flows.fingerprints import staging_fingerprint
+    from transforms.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "samples" / "sources.toml")
+    day, next_day = dt.date(2026, 11, 26), dt.date(2026, 11, 27)
+    asp, reseau = spec.sources["asp_fluxiae"], spec.sources["reseau_iae_aura"]
+    assert staging_fingerprint(asp, day) != staging_fingerprint(asp, next_day)
+    assert staging_fingerprint(reseau, day) == staging_fingerprint(reseau, next_day)
