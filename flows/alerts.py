@@ -26,7 +26,7 @@ def open_alerts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dt.date
 
 def notify(con: duckdb.DuckDBPyConnection, settings: AlertSettings, run_id: str,
            found: list[dict], current: list[dict], user_agent: str,
-           now: dt.datetime | None = None) -> bool:
+           now: dt.datetime | None = None, configured: set[str] | None = None) -> bool:
     """Post the problems that are due (new, or repeated after `repeat_after`) and the ones that
     are over, and record them in ops.alerts. Returns whether a notification was delivered.
 
@@ -35,7 +35,12 @@ def notify(con: duckdb.DuckDBPyConnection, settings: AlertSettings, run_id: str,
     if not url:
         return False
     now = now or dt.datetime.now()
-    plan = plan_alerts(found, current, open_alerts(con), now, settings.repeat_after)
+    plan = plan_alerts(found, current, open_alerts(con), now, settings.repeat_after,
+                       configured)
+    if plan.dropped:
+        con.executemany("INSERT INTO ops.alerts VALUES (?, ?, ?, ?, 'recovered', ?, true)",
+                        [(now, run_id, d["source"], d["problem"], "no longer in sources.toml")
+                         for d in plan.dropped])
     if not plan.send and not plan.recovered:
         return False
     delivered = post_alert(url, settings.webhook_env, run_id, plan.send, plan.recovered,

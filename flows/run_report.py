@@ -109,8 +109,10 @@ class Run:
         # Alert on this run's sources, and on any stale one.
         found = [p for p in current if p["source"] in ran or p["problem"] == "stale"]
         with connect(WarehousePaths(self.root).database) as con:
-            self.summary.alerted = notify(con, self.spec.alerts, self.run_id, found, current,
-                                          self.spec.defaults.user_agent, now)
+            self.summary.alerted = notify(
+                con, self.spec.alerts, self.run_id, found, current,
+                self.spec.defaults.user_agent, now,
+                configured={n for n, s in self.spec.sources.items() if s.enabled})
         return self.summary
 
 

@@ -45,3 +45,9 @@ def test_a_stale_source_that_now_fails_is_a_new_problem():
     plan = plan_alerts([FAILED], [FAILED], sent, NOW, DAY)
     assert plan.send == [FAILED]
     assert [r["problem"] for r in plan.recovered] == ["stale"]
+
+
+def test_a_problem_of_a_source_no_longer_configured_is_closed_not_recovered():
+    sent = {("emplois", "failed"): NOW - dt.timedelta(hours=5)}
+    plan = plan_alerts([], [], sent, NOW, DAY, configured={"dreets"})
+    assert plan.recovered == [] and [d["source"] for d in plan.dropped] == ["emplois"]
