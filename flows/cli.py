@@ -248,6 +248,41 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_changes(args) -> int:
+    import datetime as dt
+
+    from transforms.spec import parse_duration
+    from warehouse.db import connect
+    from warehouse.paths import WarehousePaths
+
+    paths = WarehousePaths.resolve(args.home)
+    if not paths.database.exists():
+        print(f"no warehouse at {paths.database}: run `siae sync` first", file=sys.stderr)
+        return 1
+    try:
+        since = dt.datetime.now() - parse_duration(args.since)
+    except ValueError as exc:
+        print(f"error: --since: {exc}", file=sys.stderr)
+        return 1
+    sql = ("SELECT c.changed_at, c.change, c.structure_id, coalesce(s.nom, h.nom), c.fields "
+           "FROM marts.siae_changes c LEFT JOIN core.structures s USING (structure_id) "
+           "LEFT JOIN (SELECT structure_id, any_value(nom) AS nom FROM core.structures_history "
+           "GROUP BY ALL) h USING (structure_id) WHERE c.changed_at >= ?")
+    params: list = [since]
+    if args.structure:
+        sql += " AND c.structure_id = ?"
+        params.append(args.structure)
+    with connect(paths.database, read_only=True) as con:
+        rows = con.execute(sql + " ORDER BY c.changed_at, c.structure_id", params).fetchall()
+    for at, change, sid, nom, fields in rows:
+        detail = f" ({', '.join(fields)})" if fields else ""
+        print(f"{at:%Y-%m-%d %H:%M}  {change:<8} {sid}  {nom or ''}{detail}")
+    counts = {k: sum(1 for r in rows if r[1] == k) for k in ("added", "changed", "removed")}
+    print(f"{len(rows)} changes since {since:%Y-%m-%d %H:%M}: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
 def cmd_serve(args) -> int:
     _prefect_defaults()
     from prefect.settings import PREFECT_API_URL
@@ -400,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a source is failing or stale (for monitoring)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("changes", help="what changed in the structures (marts.siae_changes)")
+    p.add_argument("--since", default="7d", help="how far back, e.g. 7d, 12h (default 7d)")
+    p.add_argument("--structure", metavar="ID", help="only this structure_id")
+    p.add_argument("--home", default=None)
+    p.set_defaults(func=cmd_changes)
     p = sub.add_parser("map", help="serve the reference map page of the publication")
     p.add_argument("--home", default=None)
     p.add_argument("--host", default="127.0.0.1")

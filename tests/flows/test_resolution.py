@@ -89,7 +89,7 @@ def test_ids_survive_a_source_removed_and_added_back(demo, tmp_path):
     assert ids(home) == before
 
 
-def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path):
+def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path, capsys):
     # A row without SIRET nor id of its own is keyed by a hash of its content: editing its
     # phone re-keys it. Its place must keep its ID, and the map sees a change, not a swap.
     csv = demo / "reseau_iae_aura.csv"
@@ -119,6 +119,15 @@ def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path):
     assert [c for c, _ in query(home, history, [before])] == ["added", "changed", "removed"]
     assert query(home, "SELECT count(*) FROM core.structures_history WHERE structure_id = ? "
                        "AND valid_to IS NULL", [before]) == [(0,)]
+    # the same story in the terminal
+    from flows.cli import main
+
+    capsys.readouterr()
+    assert main(["changes", "--home", str(home), "--structure", before]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in lines[:-1]] == ["added", "changed", "removed"]
+    assert "Le Chantier des Gorges (telephone)" in lines[1]
+    assert lines[-1].startswith("3 changes since")
 
 
 def test_a_judgement_still_binds_a_row_after_its_source_edits_it(demo, tmp_path):
