@@ -16,7 +16,8 @@ const KIND_COLORS = {
 };
 const LIST_LIMIT = 300;
 
-const state = { features: [], markers: new Map(), areas: { regions: {}, departements: {} } };
+const state = { features: [], markers: new Map(), areas: { regions: {}, departements: {} },
+  added: new Set() };
 const $ = (id) => document.getElementById(id);
 const fold = (s) => (s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g,
@@ -36,6 +37,7 @@ function popupHtml(p) {
     .filter(Boolean).map(esc).join("<br>");
   const kinds = (p.types || []).map((k) => `<abbr title="${esc(KIND_LABELS[k] || k)}">${esc(k)}</abbr>`).join(", ");
   let html = `<div class="popup"><h3>${esc(p.nom)}</h3><p class="kinds">${kinds}</p><p>${address}</p>`;
+  if (state.added.has(p.structure_id)) html += `<p class="new">Nouvelle dans cette publication.</p>`;
   if (p.telephone) html += `<p>Tél. <a href="tel:${esc(p.telephone)}">${esc(p.telephone)}</a></p>`;
   if (p.site_web) html += `<p><a href="${esc(p.site_web)}" target="_blank" rel="noopener">${esc(p.site_web)}</a></p>`;
   if (p.geo_precision === "municipality") {
@@ -82,7 +84,8 @@ function apply(fit) {
   const sorted = [...shown].sort((a, b) => a.properties.nom.localeCompare(b.properties.nom, "fr"));
   $("list").innerHTML = sorted.slice(0, LIST_LIMIT).map((f) => {
     const p = f.properties;
-    return `<li><a href="#" data-id="${esc(f.id)}">${esc(p.nom)}</a> — ${esc((p.types || []).join(", "))}, ${esc(p.commune || "")}</li>`;
+    const badge = state.added.has(p.structure_id) ? ' <span class="new">nouvelle</span>' : "";
+    return `<li><a href="#" data-id="${esc(f.id)}">${esc(p.nom)}</a>${badge} — ${esc((p.types || []).join(", "))}, ${esc(p.commune || "")}</li>`;
   }).join("");
   $("list-more").textContent = n > LIST_LIMIT ? `… et ${n - LIST_LIMIT} autres : affinez les filtres.` : "";
   const params = new URLSearchParams();
@@ -99,10 +102,13 @@ function apply(fit) {
 }
 
 async function main() {
-  const [config, pkg, data, areas] = await Promise.all([
+  const [config, pkg, data, areas, changes] = await Promise.all([
     getJSON("config.json", {}), getJSON("data/datapackage.json", {}),
     getJSON("data/siae.geojson", null), getJSON("areas.json", null),
+    getJSON("data/changes.json", {}),
   ]);
+  // Structures added since the previous publication (none to show on the first one).
+  if (changes.previous) state.added = new Set((changes.added || []).map((a) => a.structure_id));
   if (!data) {
     $("freshness").textContent = "Aucune publication trouvée : lancez « siae sync ».";
     return;

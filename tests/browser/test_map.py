@@ -39,6 +39,9 @@ ROWS = (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("wh")
+    # a first release without the Aubenas structure, then the current one that adds it
+    load(home, ROWS[:-1])
+    publish_release(home)
     load(home, ROWS)
     # a tiny communes reference: two communes of the Rhône, one of the Isère
     with connect(WarehousePaths(home).database) as con:
@@ -149,6 +152,10 @@ def test_search_and_popup_with_the_commune_centre_note(site, browser):
     text = popup.inner_text()
     assert "Atelier du centre" in text and "ACI" in text
     assert "centre de la commune" in text
+    assert "Nouvelle dans cette publication" in text  # added since the previous release
+    assert "nouvelle" in page.locator("#list li").first.inner_text()
+    page.get_by_label("Nom ou commune").fill("grenoble")
+    assert "nouvelle" not in page.locator("#list").inner_text()
     page.close()
 
 
