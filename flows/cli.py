@@ -368,8 +368,9 @@ def cmd_status(args) -> int:
     if pipeline["review_pending"] is not None:
         print(f"match pairs awaiting review: {pipeline['review_pending']} (siae review)")
     if pipeline["open_alerts"]:
-        print("open alerts: " + ", ".join(f"{a['source']} {a['problem']} since "
-                                          f"{fmt(a['since'])}" for a in pipeline["open_alerts"]))
+        print("open alerts: " + ", ".join(f"{a['source']} {a['problem']} (last alert "
+                                          f"{fmt(a['last_alert'])})"
+                                          for a in pipeline["open_alerts"]))
     return 1 if args.check and found else 0
 
 

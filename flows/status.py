@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.alerts import open_alerts
 from transforms.spec import Spec
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
@@ -103,10 +104,6 @@ def pipeline_status(home: Path) -> dict:
         if row:
             out["publication"] = dict(zip(("release_id", "published_at", "structures",
                                            "features"), row, strict=True))
-        out["open_alerts"] = [
-            {"source": s, "problem": p, "since": t} for s, p, state, t in con.execute(
-                "SELECT source, problem, state, sent_at FROM ops.alerts WHERE delivered "
-                "QUALIFY row_number() OVER (PARTITION BY source, problem "
-                "ORDER BY sent_at DESC) = 1 ORDER BY source, problem").fetchall()
-            if state == "open"]
+        out["open_alerts"] = [{"source": source, "problem": problem, "last_alert": sent}
+                              for (source, problem), sent in sorted(open_alerts(con).items())]
     return out

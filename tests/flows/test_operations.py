@@ -65,6 +65,10 @@ def test_an_open_problem_is_not_repeated_and_its_end_is_announced(demo, tmp_path
     assert sync(str(demo / "sources.toml"), home=str(home)).alerted
     again = sync(str(demo / "sources.toml"), home=str(home))
     assert not again.alerted and len(httpserver.log) == 1  # within repeat_after (1d)
+    from flows.status import pipeline_status
+
+    assert [(a["source"], a["problem"]) for a in pipeline_status(home)["open_alerts"]] == [
+        ("dreets_aura", "failed")]
     (demo / "dreets_aura.xlsx").write_bytes(good)
     fixed = sync(str(demo / "sources.toml"), home=str(home))
     assert fixed.alerted and len(httpserver.log) == 2
