@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flows.judgements import append_judgement, load_judgements
+from transforms.fields import REVIEWED
 from transforms.merge import record_key
 from warehouse.db import connect, fetch_frame
 from warehouse.paths import WarehousePaths
 
-SHOWN = ("nom", "enseigne", "siret", "types", "adresse", "complement_adresse", "code_postal",
-         "commune", "telephone", "courriel", "site_web", "latitude", "longitude", "date_maj")
+SHOWN = REVIEWED
 ANSWERS = {"s": "same", "d": "different", "u": "unsure"}
 
 

@@ -1,4 +1,5 @@
-"""Merge v0: records with the same SIRET are one place; golden records by survivorship.
+"""Merge: records clustered into places (rules, judgements, matcher edges), then one golden
+record per place by survivorship.
 
 Each field comes from the highest-priority source that has it, then the freshest (`date_maj`),
 then by source name and source_id so that the result never depends on the order of rows or
@@ -15,30 +16,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from transforms.fields import FIELDS, merged_by
 from transforms.identifiers import is_placeholder_siret
 from transforms.kinds import KNOWN_KINDS
 
-SINGLE_FIELDS = ("siret", "siren", "nom", "enseigne", "telephone", "courriel", "site_web")
-ADDRESS_FIELDS = (
-    "adresse",
-    "complement_adresse",
-    "code_postal",
-    "commune",
-    "code_insee",
-    "code_arrondissement",
-    "departement",
-    "region",
-)
+# What survivorship fills (the field table's `merge`), and the golden record's columns: the
+# merged fields, then the candidate points that locating chooses from.
+SINGLE_FIELDS = merged_by("first")
+ADDRESS_FIELDS = merged_by("address")
 STRUCTURE_COLUMNS = [
     "structure_id",
     "identity_key",
-    *SINGLE_FIELDS,
-    "types",
-    *ADDRESS_FIELDS,
-    "date_maj",
-    "etat_administratif",
-    "date_fermeture",
-    "sources",
+    *(f.name for f in FIELDS if f.merge),
     "provenance",
     "coordinate_candidates",
 ]
@@ -266,16 +255,18 @@ def _golden(rows: list[dict]) -> dict[str, object]:
         out[f] = block[f] if block and _present(block[f]) else None
         if block and _present(block[f]):
             provenance[f] = block["source"]
-    kinds = {k for r in rows for k in r["types"]}
-    out["types"] = [k for k in KNOWN_KINDS if k in kinds]
-    dates = [r["date_maj"] for r in rows if _present(r["date_maj"])]
-    out["date_maj"] = max(dates) if dates else None
-    # A place is closed as soon as one source (SIRENE through the annuaire) says so.
-    states = {r["etat_administratif"] for r in rows if _present(r["etat_administratif"])}
-    out["etat_administratif"] = "F" if "F" in states else ("A" if states else None)
-    closings = [r["date_fermeture"] for r in rows if _present(r["date_fermeture"])]
-    out["date_fermeture"] = max(closings) if closings else None
-    out["sources"] = sorted({r["source"] for r in rows})
+    for f in merged_by("kinds"):
+        kinds = {k for r in rows for k in r[f]}
+        out[f] = [k for k in KNOWN_KINDS if k in kinds]
+    for f in merged_by("latest"):
+        values = [r[f] for r in rows if _present(r[f])]
+        out[f] = max(values) if values else None
+    for f in merged_by("closed"):
+        # A place is closed as soon as one source (SIRENE through the annuaire) says so.
+        states = {r[f] for r in rows if _present(r[f])}
+        out[f] = "F" if "F" in states else ("A" if states else None)
+    for f in merged_by("sources"):
+        out[f] = sorted({r["source"] for r in rows})
     out["provenance"] = json.dumps(provenance, sort_keys=True)
     out["coordinate_candidates"] = [
         (float(r["longitude"]), float(r["latitude"]), r["source"])

@@ -15,42 +15,15 @@ from collections.abc import Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.fields import published_fields
 from transforms.geocoding import distance_km
 from transforms.kinds import KNOWN_KINDS
 
-# The published fields, in order: (name, Table Schema type, description).
-FIELDS = (
-    ("structure_id", "string", "Identifiant stable de la structure (lieu) dans SIAE Atlas"),
-    ("siret", "string", "SIRET de l'établissement (14 chiffres)"),
-    ("siren", "string", "SIREN de l'entreprise (9 premiers chiffres du SIRET)"),
-    ("nom", "string", "Nom de la structure"),
-    ("enseigne", "string", "Enseigne ou nom d'usage"),
-    ("types", "list", "Types de structure (ACI, AI, EI, ETTI, EITI; GEIQ, EA, EATT si configurés)"),
-    ("adresse", "string", "Numéro et voie"),
-    ("complement_adresse", "string", "Complément d'adresse"),
-    ("code_postal", "string", "Code postal"),
-    ("commune", "string", "Nom officiel de la commune"),
-    ("code_insee", "string", "Code INSEE de la commune (Paris, Lyon, Marseille: la ville)"),
-    ("code_arrondissement", "string", "Code INSEE de l'arrondissement municipal, s'il y a lieu"),
-    ("departement", "string", "Code du département (2A/2B, 971…976)"),
-    ("region", "string", "Code de la région (COG)"),
-    ("latitude", "number", "Latitude WGS 84"),
-    ("longitude", "number", "Longitude WGS 84"),
-    ("geo_precision", "string",
-     "Précision du point: housenumber, street, locality, municipality (centre de la commune) "
-     "ou source (coordonnées fournies par une source)"),
-    ("geo_score", "number", "Score du géocodeur (0 à 1), vide sinon"),
-    ("geo_source", "string", "Origine du point: une source, le géocodeur, ou communes"),
-    ("telephone", "string", "Téléphone au format E.164"),
-    ("courriel", "string", "Adresse électronique"),
-    ("site_web", "string", "Site internet"),
-    ("date_maj", "date", "Date de mise à jour la plus récente parmi les sources"),
-    ("sources", "list", "Sources qui décrivent cette structure"),
-)
+# The published fields, in order (the field table): name, Table Schema type, description.
+FIELDS = tuple((f.name, f.schema_type, f.description) for f in published_fields())
 FIELD_NAMES = tuple(name for name, _, _ in FIELDS)
 LIST_DELIMITER = "|"
-_ARROW_TYPES = {"string": pa.string(), "number": pa.float64(), "date": pa.date32(),
-                "list": pa.list_(pa.string())}
+_ARROW_TYPES = {f.name: f.arrow_type for f in published_fields()}
 
 
 def table_schema() -> dict:
@@ -94,7 +67,7 @@ def csv_bytes(rows: Iterable[Mapping[str, object]]) -> bytes:
 
 def parquet_bytes(rows: list[Mapping[str, object]]) -> bytes:
     """The same rows in Parquet, typed as the Table Schema says."""
-    schema = pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind, _ in FIELDS])
+    schema = pa.schema([pa.field(name, _ARROW_TYPES[name]) for name in FIELD_NAMES])
     columns = {name: [r.get(name) for r in rows] for name in FIELD_NAMES}
     for name, kind, _ in FIELDS:
         if kind == "list":

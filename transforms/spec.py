@@ -16,33 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from transforms.apis import KIND_FIELDS
+from transforms.fields import MAPPABLE
 from transforms.kinds import KNOWN_KINDS, SIAE_KINDS
 
-# Canonical fields a source may map a column to (DESIGN.md); derived fields such as
+# Canonical fields a source may map a column to (the field table); derived fields such as
 # `siren` or `region` are computed, never mapped. A mapped `departement` is only checked
 # against the commune's (the commune wins) and used when the commune is unknown.
-MAPPABLE_FIELDS = (
-    "source_id",
-    "siret",
-    "nom",
-    "enseigne",
-    "types",
-    "adresse",
-    "complement_adresse",
-    "code_postal",
-    "commune",
-    "code_insee",
-    "departement",
-    "latitude",
-    "longitude",
-    "telephone",
-    "courriel",
-    "site_web",
-    "date_maj",
-    "etat_administratif",
-    "date_fermeture",
-    "siret_signature",
-)
+MAPPABLE_FIELDS = MAPPABLE
 API_KINDS = ("datainclusion", "recherche_entreprises", "emplois")
 SUPPORTED_KINDS = ("file", "http", *API_KINDS, "asp_fluxiae")
 # Keys that only some kinds take; every other source key is common to all kinds.

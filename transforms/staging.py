@@ -19,6 +19,7 @@ import pandas as pd
 
 from transforms.contacts import normalize_email, normalize_phone, normalize_website
 from transforms.errors import InvalidValue
+from transforms.fields import RECORD
 from transforms.identifiers import normalize_siret, siren_of
 from transforms.kinds import parse_kinds
 from transforms.places import (
@@ -30,34 +31,7 @@ from transforms.places import (
 from transforms.readers import Table
 from transforms.spec import SourceSpec
 
-RECORD_COLUMNS = [
-    "source",
-    "source_id",
-    "row_number",
-    "siret",
-    "siren",
-    "nom",
-    "enseigne",
-    "types",
-    "adresse",
-    "complement_adresse",
-    "code_postal",
-    "commune",
-    "code_insee",
-    "code_arrondissement",
-    "departement",
-    "region",
-    "commune_method",
-    "latitude",
-    "longitude",
-    "telephone",
-    "courriel",
-    "site_web",
-    "date_maj",
-    "etat_administratif",
-    "date_fermeture",
-    "siret_signature",
-]
+RECORD_COLUMNS = list(RECORD)
 ISSUE_COLUMNS = ["source", "row_number", "field", "value", "reason", "detail", "raw"]
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import duckdb
 
-from transforms.publication import FIELDS
+from transforms.fields import BY_NAME
 
-# The published fields' descriptions (those of the datapackage) on the tables that hold them.
-_DESCRIBED_COLUMNS = ("core.structures", "marts.siae")
+# Column descriptions (the field table's, those of the datapackage for published fields) on
+# the tables whose columns are canonical fields.
+_DESCRIBED_COLUMNS = ("core.records", "core.structures", "core.structures_history",
+                      "marts.siae")
 
 TABLE_COMMENTS = {
     "raw.fetches": (
@@ -111,9 +113,14 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> int:
             literal = "'" + text.replace("'", "''") + "'"
             con.execute(f"COMMENT ON {kind} {name} IS {literal}")
             done += 1
-    for name in _DESCRIBED_COLUMNS:
-        if name in kinds:
-            for column, _, text in FIELDS:
-                literal = "'" + text.replace("'", "''") + "'"
+    described = [n for n in kinds if n in _DESCRIBED_COLUMNS or n.startswith("staging.")]
+    for name in sorted(described):
+        schema, table = name.split(".")
+        columns = [c for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+            [schema, table]).fetchall()]
+        for column in columns:
+            if column in BY_NAME:
+                literal = "'" + BY_NAME[column].description.replace("'", "''") + "'"
                 con.execute(f'COMMENT ON COLUMN {name}."{column}" IS {literal}')
     return done

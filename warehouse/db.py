@@ -12,47 +12,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-# Column types of the record relations (staging.<source>, core.records).
-RECORD_TYPES = {
-    "source": "VARCHAR",
-    "source_id": "VARCHAR",
-    "row_number": "INTEGER",
-    "siret": "VARCHAR",
-    "siren": "VARCHAR",
-    "nom": "VARCHAR",
-    "enseigne": "VARCHAR",
-    "types": "VARCHAR[]",
-    "adresse": "VARCHAR",
-    "complement_adresse": "VARCHAR",
-    "code_postal": "VARCHAR",
-    "commune": "VARCHAR",
-    "code_insee": "VARCHAR",
-    "code_arrondissement": "VARCHAR",
-    "departement": "VARCHAR",
-    "region": "VARCHAR",
-    "commune_method": "VARCHAR",
-    "latitude": "DOUBLE",
-    "longitude": "DOUBLE",
-    "telephone": "VARCHAR",
-    "courriel": "VARCHAR",
-    "site_web": "VARCHAR",
-    "date_maj": "DATE",
-    "etat_administratif": "VARCHAR",
-    "date_fermeture": "DATE",
-    "siret_signature": "VARCHAR",
-}
-# core.structures: the record's fields that survive merging, the place's own, its location.
-_STRUCTURE_ONLY = {"structure_id": "VARCHAR", "identity_key": "VARCHAR"}
-_LOCATION = {"geo_precision": "VARCHAR", "geo_score": "DOUBLE", "geo_source": "VARCHAR",
-             "geo_refused": "VARCHAR[]"}
-_NOT_IN_STRUCTURES = {"source", "source_id", "row_number", "commune_method", "siret_signature"}
-STRUCTURE_TYPES = {
-    **_STRUCTURE_ONLY,
-    **{c: t for c, t in RECORD_TYPES.items() if c not in _NOT_IN_STRUCTURES},
-    **_LOCATION,
-    "sources": "VARCHAR[]",
-    "provenance": "JSON",
-}
+from transforms.fields import PUBLISHED, RECORD, STRUCTURE, duckdb_types
+
+# Column types of the record relations (staging.<source>, core.records) and of
+# core.structures, from the field table.
+RECORD_TYPES = duckdb_types(RECORD)
+STRUCTURE_TYPES = duckdb_types(STRUCTURE)
 LINK_TYPES = {"structure_id": "VARCHAR", "source": "VARCHAR", "source_id": "VARCHAR",
               "rule": "VARCHAR", "score": "DOUBLE"}
 _PAIR = {"left_source": "VARCHAR", "left_source_id": "VARCHAR", "right_source": "VARCHAR",
@@ -71,7 +36,15 @@ ISSUE_TYPES = {
 }
 
 
-MARTS_SQL = (files("warehouse") / "marts.sql").read_text(encoding="utf-8")
+def siae_view_sql() -> str:
+    """marts.siae: the published fields (the field table) of every open structure; closed
+    places stay in core.structures."""
+    columns = ", ".join(f'"{c}"' for c in PUBLISHED)
+    return (f"CREATE OR REPLACE VIEW marts.siae AS SELECT {columns} FROM core.structures "
+            "WHERE coalesce(etat_administratif, 'A') <> 'F';\n")
+
+
+MARTS_SQL = siae_view_sql() + (files("warehouse") / "marts.sql").read_text(encoding="utf-8")
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,11 +1,5 @@
--- What analysts and the publication read. Recreated after each consolidation.
-CREATE OR REPLACE VIEW marts.siae AS
-SELECT structure_id, siret, siren, nom, enseigne, types, adresse, complement_adresse,
-       code_postal, commune, code_insee, code_arrondissement, departement, region,
-       latitude, longitude, geo_precision, geo_score, geo_source,
-       telephone, courriel, site_web, date_maj, sources
-FROM core.structures
-WHERE coalesce(etat_administratif, 'A') <> 'F';   -- closed places stay in core.structures
+-- What analysts read. Recreated after each consolidation. marts.siae, the published fields,
+-- is written from the field table (warehouse/db.py: siae_view_sql).
 
 -- Places a source says are closed: kept with their closing date, never published.
 CREATE OR REPLACE VIEW marts.siae_fermees AS
