@@ -11,17 +11,9 @@ import requests
 
 from transforms.alert_rules import plan_alerts
 from transforms.spec import AlertSettings
+from warehouse import ops
 
 log = logging.getLogger("siae.alerts")
-
-
-def open_alerts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dt.datetime]:
-    """(source, problem) → last delivery, for the problems alerted on and not recovered yet."""
-    rows = con.execute(
-        "SELECT source, problem, state, sent_at FROM ops.alerts WHERE delivered "
-        "QUALIFY row_number() OVER (PARTITION BY source, problem ORDER BY sent_at DESC) = 1"
-    ).fetchall()
-    return {(source, problem): sent for source, problem, state, sent in rows if state == "open"}
 
 
 def notify(con: duckdb.DuckDBPyConnection, settings: AlertSettings, run_id: str,
@@ -35,12 +27,11 @@ def notify(con: duckdb.DuckDBPyConnection, settings: AlertSettings, run_id: str,
     if not url:
         return False
     now = now or dt.datetime.now()
-    plan = plan_alerts(found, current, open_alerts(con), now, settings.repeat_after,
+    plan = plan_alerts(found, current, ops.open_alerts(con), now, settings.repeat_after,
                        configured)
     if plan.dropped:
-        con.executemany("INSERT INTO ops.alerts VALUES (?, ?, ?, ?, 'recovered', ?, true)",
-                        [(now, run_id, d["source"], d["problem"], "no longer in sources.toml")
-                         for d in plan.dropped])
+        ops.record_alerts(con, [(now, run_id, d["source"], d["problem"], "recovered",
+                                 "no longer in sources.toml", True) for d in plan.dropped])
     if not plan.send and not plan.recovered:
         return False
     delivered = post_alert(url, settings.webhook_env, run_id, plan.send, plan.recovered,
@@ -49,7 +40,7 @@ def notify(con: duckdb.DuckDBPyConnection, settings: AlertSettings, run_id: str,
             for p in plan.send]
     rows += [(now, run_id, r["source"], r["problem"], "recovered", None, delivered)
              for r in plan.recovered]
-    con.executemany("INSERT INTO ops.alerts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    ops.record_alerts(con, rows)
     return delivered
 
 

@@ -1,8 +1,11 @@
-"""The `siae` command line."""
+"""The `siae` command line: parse the arguments and dispatch. The work is in the flows, the
+printing in flows/reports.py; an expected failure is one line on stderr and a non-zero exit,
+a traceback only with -v."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -11,6 +14,10 @@ from pathlib import Path
 
 DEMO_SOURCES = Path(__file__).resolve().parent.parent / "samples" / "sources.toml"
 DEFAULT_SOURCES = Path("sources.toml")
+
+
+class CommandError(Exception):
+    """An expected failure of a command: printed as one line, exit 1."""
 
 
 def _progress_logging(verbose: bool) -> None:
@@ -35,111 +42,84 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def print_summary(summary, out=sys.stdout) -> None:
-    """The run report a person reads: per source, then merge and publication."""
-    w = out.write
-    w(f"\nRun {summary.run_id}\n")
-    w(
-        f"{'source':<24}{'step':<13}{'status':<11}{'read':>7}{'kept':>7}{'rejected':>10}"
-        f"{'seconds':>9}  reasons / message\n"
-    )
-    for s in summary.steps:
-        reasons = s.details.get("reject_reasons") if s.details else None
-        note = ", ".join(f"{k} {v}" for k, v in reasons.items()) if reasons else ""
-        if s.details and s.details.get("warnings"):
-            note += f"{'; ' if note else ''}{s.details['warnings']} field warnings"
-        if s.details and s.details.get("unmapped_columns"):
-            note += f"{'; ' if note else ''}unmapped: {', '.join(s.details['unmapped_columns'])}"
-        if s.step == "merge" and s.details:
-            d = s.details
-            note = (f"{d['matched']} pairs matched, {d['to_review']} to review (siae review), "
-                    f"{d['judgements']} judgements, {d['redirects']} IDs redirected")
-        if s.step == "geocode" and s.details:
-            d = s.details
-            refused = ", ".join(f"{k} {v}" for k, v in sorted(d.get("refused", {}).items()))
-            note = (f"{d['requests']} requests ({d['sent']} addresses sent), "
-                    f"{d['cache_hits']} from cache" + (f"; not kept: {refused}" if refused else ""))
-        if s.details and s.details.get("by_precision"):
-            note = "located by " + ", ".join(
-                f"{k} {v}" for k, v in s.details["by_precision"].items()
-            )
-        if s.message:
-            note = s.message
-        fmt = lambda v: "" if v is None else str(v)  # noqa: E731
-        w(
-            f"{(s.source or '-'):<24}{s.step:<13}{s.status:<11}{fmt(s.rows_in):>7}"
-            f"{fmt(s.rows_out):>7}{fmt(s.rejected):>10}{s.seconds:>9.2f}  {note}\n"
-        )
-    w(f"\nstructures after merging: {summary.structures}\n")
-    w(f"geocoding requests sent: {summary.geocoding_requests}\n")
-    w(
-        f"features published: {summary.features}"
-        f" ({summary.without_coordinates} without coordinates and {summary.closed} closed "
-        "stay in DuckDB)\n"
-    )
-    if summary.published_by_precision:
-        w("published by precision: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(summary.published_by_precision.items())) + "\n")
-    if summary.published:
-        w(f"GeoJSON: {summary.geojson}\n")
-    else:
-        w("GeoJSON: not written this run; the last publication stays in place\n")
-    if summary.failed_sources:
-        w(f"FAILED sources (last good data kept): {', '.join(summary.failed_sources)}\n")
+def _sources(args) -> Path:
+    return DEMO_SOURCES if args.demo else Path(args.sources)
+
+
+def _spec(args):
+    """The validated sources file of the command (SpecError, with every problem, else)."""
+    from transforms.spec import load_spec
+
+    return load_spec(_sources(args))
+
+
+def _home(args, must_exist: bool = True) -> Path:
+    """The warehouse folder; with `must_exist`, a command that reads the warehouse stops
+    with a message instead of creating an empty one."""
+    from warehouse.paths import WarehousePaths
+
+    paths = WarehousePaths.resolve(args.home)
+    if must_exist and not paths.database.exists():
+        raise CommandError(f"no warehouse at {paths.database}: run `siae sync` (or `siae sync "
+                           "--demo`) first")
+    return paths.home
 
 
 def cmd_sync(args) -> int:
+    from flows.preflight import spec_problems
+
+    spec = _spec(args)  # before Prefect starts: an invalid file costs nothing
+    for problem in spec_problems(spec, args.only or None):
+        print(f"warning: {problem} (this source will fail; its last good data are kept)",
+              file=sys.stderr)
     _progress_logging(args.verbose)
     _prefect_defaults()
+    from flows.reports import summary_text
     from flows.sync import sync
 
-    sources = DEMO_SOURCES if args.demo else Path(args.sources)
-    summary = sync(str(sources), only=args.only or None, home=args.home, force=args.force,
-                   force_publish=args.force_publish)
-    print_summary(summary)
+    summary = sync(str(_sources(args)), only=args.only or None, home=args.home,
+                   force=args.force, force_publish=args.force_publish)
+    sys.stdout.write(summary_text(summary))
     if not summary.published:
         return 1
     return 2 if summary.failed_sources else 0
 
 
 def cmd_check(args) -> int:
-    from transforms.spec import SpecError, load_spec
-
-    sources = DEMO_SOURCES if args.demo else Path(args.sources)
-    try:
-        spec = load_spec(sources)
-    except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     from flows.connectors import DEFAULT_BASE_URLS
+    from flows.preflight import spec_problems
 
+    spec = _spec(args)
     for s in spec.sources.values():
         where = s.path or s.url or s.base_url or DEFAULT_BASE_URLS.get(s.kind)
         state = "" if s.enabled else " (disabled)"
         print(f"{s.name:<24}{s.kind:<23}priority {s.priority:<4}{where}{state}")
-    print(f"{sources}: {len(spec.sources)} sources, valid")
+    problems = spec_problems(spec)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{_sources(args)}: {len(spec.sources)} sources, {len(problems)} problem(s)",
+              file=sys.stderr)
+        return 1
+    print(f"{_sources(args)}: {len(spec.sources)} sources, valid")
     return 0
 
 
 def cmd_publish(args) -> int:
     from flows.publish import PublishRefused, list_publications, publish_release
-    from transforms.spec import Publication, load_spec
-    from warehouse.paths import WarehousePaths
+    from flows.reports import publications_text
+    from transforms.spec import Publication
 
-    home = WarehousePaths.resolve(args.home).home
+    home = _home(args)
     if args.list:
-        for row in list_publications(home):
-            release, when, structures, features, added, removed, moved, changed = row
-            print(f"{release}  {when:%Y-%m-%d %H:%M}  {structures} structures, {features} "
-                  f"on the map; +{added} -{removed} moved {moved} changed {changed}")
+        rows = list_publications(home)
+        sys.stdout.write(publications_text(rows) if rows else "no publication yet\n")
         return 0
-    sources = DEMO_SOURCES if args.demo else Path(args.sources)
-    settings = load_spec(sources).publication if sources.exists() else Publication()
+    settings = _spec(args).publication if _sources(args).exists() else Publication()
     try:
         result = publish_release(home, settings, force=args.force)
     except PublishRefused as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"refused: {exc}") from exc
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -150,9 +130,8 @@ def cmd_map(args) -> int:
 
     paths = WarehousePaths.resolve(args.home)
     if not paths.geojson.exists():
-        print(f"no publication in {paths.publish}: run `siae sync` (or `siae sync --demo`) "
-              "first", file=sys.stderr)
-        return 1
+        raise CommandError(f"no publication in {paths.publish}: run `siae sync` (or `siae "
+                           "sync --demo`) first")
     server = make_server(paths.home, args.host, args.port, args.tiles, args.attribution)
     host, port = server.server_address[:2]
     print(f"SIAE Atlas map on http://{host}:{port}/ (Ctrl-C to stop)")
@@ -167,39 +146,34 @@ def cmd_map(args) -> int:
 
 
 def cmd_geocode(args) -> int:
-    import dataclasses
-    import datetime as dt
-
-    from flows.consolidation import geocode, locate_and_write, merge
+    from flows.consolidation import regeocode
     from flows.geocoder import terminal_progress
-    from transforms.spec import load_spec
-    from warehouse.lock import WarehouseBusy, consolidation_lock
-    from warehouse.paths import WarehousePaths
+    from flows.run_report import Run
+    from warehouse.lock import WarehouseBusy
 
     _progress_logging(False)
-    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
-    settings = spec.geocoder
-    if args.failed:
-        settings = dataclasses.replace(settings, retry_failed_after_days=0)
-    home = WarehousePaths.resolve(args.home).ensure().home
-    # It rewrites the core tables: never beside a running consolidation.
+    run = Run(_home(args), _spec(args), direct=True)
     try:
-        with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
-            merged = merge.fn(spec, home)
-            answer = geocode.fn(home, settings, merged["structures"],
-                                spec.defaults.user_agent, resend_all=args.all,
-                                progress=terminal_progress)
-            located = locate_and_write.fn(spec, home, merged, answer["accepted"],
-                                          f"geocode-{dt.datetime.now():%Y%m%dT%H%M%S}")
+        ok = regeocode(run, resend_all=args.all, failed_now=args.failed,
+                       progress=terminal_progress)
     except WarehouseBusy as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        raise CommandError(str(exc)) from exc
+    run.finish()
+    steps = {s.step: s for s in run.summary.steps}
+    geocoded, located = steps.get("geocode"), steps.get("locate")
+    if geocoded and geocoded.details:
+        d = geocoded.details
+        print(f"{geocoded.rows_in} addresses: {d['sent']} sent in {d['requests']} requests, "
+              f"{d['cache_hits']} from cache, {geocoded.rows_out} kept")
+    if located and located.details:
+        print("located by " + ", ".join(f"{k} {v}" for k, v in
+                                        located.details["by_precision"].items()))
+    failed = [s for s in run.summary.steps if s.status == "failed"]
+    for s in failed:
+        print(f"error: {s.step}: {s.message}", file=sys.stderr)
+    if not ok:
         return 1
-    stats = answer["stats"]
-    print(f"{stats.addresses} addresses: {stats.sent} sent in {stats.requests} requests, "
-          f"{stats.cache_hits} from cache, {stats.accepted} kept")
-    print("located by " + ", ".join(f"{k} {v}" for k, v in located["by_precision"].items()))
-    if stats.error:
-        print(f"error: {stats.error}", file=sys.stderr)
+    if failed:
         return 2
     print("run `siae publish` to publish the new points")
     return 0
@@ -207,11 +181,9 @@ def cmd_geocode(args) -> int:
 
 def cmd_review(args) -> int:
     from flows.review import pending_pairs, review, side_by_side
-    from transforms.spec import load_spec
-    from warehouse.paths import WarehousePaths
 
-    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
-    home = WarehousePaths.resolve(args.home).home
+    spec = _spec(args)
+    home = _home(args)
     if args.list:
         pairs = pending_pairs(home, spec.matching.judgements)
         for pair in pairs:
@@ -225,61 +197,31 @@ def cmd_review(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from flows.evaluation import read_labelled_pairs
-    from transforms.matching import Thresholds, cross_validate, evaluate
-    from transforms.spec import load_spec
+    from flows.reports import evaluation_text
+    from transforms.matching import cross_validate, evaluate
 
-    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
+    spec = _spec(args)
     pairs = read_labelled_pairs(Path(args.pairs))
-    thresholds = Thresholds(spec.matching.merge_threshold, spec.matching.review_threshold)
-    result = evaluate(pairs, thresholds)
-    print(f"{result.pairs} labelled pairs ({args.pairs}), merge >= {thresholds.merge}, "
-          f"review >= {thresholds.review}")
-    print(f"{'kind':<16}{'merge':>7}{'review':>8}{'distinct':>10}")
-    for kind, bands in result.by_kind.items():
-        print(f"{kind:<16}{bands.get('merge', 0):>7}{bands.get('review', 0):>8}"
-              f"{bands.get('distinct', 0):>10}")
-    print(f"precision {result.precision:.3f}  recall {result.recall:.3f}  "
-          f"(left for review: {result.review})")
-    # The thresholds were chosen on this set: say how well that choice generalises.
-    cv = cross_validate(pairs)
-    print(f"held out (5 folds, merge threshold re-chosen on the other four for precision "
-          f">= 0.99): precision {cv.precision:.3f}  recall {cv.recall:.3f}  thresholds "
-          + ", ".join(f"{t:.2f}" for t in cv.merge_thresholds))
+    result = evaluate(pairs, spec.matching)
+    sys.stdout.write(evaluation_text(result, cross_validate(pairs), args.pairs, spec.matching))
     return 0
 
 
 def cmd_changes(args) -> int:
-    import datetime as dt
-
+    from flows.reports import changes_text
     from transforms.spec import parse_duration
     from warehouse.db import connect
+    from warehouse.history import changes_since
     from warehouse.paths import WarehousePaths
 
-    paths = WarehousePaths.resolve(args.home)
-    if not paths.database.exists():
-        print(f"no warehouse at {paths.database}: run `siae sync` first", file=sys.stderr)
-        return 1
+    home = _home(args)
     try:
         since = dt.datetime.now() - parse_duration(args.since)
     except ValueError as exc:
-        print(f"error: --since: {exc}", file=sys.stderr)
-        return 1
-    sql = ("SELECT c.changed_at, c.change, c.structure_id, coalesce(s.nom, h.nom), c.fields "
-           "FROM marts.siae_changes c LEFT JOIN core.structures s USING (structure_id) "
-           "LEFT JOIN (SELECT structure_id, any_value(nom) AS nom FROM core.structures_history "
-           "GROUP BY ALL) h USING (structure_id) WHERE c.changed_at >= ?")
-    params: list = [since]
-    if args.structure:
-        sql += " AND c.structure_id = ?"
-        params.append(args.structure)
-    with connect(paths.database, read_only=True) as con:
-        rows = con.execute(sql + " ORDER BY c.changed_at, c.structure_id", params).fetchall()
-    for at, change, sid, nom, fields in rows:
-        detail = f" ({', '.join(fields)})" if fields else ""
-        print(f"{at:%Y-%m-%d %H:%M}  {change:<8} {sid}  {nom or ''}{detail}")
-    counts = {k: sum(1 for r in rows if r[1] == k) for k in ("added", "changed", "removed")}
-    print(f"{len(rows)} changes since {since:%Y-%m-%d %H:%M}: "
-          + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        raise CommandError(f"--since: {exc}") from exc
+    with connect(WarehousePaths(home).database, read_only=True) as con:
+        rows = changes_since(con, since, args.structure)
+    sys.stdout.write(changes_text(rows, since))
     return 0
 
 
@@ -294,10 +236,9 @@ def cmd_serve(args) -> int:
         runner_deployments,
         sources_path_for_deployments,
     )
-    from transforms.spec import load_spec
 
-    sources = DEMO_SOURCES if args.demo else Path(args.sources)
-    spec = load_spec(sources)
+    sources = _sources(args)
+    spec = _spec(args)
     if args.write_prefect_yaml:
         rel = os.path.relpath(sources.resolve(), Path(args.write_prefect_yaml).resolve().parent)
         Path(args.write_prefect_yaml).write_text(prefect_yaml(spec, rel, args.home),
@@ -306,13 +247,13 @@ def cmd_serve(args) -> int:
         return 0
     problem = api_reachable(PREFECT_API_URL.value())
     if problem:
-        print(f"siae serve needs a running Prefect server: {problem}.\n"
-              "Start one in another terminal:\n"
-              "    uv run prefect server start\n"
-              "then point this one at it:\n"
-              "    export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
-              "and run `uv run siae serve` again.", file=sys.stderr)
-        return 1
+        raise CommandError(
+            f"siae serve needs a running Prefect server: {problem}.\n"
+            "Start one in another terminal:\n"
+            "    uv run prefect server start\n"
+            "then point this one at it:\n"
+            "    export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
+            "and run `uv run siae serve` again.")
     path = sources_path_for_deployments(sources)
     for d in deployment_specs(spec, path, args.home):
         print(f"{d['flow']}/{d['name']:<32} {d['cron']:<14} ({spec.defaults.timezone})")
@@ -323,15 +264,13 @@ def cmd_serve(args) -> int:
 
 
 def cmd_status(args) -> int:
-    import datetime as dt
-
+    from flows.reports import status_json, status_text
     from flows.review import pending_pairs
     from flows.status import pipeline_status, problems, source_statuses
-    from transforms.spec import load_spec
     from warehouse.paths import WarehousePaths
 
-    spec = load_spec(DEMO_SOURCES if args.demo else Path(args.sources))
-    home = WarehousePaths.resolve(args.home).home
+    spec = _spec(args)
+    home = _home(args, must_exist=False)
     now = dt.datetime.now()
     statuses = source_statuses(home, spec)
     found = problems(statuses, now, spec.alerts.on_stale)
@@ -339,38 +278,9 @@ def cmd_status(args) -> int:
     if WarehousePaths(home).database.exists():
         pipeline["review_pending"] = len(pending_pairs(home, spec.matching.judgements))
     if args.json:
-        doc = {"checked_at": now, "problems": found, "sources": [
-            {"source": st.source, "last_success": st.last_success,
-             "last_failure": st.last_failure, "failure_message": st.failure_message,
-             "rows": st.rows, "failing": st.failing, "stale": st.stale(now)}
-            for st in statuses], **pipeline}
-        print(json.dumps(doc, indent=2, default=lambda v: v.isoformat(timespec="seconds")))
-        return 1 if args.check and found else 0
-    fmt = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "never"  # noqa: E731
-    print(f"{'source':<24}{'last success':<18}{'age':>8}{'rows':>8}  {'state':<8}last failure")
-    for st in statuses:
-        age = st.age(now)
-        state = "FAILING" if st.failing else "STALE" if st.stale(now) else "ok"
-        failure = f"{fmt(st.last_failure)}: {st.failure_message}" if st.last_failure else ""
-        shown_age = "-" if age is None else (
-            f"{age.days}d" if age.days else f"{int(age.total_seconds() // 3600)}h")
-        rows = "-" if st.rows is None else st.rows
-        print(f"{st.source:<24}{fmt(st.last_success):<18}{shown_age:>8}{rows:>8}  "
-              f"{state:<8}{failure[:120]}")
-    cons, pub = pipeline["consolidation"], pipeline["publication"]
-    print()
-    print("last consolidation: " + (f"{fmt(cons['finished_at'])} (run {cons['run_id']})"
-                                    + (", geocoding INCOMPLETE" if cons["incomplete"] else "")
-                                    if cons else "never"))
-    print("current publication: " + (f"{pub['release_id']} of {fmt(pub['published_at'])}, "
-                                     f"{pub['features']} features of {pub['structures']} "
-                                     f"structures" if pub else "none"))
-    if pipeline["review_pending"] is not None:
-        print(f"match pairs awaiting review: {pipeline['review_pending']} (siae review)")
-    if pipeline["open_alerts"]:
-        print("open alerts: " + ", ".join(f"{a['source']} {a['problem']} (last alert "
-                                          f"{fmt(a['last_alert'])})"
-                                          for a in pipeline["open_alerts"]))
+        print(status_json(statuses, found, pipeline, now))
+    else:
+        sys.stdout.write(status_text(statuses, pipeline, now))
     return 1 if args.check and found else 0
 
 
@@ -386,11 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--home", default=None, help="warehouse folder (default: $SIAE_HOME, else warehouse/)"
         )
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="Prefect's own logs, and tracebacks of failures")
 
     p = sub.add_parser("sync", help="fetch, stage, merge, locate and publish (a Prefect flow)")
     common(p, "use the bundled offline samples (samples/sources.toml)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="sync only these sources")
-    p.add_argument("-v", "--verbose", action="store_true", help="Prefect's own logs too")
     p.add_argument("--force-publish", action="store_true",
                    help="publish even when the structures drop beyond max_drop_share")
     p.add_argument(
@@ -440,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="7d", help="how far back, e.g. 7d, 12h (default 7d)")
     p.add_argument("--structure", metavar="ID", help="only this structure_id")
     p.add_argument("--home", default=None)
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     p.set_defaults(func=cmd_changes)
     p = sub.add_parser("map", help="serve the reference map page of the publication")
     p.add_argument("--home", default=None)
@@ -449,14 +361,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tile layer URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
                    " (default: none, the page works without tiles)")
     p.add_argument("--attribution", default="", help="attribution text of the tile layer")
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     p.set_defaults(func=cmd_map)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `siae`."""
+    """Entry point of `siae`: expected failures are one clean message each, exit 1."""
+    from transforms.spec import SpecError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `siae changes | head`: the reader went away, nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import threading
-import time
 from urllib.parse import urlencode
 
 import requests
 
-from flows.fetch import FetchError, Payload, http_session
+from flows.http import (
+    FetchError,
+    Payload,
+    RateLimiter,
+    download,
+    get_json,
+    http_session,
+    token_from_env,
+)
 from transforms.spec import DEPARTEMENTS, SourceSpec
 
 log = logging.getLogger("siae.fetch")
@@ -34,58 +39,19 @@ RECHERCHE_PER_PAGE = 25
 RECHERCHE_MAX_RESULTS = 10_000  # page × per_page cap of the API
 
 
-class RateLimiter:
-    """At most `per_second` calls per second, spaced evenly (thread-safe)."""
-
-    def __init__(self, per_second: float):
-        self.interval = 1.0 / per_second
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            time.sleep(delay)
-
-
 def base_url(spec: SourceSpec) -> str:
     return (spec.base_url or DEFAULT_BASE_URLS[spec.kind]).rstrip("/")
 
 
-def get_json(session: requests.Session, spec: SourceSpec, url: str, limiter: RateLimiter,
-             headers: dict | None = None) -> object:
-    """GET a JSON document; anything else (an error status, an HTML page) fails the source."""
-    limiter.wait()
-    try:
-        response = session.get(url, timeout=spec.timeout, headers=headers or {})
-    except requests.RequestException as exc:
-        raise FetchError(f"source '{spec.name}': GET {url} failed: {type(exc).__name__}") from exc
-    if response.status_code != 200:
-        raise FetchError(f"source '{spec.name}': GET {url} answered HTTP {response.status_code}")
-    try:
-        return response.json()
-    except ValueError as exc:
-        kind = response.headers.get("Content-Type", "?")
-        raise FetchError(f"source '{spec.name}': GET {url} did not return JSON "
-                         f"(Content-Type {kind}): {response.text[:80]!r}") from exc
+def _get(session: requests.Session, spec: SourceSpec, url: str, limiter: RateLimiter,
+         headers: dict | None = None) -> object:
+    return get_json(session, spec.name, url, timeout=spec.timeout, limiter=limiter,
+                    headers=headers)
 
 
 def _pages_payload(pages: list[dict], name: str, location: str) -> Payload:
     text = json.dumps({"pages": pages}, ensure_ascii=False, sort_keys=True)
     return Payload(text.encode("utf-8"), location, name)
-
-
-def _token(spec: SourceSpec) -> str | None:
-    if not spec.token_env:
-        return None
-    token = os.environ.get(spec.token_env)
-    if not token:
-        raise FetchError(f"source '{spec.name}': environment variable {spec.token_env} is not "
-                         "set (it holds the API token)")
-    return token
 
 
 # --- data·inclusion ----------------------------------------------------------------------
@@ -113,7 +79,7 @@ def fetch_datainclusion(spec: SourceSpec, user_agent: str) -> list[Payload]:
     session = http_session(user_agent, spec.retries)
     limiter = RateLimiter(10)
     try:
-        meta = get_json(session, spec, f"{base}/api/1/datasets/{dataset}/", limiter)
+        meta = _get(session, spec, f"{base}/api/1/datasets/{dataset}/", limiter)
         resources = meta.get("resources") if isinstance(meta, dict) else None
         if not isinstance(resources, list):
             raise FetchError(f"source '{spec.name}': dataset {dataset} has no 'resources' list")
@@ -123,38 +89,13 @@ def fetch_datainclusion(spec: SourceSpec, user_agent: str) -> list[Payload]:
                              f"resource in parquet or csv in dataset {dataset}")
         url = resource["url"]
         log.info("%s: downloading %s", spec.name, url)
-        data = _download(session, spec, url)
+        data = download(session, spec.name, url, timeout=spec.timeout)
     finally:
         session.close()
     name = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
     if not name.endswith((".parquet", ".csv")):
         name = f"{resource.get('title', 'structures')}.{resource['format'].lower()}"
     return [Payload(data, url, name)]
-
-
-def _download(session: requests.Session, spec: SourceSpec, url: str) -> bytes:
-    """Stream a file, logging progress, and refuse one shorter than its Content-Length."""
-    try:
-        with session.get(url, timeout=spec.timeout, stream=True) as response:
-            if response.status_code != 200:
-                raise FetchError(f"source '{spec.name}': GET {url} answered HTTP "
-                                 f"{response.status_code}")
-            if "text/html" in response.headers.get("Content-Type", ""):
-                raise FetchError(f"source '{spec.name}': GET {url} returned an HTML page")
-            expected = int(response.headers.get("Content-Length") or 0)
-            chunks, got, logged = [], 0, 0
-            for chunk in response.iter_content(1 << 20):
-                chunks.append(chunk)
-                got += len(chunk)
-                if got - logged >= 10 << 20:
-                    log.info("%s: %d MB downloaded", spec.name, got >> 20)
-                    logged = got
-    except requests.RequestException as exc:
-        raise FetchError(f"source '{spec.name}': download of {url} failed: "
-                         f"{type(exc).__name__}") from exc
-    if expected and got < expected:
-        raise FetchError(f"source '{spec.name}': {url} truncated ({got} of {expected} bytes)")
-    return b"".join(chunks)
 
 
 # --- API Recherche d'entreprises -------------------------------------------------------------
@@ -172,7 +113,7 @@ def fetch_recherche_entreprises(spec: SourceSpec, user_agent: str) -> list[Paylo
                 params = {"est_siae": "true", "departement": dep, "page": page,
                           "per_page": RECHERCHE_PER_PAGE, "limite_matching_etablissements": 100}
                 url = f"{base}/search?{urlencode(params)}"
-                body = get_json(session, spec, url, limiter)
+                body = _get(session, spec, url, limiter)
                 if not isinstance(body, dict) or "results" not in body:
                     raise FetchError(f"source '{spec.name}': {url}: no 'results' in the answer")
                 total_pages = int(body.get("total_pages") or 1)
@@ -196,7 +137,7 @@ def fetch_emplois(spec: SourceSpec, user_agent: str) -> list[Payload]:
     endpoint (active structures, with coordinates); `next` links are followed."""
     base = base_url(spec)
     limiter = RateLimiter((spec.rate_per_minute or EMPLOIS_RATE_PER_MINUTE) / 60.0)
-    token = _token(spec)
+    token = token_from_env(spec.name, spec.token_env)
     headers = {"Authorization": f"Token {token}"} if token else {}
     page_size = spec.page_size or 100
     if token:
@@ -211,7 +152,7 @@ def fetch_emplois(spec: SourceSpec, user_agent: str) -> list[Payload]:
         for label, url in starts:
             n = 0
             while url:
-                body = get_json(session, spec, url, limiter, headers)
+                body = _get(session, spec, url, limiter, headers)
                 if not isinstance(body, dict) or not isinstance(body.get("results"), list):
                     raise FetchError(f"source '{spec.name}': {url}: no 'results' list")
                 pages.append({"url": url, "body": body})

@@ -1,5 +1,9 @@
 """Consolidation: merge the staged sources, geocode, locate, write the core layer, publish;
-skipped up to the publication when nothing it reads has changed."""
+skipped up to the publication when nothing it reads has changed.
+
+`merge_geocode_locate` is the one composition of the core steps: `siae sync`, the
+consolidation deployment and `siae geocode` all run it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,33 +20,51 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fingerprints import PIPELINE_HASH, file_hash
-from flows.geocoder import geocode_structures, make_client
+from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
-from flows.run_report import Run, StepResult, run_task
-from transforms.geocoding import STREET_TYPES
+from flows.run_report import Run, StepResult
 from transforms.location import disagreements, locate_structures
-from transforms.matching import Thresholds, score_pairs
+from transforms.matching import score_pairs
 from transforms.merge import Edge, merge_records, record_key
-from transforms.spec import GeocoderSettings, Publication, Spec
-from transforms.succession import carry_judgements, successions
-from warehouse.comments import apply_comments
-from warehouse.db import (
-    CANDIDATE_TYPES,
-    JUDGEMENT_TYPES,
-    LINK_TYPES,
-    MARTS_SQL,
-    RECORD_TYPES,
-    STRUCTURE_TYPES,
-    connect,
-    fetch_frame,
-    replace_table,
-    table_exists,
-)
-from warehouse.history import record_history
+from transforms.spec import GeocoderSettings, Publication, Spec, spec_settings_repr
+from transforms.succession import Succession, carry_judgements, successions
+from warehouse import core, geocodes, ops, staging
+from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes
+
+
+@dataclass
+class Merged:
+    """The clustering of this run, nothing written yet."""
+
+    records: pd.DataFrame
+    structures: pd.DataFrame
+    links: pd.DataFrame
+    ids: dict[str, str]  # every key → structure_id
+    known: dict[str, str]  # the keys persisted before this run
+    redirects: dict[str, str]
+    candidates: pd.DataFrame
+    judgements: dict
+    successions: list[Succession]
+
+
+@dataclass
+class Geocoded:
+    accepted: dict[str, tuple[float, float, str, float]] = field(default_factory=dict)
+    stats: GeocodeStats | None = None
+
+
+@dataclass(frozen=True)
+class Located:
+    records: int
+    structures: int
+    new_ids: int
+    by_precision: dict[str, int]
+    disagreements: int
+    versions: int
 
 
 def consolidation_inputs(con, spec: Spec, now: dt.datetime) -> str:
@@ -48,80 +72,57 @@ def consolidation_inputs(con, spec: Spec, now: dt.datetime) -> str:
     the settings, the judgements, the reference, the code, and whether cached geocoding
     answers are due to be asked again. Equal hashes give the same result."""
     names = [n for n, s in spec.sources.items() if s.enabled]
-    staged = con.execute(
-        "SELECT source, sha256, spec_fingerprint FROM ops.source_state "
-        "WHERE source IN (SELECT UNNEST(?)) ORDER BY source", [names]).fetchall()
+    staged = [(s.source, s.sha256, s.spec_fingerprint) for s in staging.source_states(con)
+              if s.source in names]
     due = now - dt.timedelta(days=spec.geocoder.retry_failed_after_days)
-    retry = con.execute(
-        "SELECT count(*) FROM core.geocodes WHERE geocoded_at < ? AND (status <> 'ok' OR "
-        "score IS NULL OR score < ? OR type NOT IN (SELECT UNNEST(?)))",
-        [due, spec.geocoder.min_score, list(STREET_TYPES)]).fetchone()[0]
     parts = {
         "code": PIPELINE_HASH,
         "staged": staged,
-        "settings": repr((spec.defaults, spec.matching, spec.geocoder, spec.publication,
-                          [(n, spec.sources[n].priority) for n in names])),
+        "settings": spec_settings_repr(spec),
         "judgements": file_hash(spec.matching.judgements),
         "replay": file_hash(spec.geocoder.replay),
-        "reference": con.execute("SELECT name, version FROM ops.reference_versions "
-                                 "ORDER BY name").fetchall(),
-        "geocodes_due": retry > 0,
+        "reference": ops.reference_versions(con),
+        "geocodes_due": geocodes.answers_due(con, due, spec.geocoder.min_score) > 0,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @task(cache_policy=NO_CACHE)
-def merge(spec: Spec, home: Path) -> dict:
-    """Union the staged sources and merge them by SIRET, keeping known IDs (nothing written)."""
+def merge(spec: Spec, home: Path) -> Merged:
+    """Union the staged sources and cluster them into places, keeping known IDs (nothing
+    written)."""
     with connect(WarehousePaths(home).database) as con:
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'"
-        ).fetchall()}
+        present = staging.staged_sources(con)
         names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
-        # BY NAME: a staging kept from an older schema lacks the newer columns (NULL then).
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
-        columns = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in RECORD_TYPES.items())
-        records = fetch_frame(con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
-        records["types"] = [t or [] for t in records["types"]]
-        known = dict(con.execute(
-            "SELECT identity_key, structure_id FROM core.structure_ids").fetchall())
-        first_seen = dict(con.execute(
-            "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL"
-        ).fetchall())
-        # The last consolidation's records (whatever their schema then) for succession.
-        previous = (fetch_frame(con, "SELECT r.*, l.structure_id FROM core.records r JOIN "
-                                     "core.links l USING (source, source_id)").to_dict("records")
-                    if table_exists(con, "core", "records") else [])
-        renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
-                              "ORDER BY decided_at, new_key").fetchall()
+        records = staging.staged_records(con, names)
+        known = core.identities(con)
     judgements = load_judgements(spec.matching.judgements)
-    thresholds = Thresholds(spec.matching.merge_threshold, spec.matching.review_threshold)
     rows = records.to_dict("records")
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID.
-    inherited = successions(previous, rows, known, thresholds)
-    ids_in = {**known, **{s.new_key: s.structure_id for s in inherited}}
+    inherited = successions(known.previous, rows, known.known, spec.matching)
+    ids_in = {**known.known, **{s.new_key: s.structure_id for s in inherited}}
     # ...and the analysts' judgements on its old key still bind it.
-    judgements = carry_judgements(judgements, renamed + [(s.old_key, s.new_key)
-                                                         for s in inherited])
-    scored = score_pairs(rows, thresholds)
+    judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
+                                                               for s in inherited])
+    scored = score_pairs(rows, spec.matching)
     keys = [record_key(r["source"], r["source_id"]) for r in rows]
     edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
     candidates = pd.DataFrame(
         [[rows[i]["source"], rows[i]["source_id"], rows[j]["source"], rows[j]["source_id"], sc,
           band, json.dumps(f, sort_keys=True)] for i, j, sc, band, f in scored],
-        columns=list(CANDIDATE_TYPES)[:7], dtype=object)
+        columns=list(CANDIDATE_TYPES), dtype=object)
     priority = {n: spec.sources[n].priority for n in names}
-    result = merge_records(records, priority, ids_in, edges, judgements, first_seen)
-    return {"records": records, "structures": result.structures, "links": result.links,
-            "ids": result.ids, "known": known, "redirects": result.redirects,
-            "candidates": candidates, "judgements": judgements, "successions": inherited}
+    result = merge_records(records, priority, ids_in, edges, judgements, known.first_seen)
+    return Merged(records, result.structures, result.links, result.ids, known.known,
+                  result.redirects, candidates, judgements, inherited)
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
 def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
-            user_agent: str, resend_all: bool = False, progress=None) -> dict:
+            user_agent: str, resend_all: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> Geocoded:
     """Geocode the structures' addresses through the cache (flows.geocoder).
 
     A DataFrame, not a list of dicts: Prefect walks list parameters item by item (seconds
@@ -130,69 +131,39 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
     try:
         with connect(WarehousePaths(home).database) as con:
             accepted, stats = geocode_structures(con, structures.to_dict("records"), settings,
-                                                 client,
-                                                 resend_all=resend_all, progress=progress)
+                                                 client, resend_all=resend_all,
+                                                 progress=progress)
     finally:
         client.close()
-    return {"accepted": accepted, "stats": stats}
+    return Geocoded(accepted, stats)
 
 
 @task(cache_policy=NO_CACHE)
-def locate_and_write(spec: Spec, home: Path, merged: dict, geocoded: dict, run_id: str) -> dict:
+def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
+                     run_id: str) -> Located:
     """Locate each structure (geocoder, source point, commune centre) and write the core
     layer and the marts in one transaction."""
     now = dt.datetime.now()
-    records, structures, links = merged["records"], merged["structures"], merged["links"]
-    ids, known = merged["ids"], merged["known"]
+    structures = merged.structures
     with connect(WarehousePaths(home).database) as con:
         codes = sorted({c for col in ("code_insee", "code_arrondissement")
                         for c in structures[col] if c})
         located = locate_structures(structures, commune_shapes(con, codes),
-                                    spec.defaults.max_km_outside_commune, geocoded)
+                                    spec.defaults.max_km_outside_commune, geocoded.accepted)
         flags = disagreements(located, spec.geocoder.max_km_disagreement)
-        con.execute("BEGIN")
-        replace_table(con, "core.records", records, RECORD_TYPES)
-        replace_table(con, "core.links", links, LINK_TYPES)
-        replace_table(con, "core.match_candidates", merged["candidates"], CANDIDATE_TYPES)
+        new_ids = {k: v for k, v in merged.ids.items() if k not in merged.known}
         judged = pd.DataFrame(read_rows(spec.matching.judgements), columns=list(JUDGEMENT_TYPES),
                               dtype=object)
-        replace_table(con, "core.judgements", judged, JUDGEMENT_TYPES)
-        replace_table(con, "core.structure_redirects", pd.DataFrame(
-            sorted(merged["redirects"].items()), columns=["from_id", "to_id"], dtype=object),
-            {"from_id": "VARCHAR", "to_id": "VARCHAR"})
-        replace_table(con, "core.structures", located, STRUCTURE_TYPES)
-        new = pd.DataFrame([(k, v) for k, v in ids.items() if k not in known],
-                           columns=["identity_key", "structure_id"])
-        con.register("_new_ids", new)
-        con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
-                    "FROM _new_ids", [now, now])
-        con.unregister("_new_ids")
-        # every key still in use (SIRETs and source records), not only the displayed one
-        con.register("_seen_ids", pd.DataFrame({"identity_key": sorted(ids)}, dtype=object))
-        con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
-                    "(SELECT identity_key FROM _seen_ids)", [now])
-        con.unregister("_seen_ids")
-        if merged["successions"]:
-            con.executemany("INSERT INTO core.id_successions VALUES (?, ?, ?, ?, ?, ?)",
-                            [[now, run_id, s.new_key, s.old_key, s.structure_id, s.score]
-                             for s in merged["successions"]])
-        if flags:
-            # One INSERT from a frame: executemany goes row by row (a second for thousands).
-            con.register("_flags", pd.DataFrame(
-                [[run_id, *f] for f in flags], dtype=object,
-                columns=["run_id", "structure_id", "source", "source_longitude",
-                         "source_latitude", "ban_longitude", "ban_latitude", "distance_km",
-                         "reason"]))
-            con.execute("INSERT INTO ops.geo_disagreements BY NAME SELECT * FROM _flags")
-            con.unregister("_flags")
-        con.execute(MARTS_SQL)
-        history = record_history(con, now, run_id)
-        apply_comments(con)  # the tables just replaced lost theirs
-        con.execute("COMMIT")
+        history = core.write_core(con, core.CoreTables(
+            records=merged.records, links=merged.links, candidates=merged.candidates,
+            judgements=judged, redirects=merged.redirects, structures=located,
+            new_ids=new_ids, seen_keys=merged.ids,
+            successions=[(s.new_key, s.old_key, s.structure_id, s.score)
+                         for s in merged.successions],
+            disagreements=flags), run_id, now)
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
-    return {"records": len(records), "structures": len(located), "new_ids": len(new),
-            "by_precision": precision, "disagreements": len(flags),
-            "versions": history["opened"]}
+    return Located(len(merged.records), len(located), len(new_ids), precision, len(flags),
+                   history["opened"])
 
 
 @task(cache_policy=NO_CACHE)
@@ -214,15 +185,41 @@ def consolidate(run: Run, force_publish: bool, force: bool = False) -> None:
                  start)
 
 
+def regeocode(run: Run, resend_all: bool = False, failed_now: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> bool:
+    """`siae geocode`: the same consolidation, with the geocoding asked again (`resend_all`:
+    every address; `failed_now`: failed answers whatever their age). Raises WarehouseBusy
+    when a consolidation holds the warehouse. No publication: `siae publish` does it."""
+    wait = float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))
+    with consolidation_lock(run.root, wait):
+        settings = run.spec.geocoder
+        if failed_now:
+            settings = settings.model_copy(update={"retry_failed_after_days": 0})
+        start = dt.datetime.now()
+        with connect(WarehousePaths(run.root).database) as con:
+            inputs = consolidation_inputs(con, run.spec, start)
+        if not merge_geocode_locate(run, settings, resend_all, progress):
+            return False
+        _record_consolidation(run, inputs)
+    return True
+
+
+def _record_consolidation(run: Run, inputs: str) -> None:
+    # What the core tables now hold. With a failed geocoding they are incomplete: a marker
+    # that no inputs hash equals makes the next run consolidate again.
+    complete = all(s.status != "failed" for s in run.summary.steps if s.step == "geocode")
+    with connect(WarehousePaths(run.root).database) as con:
+        ops.record_consolidation(con, run.run_id, dt.datetime.now(),
+                                 inputs if complete else "incomplete")
+
+
 def _consolidate_locked(run: Run, force_publish: bool, force: bool) -> None:
     spec, root, summary = run.spec, run.root, run.summary
     start = dt.datetime.now()
     with connect(WarehousePaths(root).database) as con:
         inputs = consolidation_inputs(con, spec, start)
-        last = con.execute("SELECT inputs, run_id FROM ops.consolidations "
-                           "ORDER BY finished_at DESC LIMIT 1").fetchone()
-        structures = con.execute("SELECT count(*) FROM core.structures").fetchone()[0] \
-            if table_exists(con, "core", "structures") else 0
+        last = ops.last_consolidation(con)
+        structures = core.structure_count(con)
     if last and last[0] == inputs and not force:
         # Nothing it reads has changed: merging, geocoding and locating again would give the
         # same tables. The publication step still runs: it is cheap and restores a missing one.
@@ -232,45 +229,43 @@ def _consolidate_locked(run: Run, force_publish: bool, force: bool) -> None:
                                     f"{last[1]}: merge, geocoding and location skipped"), start)
         _publish_step(run, force_publish, structures)
         return
-    if not _merge_geocode_locate(run):
+    if not merge_geocode_locate(run):
         return  # nothing written: the core tables still match the last recorded inputs
-    # What the core tables now hold. With a failed geocoding they are incomplete: a marker
-    # that no inputs hash equals makes the next run consolidate again.
-    complete = all(s.status != "failed" for s in summary.steps if s.step == "geocode")
-    with connect(WarehousePaths(root).database) as con:
-        con.execute("INSERT INTO ops.consolidations VALUES (?, ?, ?)",
-                    [run.run_id, dt.datetime.now(), inputs if complete else "incomplete"])
+    _record_consolidation(run, inputs)
     _publish_step(run, force_publish, summary.structures)
 
 
-def _merge_geocode_locate(run: Run) -> bool:
+def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
+                         resend_all: bool = False,
+                         progress: Callable[[int, int], None] | None = None) -> bool:
     """The consolidation proper; False when a step failed and nothing was written."""
     spec, root, summary = run.spec, run.root, run.summary
+    settings = settings or spec.geocoder
     start = dt.datetime.now()
-    merged, err, secs = run_task(merge, spec, root)
+    merged, err, secs = run.call(merge, spec, root)
     if err:
         run.step(StepResult("merge", None, "failed", secs, message=err), start)
         return False
-    bands = merged["candidates"]["band"].value_counts().to_dict()
-    run.step(StepResult("merge", None, "ok", secs, rows_in=len(merged["records"]),
-                        rows_out=len(merged["structures"]),
+    bands = merged.candidates["band"].value_counts().to_dict()
+    run.step(StepResult("merge", None, "ok", secs, rows_in=len(merged.records),
+                        rows_out=len(merged.structures),
                         details={"matched": bands.get("merge", 0),
                                  "to_review": bands.get("review", 0),
-                                 "judgements": len(merged["judgements"]),
-                                 "redirects": len(merged["redirects"]),
-                                 "ids_inherited": len(merged["successions"])}), start)
-    geocoded: dict = {}
+                                 "judgements": len(merged.judgements),
+                                 "redirects": len(merged.redirects),
+                                 "ids_inherited": len(merged.successions)}), start)
+    geocoded = Geocoded()
     start = dt.datetime.now()
-    if not spec.geocoder.enabled:
+    if not settings.enabled:
         run.step(StepResult("geocode", None, "skipped", 0.0,
                             message="[geocoder] enabled = false"), start)
     else:
-        answer, err, secs = run_task(geocode, root, spec.geocoder, merged["structures"],
-                                 spec.defaults.user_agent)
+        answer, err, secs = run.call(geocode, root, settings, merged.structures,
+                                     spec.defaults.user_agent, resend_all, progress)
         if err:
             run.step(StepResult("geocode", None, "failed", secs, message=err), start)
         else:
-            geocoded, stats = answer["accepted"], answer["stats"]
+            geocoded, stats = answer, answer.stats
             summary.geocoding_requests = stats.requests
             run.step(StepResult(
                 "geocode", None, "failed" if stats.error else "ok", secs,
@@ -279,17 +274,17 @@ def _merge_geocode_locate(run: Run) -> bool:
                          "cache_hits": stats.cache_hits, "refused": stats.refused,
                          "pruned": stats.pruned}), start)
     start = dt.datetime.now()
-    located, err, secs = run_task(locate_and_write, spec, root, merged, geocoded, run.run_id)
+    located, err, secs = run.call(locate_and_write, spec, root, merged, geocoded, run.run_id)
     if err:
         run.step(StepResult("locate", None, "failed", secs, message=err), start)
         return False
-    summary.structures = located["structures"]
-    run.step(StepResult("locate", None, "ok", secs, rows_in=located["structures"],
-                        rows_out=located["structures"],
-                        details={"by_precision": located["by_precision"],
-                                 "new_ids": located["new_ids"],
-                                 "new_versions": located["versions"],
-                                 "disagreements": located["disagreements"]}), start)
+    summary.structures = located.structures
+    run.step(StepResult("locate", None, "ok", secs, rows_in=located.structures,
+                        rows_out=located.structures,
+                        details={"by_precision": located.by_precision,
+                                 "new_ids": located.new_ids,
+                                 "new_versions": located.versions,
+                                 "disagreements": located.disagreements}), start)
     return True
 
 
@@ -297,7 +292,7 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
     """Publish a release from the warehouse; False when it failed or was refused."""
     summary = run.summary
     start = dt.datetime.now()
-    published, err, secs = run_task(publish, run.root, run.spec.publication, force_publish)
+    published, err, secs = run.call(publish, run.root, run.spec.publication, force_publish)
     if err:
         run.step(StepResult("publish", None, "failed", secs, message=err), start)
         return False

@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import requests
 
-from flows.connectors import RateLimiter
-from flows.fetch import http_session
+from flows.http import RateLimiter, http_session
 from transforms.geocoding import (
     FILTER_COLUMN,
     QUERY_COLUMNS,
@@ -35,6 +33,7 @@ from transforms.geocoding import (
 )
 from transforms.kinds import fold
 from transforms.spec import GeocoderSettings
+from warehouse import geocodes
 
 log = logging.getLogger("siae.geocode")
 
@@ -118,33 +117,6 @@ class GeocodeStats:
     refused: dict[str, int] = field(default_factory=dict)
 
 
-def _cached(con: duckdb.DuckDBPyConnection,
-            keys: list[str]) -> dict[str, tuple[Result, dt.datetime]]:
-    rows = con.execute(
-        "SELECT key, status, latitude, longitude, score, type, label, result_citycode, "
-        "geocoded_at FROM core.geocodes WHERE key IN (SELECT UNNEST(?))", [keys]).fetchall()
-    return {r[0]: (Result(*r[:8]), r[8]) for r in rows}
-
-
-def _store(con: duckdb.DuckDBPyConnection, queries: dict[str, Query],
-           results: dict[str, Result], now: dt.datetime) -> None:
-    frame = pd.DataFrame([
-        {"key": k, "adresse": q.adresse, "code_postal": q.code_postal, "commune": q.commune,
-         "code_insee": q.code_insee, "status": r.status, "score": r.score, "type": r.type,
-         "label": r.label, "latitude": r.latitude, "longitude": r.longitude,
-         "result_citycode": r.citycode, "geocoded_at": now}
-        for k, q in queries.items()
-        # a row missing from the answer counts as an error, to be asked again later
-        for r in [results.get(k) or Result(k, "error")]
-    ], dtype=object)
-    con.register("_answers", frame)
-    con.execute("INSERT OR REPLACE INTO core.geocodes SELECT key, adresse, code_postal, commune, "
-                "code_insee, status, CAST(score AS DOUBLE), type, label, "
-                "CAST(latitude AS DOUBLE), CAST(longitude AS DOUBLE), result_citycode, "
-                "CAST(geocoded_at AS TIMESTAMP) FROM _answers")
-    con.unregister("_answers")
-
-
 def geocode_structures(
     con: duckdb.DuckDBPyConnection,
     structures: list[dict],
@@ -163,7 +135,7 @@ def geocode_structures(
     by_structure = {s["structure_id"]: q for s in structures if (q := make_query(s))}
     queries = {q.key: q for q in by_structure.values()}
     stats.addresses = len(by_structure)
-    cached = _cached(con, list(queries))
+    cached = geocodes.cached(con, list(queries))
     due = now - dt.timedelta(days=settings.retry_failed_after_days)
     to_send = [q for k, q in sorted(queries.items()) if resend_all or k not in cached or (
         not accept(cached[k][0], settings.min_score)[0] and cached[k][1] < due)]
@@ -177,15 +149,13 @@ def geocode_structures(
             stats.error = str(exc)
             log.warning("%s; %d addresses left unsent", exc, len(to_send) - start)
             break
-        _store(con, {q.key: q for q in batch}, answers, now)
+        geocodes.store(con, {q.key: q for q in batch}, answers, now)
         results.update(answers)
         stats.sent += len(batch)
         if progress:
             progress(start + len(batch), len(to_send))
     stats.requests = client.requests
-    stats.pruned = con.execute(
-        "DELETE FROM core.geocodes WHERE key NOT IN (SELECT UNNEST(?))", [list(queries)]
-    ).fetchone()[0]
+    stats.pruned = geocodes.prune(con, queries)
     accepted = {}
     for sid, q in by_structure.items():
         ok, why = accept(results.get(q.key), settings.min_score)

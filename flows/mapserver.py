@@ -21,6 +21,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 
 from transforms.outlines import departement_outlines, outlines_geojson
+from warehouse import reference
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
@@ -32,14 +33,11 @@ def area_names(paths: WarehousePaths) -> dict:
     """Names of régions and départements, or empty tables when the warehouse is busy/absent."""
     try:
         with connect(paths.database, read_only=True) as con:
-            regions = dict(con.execute("SELECT region, nom FROM core.regions").fetchall())
-            deps = {d: {"nom": n, "region": r} for d, n, r in con.execute(
-                "SELECT departement, nom, region FROM core.departements").fetchall()}
+            return reference.area_names(con)
     except Exception as exc:  # a missing file, or a sync holding the write lock
         log.warning("région and département names unavailable: %s",
                     str(exc).splitlines()[0])
         return {"regions": {}, "departements": {}}
-    return {"regions": regions, "departements": deps}
 
 
 def outline_document(paths: WarehousePaths) -> bytes:
@@ -47,9 +45,8 @@ def outline_document(paths: WarehousePaths) -> bytes:
     busy or absent): about 2 s for the whole of France, so built on first request."""
     try:
         with connect(paths.database, read_only=True) as con:
-            rows = con.execute("SELECT departement, geometry FROM core.communes "
-                               "WHERE type = 'COM' AND geometry IS NOT NULL").fetchall()
-            names = dict(con.execute("SELECT departement, nom FROM core.departements").fetchall())
+            rows = reference.commune_polygons(con)
+            names = reference.departement_names(con)
     except Exception as exc:  # a missing file, or a sync holding the write lock
         log.warning("département outlines unavailable: %s", str(exc).splitlines()[0])
         return b'{"type":"FeatureCollection","features":[]}'

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 from collections import defaultdict
@@ -33,7 +32,8 @@ from transforms.publication import (
     table_schema,
 )
 from transforms.spec import Publication
-from warehouse.db import connect, fetch_frame
+from warehouse import publications
+from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
 DATA_FILES = ("siae.geojson", "siae.csv", "siae.parquet")
@@ -103,18 +103,10 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     settings = settings or Publication()
     paths = WarehousePaths(home).ensure_releases()
     with connect(paths.database) as con:
-        rows = fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id").to_dict(
-            "records")
-        sources = con.execute(
-            "SELECT source, sha256, staged_at, rows_staged FROM ops.source_state ORDER BY source"
-        ).fetchall()
+        rows = publications.published_rows(con)
+        sources = publications.source_contents(con)
         if redirects is None:
-            has = con.execute("SELECT count(*) FROM information_schema.tables WHERE "
-                              "table_schema = 'core' AND table_name = 'structure_redirects'"
-                              ).fetchone()[0]
-            redirects = dict(con.execute(
-                "SELECT from_id, to_id FROM core.structure_redirects ORDER BY from_id"
-            ).fetchall()) if has else {}
+            redirects = publications.redirects(con)
     current = current_release(paths)
     previous = _previous_rows(current)
     features = sum(1 for r in rows if r.get("latitude") is not None)
@@ -186,13 +178,10 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     pruned = _prune(paths, settings.keep, release_dir)
     counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
     with connect(paths.database) as con:
-        con.execute(
-            "INSERT INTO marts.publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [release_id, dt.datetime.now(), len(rows), features, counts["added"],
-             counts["removed"], counts["moved"], counts["changed"],
-             json.dumps({k: {"bytes": len(v), "sha256": _sha(v)}
-                         for k, v in sorted(files.items())}),
-             current.name if current else None])
+        publications.record_publication(
+            con, release_id, dt.datetime.now(), len(rows), features, counts,
+            {k: {"bytes": len(v), "sha256": _sha(v)} for k, v in sorted(files.items())},
+            current.name if current else None)
     return {**result, "status": "published", "release": release_id, "changes": counts,
             "pruned": pruned, "path": str(paths.geojson)}
 
@@ -201,7 +190,5 @@ def list_publications(home: Path) -> list[tuple]:
     """Every recorded publication, newest first."""
     paths = WarehousePaths(home)
     with connect(paths.database) as con:
-        return con.execute(
-            "SELECT release_id, published_at, structures, features, added, removed, moved, "
-            "changed FROM marts.publications ORDER BY published_at DESC").fetchall()
+        return publications.publications(con)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from flows.judgements import append_judgement, load_judgements
 from transforms.fields import REVIEWED
 from transforms.merge import record_key
-from warehouse.db import connect, fetch_frame
+from warehouse import core
+from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
 SHOWN = REVIEWED
@@ -23,12 +24,10 @@ def pending_pairs(home: Path, judgements_file: Path | None) -> list[dict]:
     """Review-band candidates not yet judged, best score first, with both records."""
     judged = load_judgements(judgements_file)
     with connect(WarehousePaths(home).database, read_only=True) as con:
-        pairs = fetch_frame(con, "SELECT * FROM core.match_candidates WHERE band = 'review' "
-                                 "ORDER BY score DESC, left_source, left_source_id")
-        records = fetch_frame(con, "SELECT * FROM core.records")
-    by_key = {record_key(r["source"], r["source_id"]): r for r in records.to_dict("records")}
+        pairs, records = core.review_pairs(con)
+    by_key = {record_key(r["source"], r["source_id"]): r for r in records}
     out = []
-    for p in pairs.to_dict("records"):
+    for p in pairs:
         left = record_key(p["left_source"], p["left_source_id"])
         right = record_key(p["right_source"], p["right_source_id"])
         if frozenset({left, right}) in judged or left not in by_key or right not in by_key:

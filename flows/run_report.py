@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -12,12 +13,16 @@ from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import MissingContextError
 
 from flows.alerts import notify
 from flows.status import problems, source_statuses
 from transforms.spec import Spec
+from warehouse import ops
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
+
+log = logging.getLogger("siae.run")
 
 
 @dataclass
@@ -67,17 +72,40 @@ def run_task(fn, *args, **kwargs):
     return None, f"task ended {state.type.value}", seconds
 
 
+def task_logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow or task, the module's logger outside one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+
+def call_direct(fn, *args, **kwargs):
+    """Call a task's function without Prefect (the CLI's own commands), like run_task."""
+    t0 = time.perf_counter()
+    try:
+        value = fn.fn(*args, **kwargs)
+    except Exception as exc:
+        log.debug("%s failed", fn.name, exc_info=True)
+        return None, str(exc) or type(exc).__name__, round(time.perf_counter() - t0, 3)
+    return value, None, round(time.perf_counter() - t0, 3)
+
 
 class Run:
-    """The steps of one flow run: logged as they end, written to ops.runs at the end, reported
-    as a Prefect artifact, and alerted on when something is wrong."""
+    """The steps of one run: logged as they end, written to ops.runs at the end, reported as
+    a Prefect artifact, and alerted on when something is wrong. `direct` runs the tasks'
+    functions without Prefect (commands such as `siae geocode`)."""
 
-    def __init__(self, root: Path, spec: Spec):
-        self.root, self.spec = root, spec
+    def __init__(self, root: Path, spec: Spec, direct: bool = False):
+        self.root, self.spec, self.direct = root, spec, direct
         self.run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
         self.summary = RunSummary(self.run_id, [])
         self.starts: list[dt.datetime] = []
-        self.logger = get_run_logger()
+        self.logger = log if direct else get_run_logger()
+
+    def call(self, fn, *args, **kwargs):
+        """(value or None, error message or None, seconds) of a task of this run."""
+        return (call_direct if self.direct else run_task)(fn, *args, **kwargs)
 
     def step(self, result: StepResult, start: dt.datetime) -> StepResult:
         self.summary.steps.append(result)
@@ -93,14 +121,14 @@ class Run:
 
     def finish(self) -> RunSummary:
         with connect(WarehousePaths(self.root).database) as con:
-            for r, start in zip(self.summary.steps, self.starts, strict=True):
-                con.execute(
-                    "INSERT INTO ops.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [self.run_id, r.step, r.source, start,
-                     start + dt.timedelta(seconds=r.seconds), r.seconds, r.status, r.rows_in,
-                     r.rows_out, r.rejected, r.bytes,
-                     r.message or (json.dumps(r.details, sort_keys=True, default=str)
-                                   if r.details else None)])
+            ops.record_steps(con, [
+                (self.run_id, r.step, r.source, start, start + dt.timedelta(seconds=r.seconds),
+                 r.seconds, r.status, r.rows_in, r.rows_out, r.rejected, r.bytes,
+                 r.message or (json.dumps(r.details, sort_keys=True, default=str)
+                               if r.details else None))
+                for r, start in zip(self.summary.steps, self.starts, strict=True)])
+        if self.direct:
+            return self.summary
         create_markdown_artifact(markdown=report_markdown(self.summary), key="siae-run-report",
                                  description=f"SIAE Atlas run {self.run_id}")
         now = dt.datetime.now()

@@ -1,4 +1,5 @@
-"""Per-source health from the warehouse: last success, last failure, rows, freshness."""
+"""Per-source health from the warehouse: last success, last failure, rows, freshness; and the
+state of the pipeline beyond the sources."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.alerts import open_alerts
 from transforms.spec import Spec
+from warehouse import ops
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
@@ -41,29 +42,17 @@ class SourceStatus:
 def source_statuses(home: Path, spec: Spec) -> list[SourceStatus]:
     """One status per enabled source of the spec, in file order."""
     paths = WarehousePaths(home)
-    if not paths.database.exists():
-        rows_by_source: dict = {}
-        ok: dict = {}
-        bad: dict = {}
-    else:
+    health: dict[str, dict] = {}
+    if paths.database.exists():
         with connect(paths.database, read_only=True) as con:
-            # a source succeeds when its stage step is ok or unchanged
-            ok = dict(con.execute(
-                "SELECT source, max(ended_at) FROM ops.runs WHERE step = 'stage' AND status IN "
-                "('ok', 'unchanged') GROUP BY source").fetchall())
-            bad = {r[0]: (r[1], r[2]) for r in con.execute(
-                "SELECT source, ended_at, message FROM ops.runs WHERE status = 'failed' AND "
-                "source IS NOT NULL QUALIFY row_number() OVER (PARTITION BY source ORDER BY "
-                "ended_at DESC) = 1").fetchall()}
-            rows_by_source = dict(con.execute(
-                "SELECT source, rows_staged FROM ops.source_state").fetchall())
+            health = ops.source_health(con)
     out = []
     for name, src in spec.sources.items():
         if not src.enabled:
             continue
-        failure = bad.get(name, (None, None))
-        out.append(SourceStatus(name, ok.get(name), failure[0], failure[1],
-                                rows_by_source.get(name), src.max_age))
+        h = health.get(name, {})
+        out.append(SourceStatus(name, h.get("last_success"), h.get("last_failure"),
+                                h.get("failure_message"), h.get("rows"), src.max_age))
     return out
 
 
@@ -94,16 +83,5 @@ def pipeline_status(home: Path) -> dict:
     if not paths.database.exists():
         return out
     with connect(paths.database, read_only=True) as con:
-        row = con.execute("SELECT run_id, finished_at, inputs = 'incomplete' FROM "
-                          "ops.consolidations ORDER BY finished_at DESC LIMIT 1").fetchone()
-        if row:
-            out["consolidation"] = {"run_id": row[0], "finished_at": row[1],
-                                    "incomplete": row[2]}
-        row = con.execute("SELECT release_id, published_at, structures, features FROM "
-                          "marts.publications ORDER BY published_at DESC LIMIT 1").fetchone()
-        if row:
-            out["publication"] = dict(zip(("release_id", "published_at", "structures",
-                                           "features"), row, strict=True))
-        out["open_alerts"] = [{"source": source, "problem": problem, "last_alert": sent}
-                              for (source, problem), sent in sorted(open_alerts(con).items())]
+        out.update(ops.pipeline_state(con))
     return out

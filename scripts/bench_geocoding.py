@@ -7,7 +7,6 @@ again (cache). Prints requests, seconds and the cache hit rate of the re-run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -19,7 +18,7 @@ import duckdb  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
 
 from flows.geocoder import BanClient, geocode_structures  # noqa: E402
-from tests.ban_fake import ban_handler  # noqa: E402
+from tests.helpers import ban_handler  # noqa: E402
 from transforms.spec import GeocoderSettings  # noqa: E402
 from warehouse.db import apply_schema  # noqa: E402
 
@@ -38,8 +37,8 @@ def main() -> None:
     structures = [{"structure_id": f"s{i}", "adresse": f"{i % 300 + 1} {STREETS[i % 4]} {i}",
                    "code_postal": f"{69001 + i % 9}", "commune": "Lyon", "code_insee": "69123"}
                   for i in range(args.addresses)]
-    settings = dataclasses.replace(GeocoderSettings(), base_url=server.url_for("/geocodage"),
-                                   batch_size=args.batch_size)
+    settings = GeocoderSettings(base_url=server.url_for("/geocodage"),
+                                batch_size=args.batch_size)
     con = duckdb.connect()
     apply_schema(con)
     print(f"{'run':<10}{'addresses':>10}{'requests':>10}{'sent':>8}{'cache hits':>12}"

@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 from stdnum import luhn  # noqa: E402
 
-from transforms.matching import Thresholds, score_pairs  # noqa: E402
+from transforms.matching import score_pairs  # noqa: E402
 from transforms.merge import Edge, merge_records, record_key  # noqa: E402
+from transforms.spec import MatchingSettings  # noqa: E402
 from transforms.staging import RECORD_COLUMNS  # noqa: E402
 
 WORDS = ("Atelier", "Jardins", "Recyclerie", "Tremplin", "Solidarité", "Avenir", "Bâtiment",
@@ -57,7 +58,7 @@ def main() -> None:
     frame = records(args.places)
     rows = frame.to_dict("records")
     t0 = time.perf_counter()
-    scored = score_pairs(rows, Thresholds())
+    scored = score_pairs(rows, MatchingSettings())
     t_match = time.perf_counter() - t0
     keys = [record_key(r["source"], r["source_id"]) for r in rows]
     edges = [Edge(keys[i], keys[j], s) for i, j, s, band, _ in scored if band == "merge"]

@@ -28,7 +28,7 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 from stdnum import luhn  # noqa: E402
 
 from flows.sync import sync  # noqa: E402
-from tests.ban_fake import ban_handler  # noqa: E402
+from tests.helpers import ban_handler  # noqa: E402
 from warehouse.reference import read_reference  # noqa: E402
 
 WORDS = ("Atelier", "Jardins", "Recyclerie", "Tremplin", "Solidarité", "Avenir", "Bâtiment",

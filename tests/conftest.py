@@ -16,8 +16,6 @@ import pytest  # noqa: E402
 
 from transforms.places import CommuneIndex  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
-
 
 @pytest.fixture(scope="session")
 def tiny_communes() -> CommuneIndex:

@@ -1,4 +1,5 @@
-"""Location v0: plausible source coordinates, else the commune's centre.
+"""Locating a structure: an accepted geocoder answer, else a plausible source point, else the
+commune's (or arrondissement's) centre.
 
 A source's point is plausible when it lies in France (metropolitan or overseas) and inside its
 commune or at most `max_km_outside` from the commune's border; sources swap latitude and

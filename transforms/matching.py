@@ -22,6 +22,7 @@ from rapidfuzz import fuzz
 from transforms.geocoding import clean_address, distance_km
 from transforms.identifiers import is_placeholder_siret
 from transforms.kinds import fold
+from transforms.settings import MatchingSettings
 
 # Words that say nothing about which structure it is: legal forms, kinds, articles.
 _NOISE = {
@@ -52,14 +53,6 @@ def website_domain(url: str | None) -> str | None:
         return None
     host = (urlsplit(url).hostname or "").lower()
     return host.removeprefix("www.") or None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Score bands; see the comment in sources.toml [matching] on how they were chosen."""
-
-    merge: float = 0.85
-    review: float = 0.60
 
 
 def usable_siret(siret: str | None) -> str | None:
@@ -165,16 +158,16 @@ def score(f: Mapping[str, float | None]) -> float:
     return round(value, 4)
 
 
-def classify(value: float, thresholds: Thresholds) -> str:
+def classify(value: float, thresholds: MatchingSettings) -> str:
     """merge | review | distinct."""
-    if value >= thresholds.merge:
+    if value >= thresholds.merge_threshold:
         return "merge"
-    if value >= thresholds.review:
+    if value >= thresholds.review_threshold:
         return "review"
     return "distinct"
 
 
-def score_pairs(records: Sequence[Mapping], thresholds: Thresholds
+def score_pairs(records: Sequence[Mapping], thresholds: MatchingSettings
                 ) -> list[tuple[int, int, float, str, dict]]:
     """(i, j, score, band, features) for every candidate pair above the distinct band."""
     out = []
@@ -210,7 +203,7 @@ class Evaluation:
 
 
 def evaluate(labelled: Sequence[tuple[str, str, Mapping, Mapping]],
-             thresholds: Thresholds) -> Evaluation:
+             thresholds: MatchingSettings) -> Evaluation:
     """Precision and recall of "same place" on (label, kind, left, right) pairs; a pair the
     blocking never proposes counts as not merged."""
     tp = fp = fn = review = 0

@@ -14,8 +14,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from transforms.matching import Thresholds, candidate_pairs, features, score
+from transforms.matching import candidate_pairs, features, score
 from transforms.merge import identity_key, record_key
+from transforms.settings import MatchingSettings
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def _keys(r: Mapping) -> set[str]:
 
 
 def successions(previous: Sequence[Mapping], current: Sequence[Mapping],
-                known: Mapping[str, str], thresholds: Thresholds) -> list[Succession]:
+                known: Mapping[str, str], thresholds: MatchingSettings) -> list[Succession]:
     """Pairs (new record, vanished record) of one source judged the same place.
 
     previous: the records of the last consolidation, each with the `structure_id` it was
@@ -66,7 +67,7 @@ def successions(previous: Sequence[Mapping], current: Sequence[Mapping],
                 # Contacts are left out: they are what a source edits most, and a changed
                 # phone must not make a new place; name and address must still agree.
                 value = score({**features(both[i], both[j]), "contact": None})
-                if value >= thresholds.merge:
+                if value >= thresholds.merge_threshold:
                     scored.append((value, record_key(source, both[j]["source_id"]),
                                    record_key(source, both[i]["source_id"])))
     out, used = [], set()

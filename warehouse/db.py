@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from transforms.fields import PUBLISHED, RECORD, STRUCTURE, duckdb_types
 
@@ -57,7 +59,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     # 2026-11: core.structure_ids lost its UNIQUE(structure_id): several keys, one place.
     unique = con.execute(
         "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'core' AND "
-        "table_name = 'structure_ids' AND constraint_type = 'UNIQUE'").fetchone()[0]
+        "table_name = 'structure_ids' AND constraint_type = 'UNIQUE'").fetchall()[0][0]
     if unique:
         con.execute("""
             BEGIN;
@@ -100,6 +102,19 @@ def connect(path: Path, read_only: bool = False,
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, rolled back when anything fails; the original error is raised (not
+    DuckDB's later "transaction is aborted")."""
+    con.execute("BEGIN")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def _select_cast(df_name: str, types: dict[str, str], extra: dict[str, str]) -> str:
     cols = [f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items()]
     cols += [f'CAST(? AS {t}) AS "{c}"' for c, t in extra.items()]
@@ -115,6 +130,37 @@ def replace_table(
     insert_rows(con, table, df, types)
 
 
+_ARROW = {
+    "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"), "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+def _clean(value: object) -> object:
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()  # numpy arrays and scalars
+    return value
+
+
+def arrow_table(df: pd.DataFrame, types: dict[str, str]) -> pa.Table:
+    """The `types` columns of `df` as an Arrow table of exactly those types: DuckDB then
+    never guesses a column's type from a sample of its rows (a list column whose first
+    thousands of rows are empty lists, a column of NULLs then dates)."""
+    arrays = []
+    for column, kind in types.items():
+        values = [_clean(v) for v in df[column].tolist()] if column in df else [None] * len(df)
+        try:
+            arrays.append(pa.array(values, type=_ARROW[kind]))
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise ValueError(f"column {column} ({kind}): {exc}") from exc
+    return pa.Table.from_arrays(arrays, names=list(types))
+
+
 def insert_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -122,11 +168,11 @@ def insert_rows(
     types: dict[str, str],
     **constants: object,
 ) -> None:
-    """INSERT the `types` columns of `df`, cast, plus constant columns (run_id=…)."""
+    """INSERT the `types` columns of `df` with their declared types, plus constant columns
+    (run_id=…)."""
     if df.empty:
         return
-    frame = df[list(types)].astype(object).where(df[list(types)].notna(), None)
-    con.register("_frame", frame)
+    con.register("_frame", arrow_table(df, types))
     try:
         extra = {k: "VARCHAR" for k in constants}
         cols = ", ".join(f'"{c}"' for c in [*types, *constants])
@@ -138,11 +184,19 @@ def insert_rows(
         con.unregister("_frame")
 
 
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+              ) -> tuple | None:
+    """The first row of a query, or None. Fetched whole: a result left open by fetchone()
+    makes DuckDB refuse the connection's next register()."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """Whether schema.table exists (a table kept from an earlier run, for instance)."""
     return con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-        "table_name = ?", [schema, table]).fetchone()[0] > 0
+        "table_name = ?", [schema, table]).fetchall()[0][0] > 0
 
 
 def fetch_frame(

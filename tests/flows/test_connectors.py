@@ -193,7 +193,6 @@ def test_asp_newest_export_by_the_stamp_in_the_name(tmp_path):
 
 def test_the_default_sources_file_fetches_every_public_source(httpserver):
     """The repository's sources.toml, its base URLs pointed at the local server."""
-    import dataclasses
 
     from transforms.spec import load_spec
 
@@ -210,8 +209,9 @@ def test_the_default_sources_file_fetches_every_public_source(httpserver):
            if s.kind in ("recherche_entreprises", "emplois", "datainclusion")]
     assert {s.kind for s in api} == {"recherche_entreprises", "emplois", "datainclusion"}
     for s in api:
-        local = dataclasses.replace(s, base_url=httpserver.url_for("/"), departements=("07",),
-                                    rate_per_second=50, rate_per_minute=6000)
+        local = s.model_copy(update=dict(base_url=httpserver.url_for("/"),
+                                         departements=("07",), rate_per_second=50,
+                                         rate_per_minute=6000))
         (payload,) = fetch_payloads(local, UA)
         assert payload.data
     assert {s.kind for s in spec.sources.values()} >= {"asp_fluxiae", "file"}

@@ -7,10 +7,15 @@ from pathlib import Path
 import pytest
 from werkzeug import Response
 
-from flows.fetch import FetchError, Payload, fetch_payload, land, newest_match
+from flows.fetch import FetchError, Payload, fetch_payloads, land, newest_match
 from transforms.spec import parse_spec
 
 UA = "SIAE-Atlas/test"
+
+
+def fetch_payload(spec, user_agent):
+    (payload,) = fetch_payloads(spec, user_agent)
+    return payload
 
 
 def http_spec(url: str, **extra) -> object:

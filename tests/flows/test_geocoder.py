@@ -1,6 +1,5 @@
 """The BAN client and the cache, against a local server speaking the CSV contract."""
 
-import dataclasses
 import datetime as dt
 import time
 
@@ -9,7 +8,7 @@ import pytest
 from werkzeug import Response
 
 from flows.geocoder import BanClient, ReplayClient, geocode_structures
-from tests.ban_fake import ban_handler
+from tests.helpers import ban_handler
 from transforms.spec import GeocoderSettings
 from warehouse.db import apply_schema
 
@@ -35,8 +34,8 @@ def con():
 
 
 def settings(httpserver, **kw):
-    return dataclasses.replace(GeocoderSettings(), base_url=httpserver.url_for("/geocodage"),
-                               retries=2, rate_per_second=50, **kw)
+    return GeocoderSettings(base_url=httpserver.url_for("/geocodage"), retries=2,
+                            rate_per_second=50, **kw)
 
 
 def run(con, s, structures=STRUCTURES, now=None, resend_all=False):
@@ -125,6 +124,6 @@ def test_replay_answers_from_a_saved_file(con, tmp_path):
     saved.write_text("adresse,code_postal,commune,code_insee,latitude,longitude,result_score,"
                      "result_type,result_status\n"
                      "3 rue Neuve,07200,Aubenas,07019,44.62,4.39,0.95,housenumber,ok\n")
-    s = dataclasses.replace(GeocoderSettings(), replay=saved)
+    s = GeocoderSettings(replay=saved)
     accepted, stats = geocode_structures(con, STRUCTURES, s, ReplayClient(saved))
     assert set(accepted) == {"s1"} and stats.requests == 1

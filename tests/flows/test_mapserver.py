@@ -7,7 +7,7 @@ import pytest
 
 from flows.mapserver import make_server, serve_in_thread
 from flows.publish import publish_release
-from tests.flows.test_publish import BASE, load
+from tests.helpers import BASE, load
 
 
 @pytest.fixture

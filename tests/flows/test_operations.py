@@ -11,7 +11,7 @@ import pytest
 from flows.deployments import prefect_yaml
 from flows.status import problems, source_statuses
 from flows.sync import consolidate_publish, sync
-from tests.flows.test_sync_demo import check_geojson, query
+from tests.helpers import check_geojson, query
 from transforms.spec import load_spec
 from warehouse.db import connect
 from warehouse.lock import consolidation_lock

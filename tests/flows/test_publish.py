@@ -1,42 +1,16 @@
 """Releases: built aside, swapped in one rename, guarded, logged, kept, listed."""
 
 import csv
-import datetime as dt
 import hashlib
 import io
 import json
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from flows.publish import PublishRefused, list_publications, publish_release
+from tests.helpers import BASE, load, structure
 from transforms.spec import Publication
-from warehouse.db import MARTS_SQL, RECORD_TYPES, STRUCTURE_TYPES, connect, replace_table
-from warehouse.paths import WarehousePaths
-
-
-def structure(n, lon=4.4, lat=44.6, region="84", **kw):
-    r = dict.fromkeys(STRUCTURE_TYPES)
-    r.update(structure_id=f"siae-{n:04d}", identity_key=f"k{n}", nom=f"Structure {n}",
-             types=["ACI"], longitude=lon, latitude=lat, region=region, departement="07",
-             sources=["demo"], date_maj=dt.date(2024, 1, 1), provenance="{}", geo_refused=[])
-    r.update(kw)
-    return r
-
-
-def load(home, rows):
-    paths = WarehousePaths(home).ensure()
-    with connect(paths.database) as con:
-        replace_table(con, "core.structures", pd.DataFrame(rows, dtype=object), STRUCTURE_TYPES)
-        # the marts also read the merged records: none here
-        replace_table(con, "core.records", pd.DataFrame(columns=list(RECORD_TYPES)),
-                      RECORD_TYPES)
-        con.execute(MARTS_SQL)
-
-
-BASE = [structure(i) for i in range(20)] + [structure(20, lon=None, lat=None),
-                                           structure(21, lon=2.35, lat=48.85, region="11")]
 
 
 def test_first_release_has_every_file_described_by_the_datapackage(tmp_path):

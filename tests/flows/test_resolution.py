@@ -7,7 +7,7 @@ import pytest
 
 from flows.judgements import append_judgement
 from flows.sync import sync
-from tests.flows.test_sync_demo import query
+from tests.helpers import query
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -8,7 +8,7 @@ import pandas as pd
 from flows.evaluation import read_labelled_pairs
 from flows.judgements import load_judgements
 from flows.review import pending_pairs, review
-from transforms.matching import Thresholds, evaluate
+from transforms.matching import evaluate
 from transforms.merge import record_key
 from transforms.spec import load_spec
 from transforms.staging import RECORD_COLUMNS
@@ -54,8 +54,7 @@ def test_review_asks_and_appends_decisions(tmp_path):
 def test_matcher_precision_and_recall_on_the_labelled_pairs():
     spec = load_spec(ROOT / "samples" / "sources.toml")
     pairs = read_labelled_pairs(ROOT / "samples" / "matching_pairs.csv")
-    result = evaluate(pairs, Thresholds(spec.matching.merge_threshold,
-                                        spec.matching.review_threshold))
+    result = evaluate(pairs, spec.matching)
     print(f"precision {result.precision:.3f} recall {result.recall:.3f} on {result.pairs}")
     assert result.pairs >= 300
     assert result.precision >= 0.99 and result.recall >= 0.95

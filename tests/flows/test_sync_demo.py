@@ -1,17 +1,12 @@
 """The sync flow end to end on the demo samples, under a temporary Prefect server."""
 
-import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from flows.sync import sync
-from tests.ban_fake import ban_handler
-from tests.conftest import SHARED
+from tests.helpers import ban_handler, check_geojson, query
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,28 +23,8 @@ EXPECTED_REJECTS = {
 }
 
 
-def query(home: Path, sql: str, params=None):
-    con = duckdb.connect(str(home / "siae.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def run(demo: Path, home: Path, **kw):
     return sync(str(demo / "sources.toml"), home=str(home), **kw)
-
-
-def check_geojson(path: Path) -> int:
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if (SHARED / "tools" / "check_geojson.py").exists():
-        out = subprocess.run(
-            [sys.executable, str(SHARED / "tools" / "check_geojson.py"), str(path)],
-            capture_output=True,
-            text=True,
-        )
-        assert out.returncode == 0, out.stdout
-    return len(doc["features"])
 
 
 def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):

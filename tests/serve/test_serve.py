@@ -14,7 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tests.flows.test_sync_demo import check_geojson, query
+from tests.helpers import check_geojson, query
 from transforms.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]

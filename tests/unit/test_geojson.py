@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 from transforms.geojson import build_feature_collection
 
 

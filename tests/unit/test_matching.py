@@ -3,13 +3,13 @@
 import pytest
 
 from transforms.matching import (
-    Thresholds,
     candidate_pairs,
     classify,
     features,
     name_tokens,
     score,
 )
+from transforms.spec import MatchingSettings
 
 
 def r(nom, adresse="3 rue Neuve", code_insee="07019", siret=None, **kw):
@@ -50,7 +50,7 @@ def test_a_typo_late_in_a_word_still_meets_through_the_prefix():
     assert candidate_pairs([r("PENELOPE"), r("PENELPOE")]) == [(0, 1)]
 
 
-BANDS = Thresholds(0.85, 0.60)
+BANDS = MatchingSettings(merge_threshold=0.85, review_threshold=0.60)
 
 
 @pytest.mark.parametrize(

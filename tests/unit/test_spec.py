@@ -130,3 +130,49 @@ def test_alerts_repeat_after_defaults_to_a_day_and_reads_a_duration():
         dt.timedelta(hours=12)
     with pytest.raises(SpecError, match=r"\[alerts\]: repeat_after: 'soon' is not a duration"):
         parse(BASE + '[alerts]\nrepeat_after = "soon"\n')
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("encoding = 'klingon'\n", "source 'reseau': encoding: 'klingon' is not a known text"),
+        ("delimiter = ';;'\n", "source 'reseau': delimiter: must be one character"),
+        ("schedule = 'every day'\n", "source 'reseau': schedule: 'every day' is not a cron"),
+        ("timeout = 'long'\n", "source 'reseau': timeout must be a number, got 'long'"),
+        ("enabled = 1\n", "source 'reseau': enabled must be a boolean"),
+        ("sheet = -1\n", "source 'reseau': sheet: a sheet number counts from 0"),
+    ],
+    ids=["unknown-encoding", "two-character-delimiter", "bad-cron", "timeout-not-number",
+         "enabled-not-boolean", "negative-sheet"],
+)
+def test_values_that_would_fail_later_are_refused_up_front(patch, message):
+    text = BASE.replace('path = "exports/*.csv"\n', 'path = "exports/*.csv"\n' + patch)
+    with pytest.raises(SpecError, match=message):
+        parse(text)
+
+
+def test_negative_min_rows_and_a_bad_timezone_are_refused():
+    with pytest.raises(SpecError, match=r"\[defaults\]: expect.min_rows: .*greater than or equal"):
+        parse(BASE.replace("min_rows = 3", "min_rows = -1"))
+    with pytest.raises(SpecError, match="'Mars/Olympus' is not a time zone"):
+        parse(BASE.replace("[defaults]\n", "[defaults]\ntimezone = 'Mars/Olympus'\n"))
+
+
+def test_every_problem_of_a_file_is_reported_at_once():
+    text = (BASE.replace('path = "exports/*.csv"\n', 'path = "exports/*.csv"\ndelimiter = "ab"\n')
+            + "[sources.other]\nkind = 'ftp'\n[geocoder]\nmin_score = 2\n")
+    with pytest.raises(SpecError) as err:
+        parse(text)
+    problems = err.value.problems
+    assert len(problems) == 3, problems
+    assert any("source 'reseau': delimiter" in p for p in problems)
+    assert any("source 'other': kind 'ftp' is not supported" in p for p in problems)
+    assert any("[geocoder]: min_score" in p for p in problems)
+
+
+def test_a_source_inherits_the_defaults_it_does_not_set():
+    spec = parse(BASE.replace("[defaults]\n", "[defaults]\npriority = 70\ntimeout = 5\n")
+                 .replace("min_rows = 3", "min_rows = 3\nmax_age = '2d'"))
+    src = spec.sources["reseau"]
+    assert (src.priority, src.timeout, src.min_rows) == (70, 5.0, 3)
+    assert src.max_age.days == 2 and src.title == "reseau"

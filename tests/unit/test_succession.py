@@ -1,11 +1,11 @@
 """A record re-keyed by its source (row hash changed) keeps the ID of the place it was."""
 
-from transforms.matching import Thresholds
 from transforms.merge import record_key
+from transforms.spec import MatchingSettings
 from transforms.staging import RECORD_COLUMNS
 from transforms.succession import successions
 
-T = Thresholds()
+T = MatchingSettings()
 
 
 def rec(source, source_id, nom, **fields):
@@ -26,7 +26,7 @@ def test_a_row_whose_phone_changed_inherits_the_vanished_rows_id():
     (s,) = successions([JARDINS], [JARDINS_NEW_PHONE], KNOWN, T)
     assert (s.new_key, s.old_key, s.structure_id) == (
         "record:reseau:h-new", "record:reseau:h-old", "siae-aaaa")
-    assert s.score >= T.merge
+    assert s.score >= T.merge_threshold
 
 
 def test_another_place_in_the_same_commune_inherits_nothing():

@@ -1,0 +1,91 @@
+"""core.* written in one transaction; the geocoding cache; ops.*; marts.publications."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from tests.helpers import record, structure
+from transforms.fields import RECORD
+from transforms.geocoding import Query, Result
+from transforms.merge import LINK_COLUMNS
+from warehouse import core, geocodes, ops, publications
+from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES
+
+NOW = dt.datetime(2026, 11, 2, 7, 0)
+
+
+def tables(structures, **kw):
+    records = pd.DataFrame([record("a", str(i), nom=s["nom"], types=["ACI"])
+                            for i, s in enumerate(structures)], columns=list(RECORD),
+                           dtype=object)
+    links = pd.DataFrame([[s["structure_id"], "a", str(i), "source_record", None]
+                          for i, s in enumerate(structures)], columns=LINK_COLUMNS, dtype=object)
+    base = dict(records=records, links=links,
+                candidates=pd.DataFrame(columns=list(CANDIDATE_TYPES)),
+                judgements=pd.DataFrame(columns=list(JUDGEMENT_TYPES)), redirects={},
+                structures=pd.DataFrame(structures, dtype=object),
+                new_ids={f"record:a:{i}": s["structure_id"] for i, s in enumerate(structures)},
+                seen_keys=[f"record:a:{i}" for i in range(len(structures))], successions=[],
+                disagreements=[])
+    base.update(kw)
+    return core.CoreTables(**base)
+
+
+def test_a_consolidation_is_written_whole_and_read_back(con):
+    history = core.write_core(con, tables([structure(1), structure(2)], redirects={"siae-old":
+                                                                                   "siae-0001"}),
+                              "r1", NOW)
+    assert history == {"closed": 0, "opened": 2}
+    assert core.structure_count(con) == 2
+    known = core.identities(con)
+    assert known.known == {"record:a:0": "siae-0001", "record:a:1": "siae-0002"}
+    assert [r["structure_id"] for r in known.previous] == ["siae-0001", "siae-0002"]
+    assert publications.redirects(con) == {"siae-old": "siae-0001"}
+    assert [r["structure_id"] for r in publications.published_rows(con)] == \
+        ["siae-0001", "siae-0002"]
+
+
+def test_a_failing_write_leaves_the_previous_consolidation(con):
+    core.write_core(con, tables([structure(1)]), "r1", NOW)
+    broken = tables([structure(2)], disagreements=[["siae-0002", "a", "x"]])  # too few columns
+    with pytest.raises(Exception):  # noqa: B017 (any failure must roll back)
+        core.write_core(con, broken, "r2", NOW)
+    assert [r["structure_id"] for r in publications.published_rows(con)] == ["siae-0001"]
+    assert core.identities(con).known == {"record:a:0": "siae-0001"}
+
+
+def test_the_geocoding_cache_stores_prunes_and_counts_what_is_due(con):
+    q = {"k1": Query("k1", "1 rue A", "07200", "Aubenas", "07019"),
+         "k2": Query("k2", "2 rue B", "07200", "Aubenas", "07019")}
+    geocodes.store(con, q, {"k1": Result("k1", "ok", 44.6, 4.39, 0.95, "housenumber")}, NOW)
+    got = geocodes.cached(con, ["k1", "k2", "k3"])
+    assert got["k1"][0].score == 0.95 and got["k2"][0].status == "error" and "k3" not in got
+    assert geocodes.answers_due(con, NOW + dt.timedelta(days=1), 0.75) == 1  # k2 only
+    assert geocodes.prune(con, ["k1"]) == 1
+    assert set(geocodes.cached(con, ["k1", "k2"])) == {"k1"}
+
+
+def test_steps_consolidations_and_alerts_make_the_health(con):
+    ops.record_steps(con, [
+        ("r1", "stage", "a", NOW, NOW, 1.0, "ok", 3, 3, 0, None, None),
+        ("r2", "fetch", "a", NOW + dt.timedelta(hours=1), NOW + dt.timedelta(hours=1), 0.1,
+         "failed", None, None, None, None, "no file matches")])
+    health = ops.source_health(con)["a"]
+    assert health["last_success"] == NOW and health["failure_message"] == "no file matches"
+    ops.record_consolidation(con, "r1", NOW, "hash")
+    assert ops.last_consolidation(con) == ("hash", "r1")
+    ops.record_alerts(con, [(NOW, "r2", "a", "failed", "open", "no file", True)])
+    assert ops.open_alerts(con) == {("a", "failed"): NOW}
+    ops.record_alerts(con, [(NOW + dt.timedelta(hours=2), "r3", "a", "failed", "recovered",
+                             None, True)])
+    assert ops.open_alerts(con) == {}
+    assert ops.pipeline_state(con)["consolidation"]["run_id"] == "r1"
+
+
+def test_publications_are_listed_newest_first(con):
+    for i in range(3):
+        publications.record_publication(con, f"rel{i}", NOW + dt.timedelta(days=i), 10, 9,
+                                        {"added": i, "removed": 0, "moved": 0, "changed": 0},
+                                        {}, None)
+    assert [p[0] for p in publications.publications(con)] == ["rel2", "rel1", "rel0"]

@@ -1,0 +1,38 @@
+"""Typed writes: declared column types, never guessed from the data."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from tests.helpers import structure
+from warehouse.db import STRUCTURE_TYPES, replace_table, transaction
+
+
+def test_a_list_column_of_mostly_empty_lists_keeps_its_declared_type(con):
+    # DuckDB guesses a column's type from a sample of rows: 2,000 empty lists then one
+    # non-empty list used to fail the cast (VARCHAR -> "NULL").
+    rows = [structure(i, geo_refused=[]) for i in range(2500)]
+    rows.append(structure(2500, geo_refused=["dreets: (0.0, 0.0) outside France"]))
+    replace_table(con, "core.structures", pd.DataFrame(rows, dtype=object), STRUCTURE_TYPES)
+    got = con.execute("SELECT geo_refused FROM core.structures WHERE len(geo_refused) > 0"
+                      ).fetchall()
+    assert got == [(["dreets: (0.0, 0.0) outside France"],)]
+
+
+def test_columns_of_nulls_then_values_keep_their_types(con):
+    rows = [structure(i, date_maj=None, geo_score=None) for i in range(3000)]
+    rows.append(structure(3000, date_maj=dt.date(2026, 1, 2), geo_score=0.91))
+    replace_table(con, "core.structures", pd.DataFrame(rows, dtype=object), STRUCTURE_TYPES)
+    assert con.execute("SELECT max(date_maj), max(geo_score) FROM core.structures"
+                       ).fetchone() == (dt.date(2026, 1, 2), 0.91)
+
+
+def test_a_failed_transaction_raises_the_real_error_and_rolls_back(con):
+    con.execute("CREATE TABLE core.t (x INTEGER)")
+    with pytest.raises(Exception, match="Could not convert|Conversion Error") as err, \
+            transaction(con):
+        con.execute("INSERT INTO core.t VALUES (1)")
+        con.execute("INSERT INTO core.t VALUES ('not a number')")
+    assert "aborted" not in str(err.value)
+    assert con.execute("SELECT count(*) FROM core.t").fetchone()[0] == 0

@@ -1,0 +1,129 @@
+"""The core layer: what a consolidation reads (known IDs, the last consolidation's records,
+successions) and writes in one transaction (records, links, candidates, judgements,
+redirects, structures, IDs, successions, disagreements, marts, history, comments)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from warehouse.comments import apply_comments
+from warehouse.db import (
+    CANDIDATE_TYPES,
+    JUDGEMENT_TYPES,
+    LINK_TYPES,
+    MARTS_SQL,
+    RECORD_TYPES,
+    STRUCTURE_TYPES,
+    fetch_frame,
+    replace_table,
+    table_exists,
+    transaction,
+)
+from warehouse.history import record_history
+
+REDIRECT_TYPES = {"from_id": "VARCHAR", "to_id": "VARCHAR"}
+DISAGREEMENT_COLUMNS = ["structure_id", "source", "source_longitude", "source_latitude",
+                        "ban_longitude", "ban_latitude", "distance_km", "reason"]
+
+
+@dataclass(frozen=True)
+class Identities:
+    """The persisted identities a merge starts from."""
+
+    known: dict[str, str]  # identity key → structure_id
+    first_seen: dict[str, object]  # structure_id → when its oldest key was first seen
+    previous: list[dict]  # the last consolidation's records, with their structure_id
+    renamed: list[tuple[str, str]]  # (old_key, new_key) successions, oldest first
+
+
+def identities(con: duckdb.DuckDBPyConnection) -> Identities:
+    """Known IDs, their age, the last consolidation's records and the successions."""
+    known = dict(con.execute(
+        "SELECT identity_key, structure_id FROM core.structure_ids").fetchall())
+    first_seen = dict(con.execute(
+        "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL").fetchall())
+    # The last consolidation's records (whatever their schema then) for succession.
+    previous = (fetch_frame(con, "SELECT r.*, l.structure_id FROM core.records r JOIN "
+                                 "core.links l USING (source, source_id)").to_dict("records")
+                if table_exists(con, "core", "records") else [])
+    renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
+                          "ORDER BY decided_at, new_key").fetchall()
+    return Identities(known, first_seen, previous, [tuple(r) for r in renamed])
+
+
+@dataclass(frozen=True)
+class CoreTables:
+    """Everything one consolidation writes into the core layer."""
+
+    records: pd.DataFrame
+    links: pd.DataFrame
+    candidates: pd.DataFrame
+    judgements: pd.DataFrame
+    redirects: Mapping[str, str]
+    structures: pd.DataFrame  # located
+    new_ids: Mapping[str, str]  # keys first seen now → structure_id
+    seen_keys: Iterable[str]  # every key still in use
+    successions: list[tuple[str, str, str, float]]  # (new_key, old_key, structure_id, score)
+    disagreements: list[list]  # rows of DISAGREEMENT_COLUMNS
+
+
+def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
+               now: dt.datetime) -> dict:
+    """Replace the core tables, record IDs, successions and disagreements, recreate the marts
+    and the history, in one transaction. Returns the history's counts."""
+    with transaction(con):
+        replace_table(con, "core.records", tables.records, RECORD_TYPES)
+        replace_table(con, "core.links", tables.links, LINK_TYPES)
+        replace_table(con, "core.match_candidates", tables.candidates, CANDIDATE_TYPES)
+        replace_table(con, "core.judgements", tables.judgements, JUDGEMENT_TYPES)
+        replace_table(con, "core.structure_redirects", pd.DataFrame(
+            sorted(tables.redirects.items()), columns=list(REDIRECT_TYPES), dtype=object),
+            REDIRECT_TYPES)
+        replace_table(con, "core.structures", tables.structures, STRUCTURE_TYPES)
+        new = pd.DataFrame(sorted(tables.new_ids.items()),
+                           columns=["identity_key", "structure_id"], dtype=object)
+        con.register("_new_ids", new)
+        con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
+                    "FROM _new_ids", [now, now])
+        con.unregister("_new_ids")
+        # every key still in use (SIRETs and source records), not only the displayed one
+        con.register("_seen_ids", pd.DataFrame({"identity_key": sorted(tables.seen_keys)},
+                                               dtype=object))
+        con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
+                    "(SELECT identity_key FROM _seen_ids)", [now])
+        con.unregister("_seen_ids")
+        if tables.successions:
+            con.executemany("INSERT INTO core.id_successions VALUES (?, ?, ?, ?, ?, ?)",
+                            [[now, run_id, *s] for s in tables.successions])
+        if tables.disagreements:
+            # One INSERT from a frame: executemany goes row by row (a second for thousands).
+            con.register("_flags", pd.DataFrame(
+                [[run_id, *f] for f in tables.disagreements], dtype=object,
+                columns=["run_id", *DISAGREEMENT_COLUMNS]))
+            con.execute("INSERT INTO ops.geo_disagreements BY NAME SELECT * FROM _flags")
+            con.unregister("_flags")
+        con.execute(MARTS_SQL)
+        history = record_history(con, now, run_id)
+        apply_comments(con)  # the tables just replaced lost theirs
+    return history
+
+
+def structure_count(con: duckdb.DuckDBPyConnection) -> int:
+    """How many structures core.structures holds (0 before the first consolidation)."""
+    if not table_exists(con, "core", "structures"):
+        return 0
+    return con.execute("SELECT count(*) FROM core.structures").fetchall()[0][0]
+
+
+def review_pairs(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[dict]]:
+    """The matcher's pairs in the review band (best score first) and the records they
+    name."""
+    pairs = fetch_frame(con, "SELECT * FROM core.match_candidates WHERE band = 'review' "
+                             "ORDER BY score DESC, left_source, left_source_id")
+    records = fetch_frame(con, "SELECT * FROM core.records")
+    return pairs.to_dict("records"), records.to_dict("records")

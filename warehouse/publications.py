@@ -1,0 +1,47 @@
+"""What a publication reads (marts.siae, the sources' states, the redirects) and the record
+of every release swapped in (`marts.publications`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+
+from warehouse.db import fetch_frame, table_exists
+
+
+def published_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The rows of marts.siae, sorted by structure_id."""
+    return fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id").to_dict("records")
+
+
+def source_contents(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(source, sha256, staged_at, rows_staged) of every staged source, by name."""
+    return con.execute("SELECT source, sha256, staged_at, rows_staged FROM ops.source_state "
+                       "ORDER BY source").fetchall()
+
+
+def redirects(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """IDs no longer used → the ID they were merged into."""
+    if not table_exists(con, "core", "structure_redirects"):
+        return {}
+    return dict(con.execute("SELECT from_id, to_id FROM core.structure_redirects "
+                            "ORDER BY from_id").fetchall())
+
+
+def record_publication(con: duckdb.DuckDBPyConnection, release_id: str, at: dt.datetime,
+                       structures: int, features: int, counts: dict[str, int],
+                       files: dict[str, dict], previous: str | None) -> None:
+    """A release swapped in: counts, what changed, each file's bytes and sha256."""
+    con.execute("INSERT INTO marts.publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [release_id, at, structures, features, counts["added"], counts["removed"],
+                 counts["moved"], counts["changed"], json.dumps(files), previous])
+
+
+def publications(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Every recorded release, newest first: (release_id, published_at, structures, features,
+    added, removed, moved, changed)."""
+    return con.execute(
+        "SELECT release_id, published_at, structures, features, added, removed, moved, "
+        "changed FROM marts.publications ORDER BY published_at DESC").fetchall()

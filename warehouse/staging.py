@@ -1,0 +1,95 @@
+"""The staging layer: one relation per source (`staging.<source>`), the state of its last good
+staging (`ops.source_state`), and the rows refused or fields dropped (`ops.rejects`,
+`ops.warnings`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from warehouse.db import (
+    ISSUE_TYPES,
+    RECORD_TYPES,
+    fetch_frame,
+    first_row,
+    insert_rows,
+    replace_table,
+    transaction,
+)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What produced a source's current staging."""
+
+    source: str
+    sha256: str
+    spec_fingerprint: str
+    staged_at: dt.datetime
+    run_id: str
+    rows_read: int | None
+    rows_staged: int | None
+    rejects: int | None
+    warnings: int | None
+    unmapped_columns: list[str] | None
+
+
+def staged_sources(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The sources that have a staging relation."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'"
+    ).fetchall()}
+
+
+def source_state(con: duckdb.DuckDBPyConnection, source: str) -> SourceState | None:
+    """The state of the source's last good staging, if it has one."""
+    row = first_row(con, "SELECT * FROM ops.source_state WHERE source = ?", [source])
+    return SourceState(*row) if row else None
+
+
+def source_states(con: duckdb.DuckDBPyConnection) -> list[SourceState]:
+    """Every source's last good staging, by name."""
+    return [SourceState(*r) for r in con.execute(
+        "SELECT * FROM ops.source_state ORDER BY source").fetchall()]
+
+
+def record_issues(con: duckdb.DuckDBPyConnection, rejects: pd.DataFrame,
+                  warnings: pd.DataFrame, run_id: str, sha256: str) -> None:
+    """Rows refused and fields dropped by a staging, kept even when the source then fails:
+    they say why."""
+    with transaction(con):
+        for table, frame in (("ops.rejects", rejects), ("ops.warnings", warnings)):
+            insert_rows(con, table, frame, ISSUE_TYPES, run_id=run_id, sha256=sha256)
+
+
+def replace_staging(con: duckdb.DuckDBPyConnection, state: SourceState,
+                    records: pd.DataFrame) -> None:
+    """Replace the source's staging and its state in one transaction: if anything fails, the
+    previous staging stays."""
+    with transaction(con):
+        replace_table(con, f"staging.{state.source}", records, RECORD_TYPES)
+        con.execute(
+            "INSERT OR REPLACE INTO ops.source_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [state.source, state.sha256, state.spec_fingerprint, state.staged_at, state.run_id,
+             state.rows_read, state.rows_staged, state.rejects, state.warnings,
+             state.unmapped_columns])
+
+
+def staged_records(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataFrame:
+    """The union of the named sources' stagings, in the record columns, sorted by source and
+    source_id (a staging kept from an older schema lacks the newer columns: NULL then)."""
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
+    present = set()
+    for n in names:
+        present |= {c for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'staging' "
+            "AND table_name = ?", [n]).fetchall()}
+    columns = ", ".join(
+        f'CAST("{c}" AS {t}) AS "{c}"' if c in present else f'CAST(NULL AS {t}) AS "{c}"'
+        for c, t in RECORD_TYPES.items())
+    records = fetch_frame(con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
+    records["types"] = [t or [] for t in records["types"]]
+    return records
