@@ -19,7 +19,7 @@ import pandas as pd
 
 from transforms.contacts import normalize_email, normalize_phone, normalize_website
 from transforms.errors import InvalidValue
-from transforms.fields import RECORD
+from transforms.fields import FIELDS, RECORD
 from transforms.identifiers import normalize_siret, siren_of
 from transforms.kinds import parse_kinds
 from transforms.places import (
@@ -32,6 +32,12 @@ from transforms.readers import Table
 from transforms.spec import SourceSpec
 
 RECORD_COLUMNS = list(RECORD)
+# Fields staging normalises or derives itself; the other mapped string fields are plain text.
+_NORMALISED = {"source_id", "siret", "nom", "types", "adresse", "complement_adresse",
+               "code_postal", "commune", "code_insee", "departement", "telephone", "courriel",
+               "site_web", "etat_administratif", "siret_signature"}
+TEXT_FIELDS = tuple(f.name for f in FIELDS if f.record and f.mappable and f.type == "string"
+                    and f.name not in _NORMALISED)
 ISSUE_COLUMNS = ["source", "row_number", "field", "value", "reason", "detail", "raw"]
 
 
@@ -206,14 +212,16 @@ def stage_table(
         complement = _text(values.get("complement_adresse"))
         if complement and adresse and complement.casefold() == adresse.casefold():
             complement = None  # a second line repeating the first is a known export quirk
-        record = {
+        # Mapped text fields without a normaliser of their own are kept as written, spaces
+        # folded: a new text field of the field table needs nothing here.
+        record = {f: _text(values.get(f)) for f in TEXT_FIELDS}
+        record |= {
             "source": spec.name,
             "source_id": source_id,
             "row_number": number,
             "siret": siret,
             "siren": siren_of(siret),
             "nom": nom,
-            "enseigne": _text(values.get("enseigne")),
             "types": published,
             "adresse": adresse,
             "complement_adresse": complement,

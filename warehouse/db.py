@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -157,7 +158,11 @@ def arrow_table(df: pd.DataFrame, types: dict[str, str]) -> pa.Table:
         try:
             arrays.append(pa.array(values, type=_ARROW[kind]))
         except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise ValueError(f"column {column} ({kind}): {exc}") from exc
+            if not all(v is None or isinstance(v, str) for v in values):
+                raise ValueError(f"column {column} ({kind}): {exc}") from exc
+            # text for a typed column (an ISO timestamp read from a CSV): the INSERT casts
+            # it, and says which value does not fit
+            arrays.append(pa.array(values, type=pa.string()))
     return pa.Table.from_arrays(arrays, names=list(types))
 
 
@@ -181,7 +186,10 @@ def insert_rows(
             list(constants.values()),
         )
     finally:
-        con.unregister("_frame")
+        # in a transaction the failed INSERT aborted, unregistering fails too: the INSERT's
+        # error is the one to raise (the view goes with the next register or connection)
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("_frame")
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
