@@ -21,7 +21,7 @@ KIND_FIELDS = {
     "datainclusion": (
         "source_id", "siret", "nom", "types", "adresse", "complement_adresse", "code_postal",
         "commune", "code_insee", "latitude", "longitude", "telephone", "courriel", "site_web",
-        "date_maj",
+        "description", "date_maj",
     ),
     "recherche_entreprises": (
         "source_id", "siret", "nom", "enseigne", "types", "adresse", "complement_adresse",
@@ -31,7 +31,7 @@ KIND_FIELDS = {
     "emplois": (
         "source_id", "siret", "nom", "enseigne", "types", "adresse", "complement_adresse",
         "code_postal", "commune", "code_insee", "latitude", "longitude", "telephone",
-        "courriel", "site_web", "date_maj",
+        "courriel", "site_web", "description", "date_maj",
     ),
     # No contact column: the ASP export holds personal data of contacts, never published.
     "asp_fluxiae": (
@@ -186,6 +186,7 @@ def emplois_table(data: bytes) -> Table:
                 "telephone": item.get("telephone"),
                 "courriel": item.get("courriel"),
                 "site_web": item.get("site_web"),
+                "description": item.get("description"),
                 "date_maj": _first(item, "mis_a_jour_le", "date_maj"),
             })
     return _table("emplois", rows)

@@ -126,6 +126,8 @@ FIELDS: tuple[Field, ...] = (
        merge="first", review=True, datainclusion="courriel"),
     _f("site_web", "string", "Site internet", layers="RSP", mappable=True,
        merge="first", review=True, datainclusion="site_web"),
+    _f("description", "string", "Présentation de la structure par une de ses sources",
+       layers="RSP", mappable=True, merge="first", datainclusion="description"),
     _f("date_maj", "date", "Date de mise à jour la plus récente parmi les sources",
        layers="RSP", mappable=True, merge="latest", review=True,
        datainclusion="date_maj"),

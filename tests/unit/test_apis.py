@@ -168,3 +168,19 @@ def test_asp_file_without_fin_line_is_read():
     rows = read_fluxiae(STRUCTURE.replace("FIN|2\n", "").encode(), "s.csv",
                         ["structure_id_siae"])
     assert len(rows) == 2
+
+
+def test_a_description_from_les_emplois_reaches_the_golden_record(tiny_communes):
+    """The field added through the field table alone: shaped, staged, merged."""
+    from transforms.merge import merge_records
+    from transforms.spec import SourceSpec
+    from transforms.staging import stage_table
+
+    body = page([{"id": 7, "siret": "19070916200019", "type": "ACI", "raison_sociale": "A",
+                  "description": "  Chantier   maraîchage bio ", "code_postal": "07200",
+                  "ville": "Aubenas"}])
+    spec = SourceSpec(name="emplois", kind="emplois", path="x.json")
+    staged = stage_table(emplois_table(json.dumps(body).encode()), spec, tiny_communes, ("ACI",))
+    assert staged.records.loc[0, "description"] == "Chantier maraîchage bio"
+    merged = merge_records(staged.records, {"emplois": 50}, {})
+    assert merged.structures.loc[0, "description"] == "Chantier maraîchage bio"
