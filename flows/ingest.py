@@ -131,9 +131,15 @@ def stage_source(
     with connect(paths.database) as con:
         staging.record_issues(con, staged.rejects, staged.warnings, run_id, fetched.sha256)
     if kept < spec.min_rows:
+        reasons = staged.rejects["reason"].value_counts()
+        why = ""
+        if len(reasons):
+            top = staged.rejects[staged.rejects["reason"] == reasons.index[0]].iloc[0]
+            why = (" (rejected: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
+                   + f"; e.g. row {top['row_number']}: {top['detail']})")
         raise ValueError(
             f"source '{spec.name}': {kept} usable rows, fewer than expect.min_rows = "
-            f"{spec.min_rows}; last good data kept"
+            f"{spec.min_rows}{why}; last good data kept"
         )
     with connect(paths.database) as con:
         staging.replace_staging(con, staging.SourceState(

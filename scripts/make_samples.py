@@ -274,6 +274,18 @@ def insee_codes(records: list[dict]) -> dict[str, str]:
     return out
 
 
+def asp_zip(name: str, data: bytes) -> bytes:
+    """A one-member ZIP archive with a fixed date, so that the sample is reproducible."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 11, 2, 6, 30, 0)), data,
+                         compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
 def sibling_siret(siret: str, nic: int) -> str:
     """Another valid SIRET of the same SIREN (an antenne)."""
     from stdnum import luhn
@@ -290,7 +302,6 @@ def split_street(line: str) -> tuple[str, str]:
 def more_samples(data: list[dict], picked: list[dict]) -> None:
     """Samples of the public sources' own shapes: data·inclusion, Recherche d'entreprises,
     and the ASP fluxIAE export."""
-    import gzip
 
     import pandas as pd
 
@@ -356,9 +367,9 @@ def more_samples(data: list[dict], picked: list[dict]) -> None:
     (OUT / "recherche_entreprises_aura.json").write_text(
         json.dumps({"pages": pages}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
-    # F. ASP fluxIAE export: Structure (gzipped) and AnnexeFinanciere, pipe-delimited, DEB/FIN
-    # lines (FIN missing in one), kinds from active annexes only, a contact column that must
-    # never be published.
+    # F. ASP fluxIAE export: Structure (a zip named .csv.gz) and AnnexeFinanciere,
+    # pipe-delimited, DEB/FIN lines (FIN missing in one), kinds from active annexes only, a
+    # contact column that must never be published.
     sfields = ["structure_id_siae", "structure_siret_actualise", "structure_siret_signature",
                "structure_denomination", "structure_code_naf",
                "structure_adresse_gestion_numero", "structure_adresse_gestion_cplt_num_voie",
@@ -389,8 +400,9 @@ def more_samples(data: list[dict], picked: list[dict]) -> None:
         if i == 6:
             annexes.append(f"AF{asp_id}C|{asp_id}|ACI_MP|01/01/2026|31/12/2026|VALIDE")
     lines.append(f"FIN|{len(lines) - 2}")
+    # Named .csv.gz but a ZIP archive holding one CSV, as the ASP really ships it.
     (OUT / "fluxIAE_Structure_02112026_063000.csv.gz").write_bytes(
-        gzip.compress("\n".join(lines).encode("utf-8"), mtime=0))
+        asp_zip("fluxIAE_Structure_02112026_063000.csv", "\n".join(lines).encode("utf-8")))
     (OUT / "fluxIAE_AnnexeFinanciere_02112026_063000.csv").write_text(
         "\n".join(annexes) + "\n", encoding="utf-8")
 

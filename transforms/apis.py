@@ -9,11 +9,11 @@ column names, so staging treats every source alike.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import re
 from collections.abc import Iterable
 
+from transforms.containers import unpack
 from transforms.readers import ReadError, Table, guess_format, read_table
 
 # The canonical columns each shaper yields (the default `columns` of its kind).
@@ -204,12 +204,11 @@ _MEASURE = re.compile(r"^(ACI|AI|EI|ETTI|EITI)_DC$")  # *_MP are measures in pri
 
 def read_fluxiae(data: bytes, name: str, expected: Iterable[str]) -> list[dict]:
     """Rows of a fluxIAE file: pipe-delimited, no quoting, `DEB…` first and `FIN…` last line
-    (the latter sometimes missing), possibly gzipped."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise ReadError(f"{name}: truncated or corrupt gzip: {exc}") from exc
+    (the latter sometimes missing), plain, gzipped or zipped whatever its name says."""
+    try:
+        data = unpack(data)
+    except ReadError as exc:
+        raise ReadError(f"{name}: {exc}") from exc
     try:
         lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
@@ -237,6 +236,17 @@ def _asp_date(value: str) -> dt.date | None:
     return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1))) if m else None
 
 
+def annex_summary(annexes: list[dict]) -> dict[str, str]:
+    """asp_id → its annexes as text (measure, state, end date), to say why none is active."""
+    out: dict[str, list[str]] = {}
+    for a in annexes:
+        end = a["af_date_fin_effet"].strip() or "no end date"
+        measure = a["af_mesure_dispositif_code"].strip()
+        state = a["af_etat_annexe_financiere_code"].strip()
+        out.setdefault(a["af_id_structure"].strip(), []).append(f"{measure} {state} until {end}")
+    return {k: ", ".join(sorted(v)) for k, v in out.items()}
+
+
 def active_kinds(annexes: list[dict], today: dt.date) -> dict[str, list[str]]:
     """asp_id → kinds of its active annexes (VALIDE/PROVISOIRE, end date not past)."""
     out: dict[str, set[str]] = {}
@@ -253,7 +263,8 @@ def asp_table(structures: bytes, structures_name: str, annexes: bytes, annexes_n
               today: dt.date) -> Table:
     """One row per ASP structure, kinds from its active financial annexes."""
     srows = read_fluxiae(structures, structures_name, _ASP_STRUCTURE_FIELDS)
-    kinds = active_kinds(read_fluxiae(annexes, annexes_name, _ASP_ANNEX_FIELDS), today)
+    arows = read_fluxiae(annexes, annexes_name, _ASP_ANNEX_FIELDS)
+    kinds, described = active_kinds(arows, today), annex_summary(arows)
     insee_col = next((c for c in (srows[0] if srows else {})
                       if c.startswith("structure_code_insee")), None)
     rows = []
@@ -276,7 +287,15 @@ def asp_table(structures: bytes, structures_name: str, annexes: bytes, annexes_n
             "commune": g("commune"),
             "code_insee": r.get(insee_col) if insee_col else "",
         })
-    return _table("asp_fluxiae", rows)
+    table = _table("asp_fluxiae", rows)
+    for number, r in zip(table.row_numbers, rows, strict=True):
+        if not r["types"]:
+            annexes_text = described.get(r["source_id"])
+            table.row_notes[number] = (
+                f"no active financial annex on {today.isoformat()} "
+                f"({annexes_text})" if annexes_text else
+                "no financial annex for this structure in the AnnexeFinanciere file")
+    return table
 
 
 def source_table(spec, parts: list[tuple[str, bytes]], today: dt.date) -> Table:

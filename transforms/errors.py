@@ -1,4 +1,5 @@
-"""The one exception normalisers raise for a value they cannot use."""
+"""The exceptions of the pure layer: a value a normaliser cannot use, a payload a reader cannot
+read."""
 
 
 class InvalidValue(ValueError):
@@ -8,3 +9,7 @@ class InvalidValue(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class ReadError(ValueError):
+    """The payload cannot be read as the declared format; the message says why."""

@@ -137,6 +137,8 @@ FIELDS: tuple[Field, ...] = (
        mappable=True, merge="latest"),
     _f("siret_signature", "string", "SIRET de signature de la convention (ASP)", layers="R",
        mappable=True),
+    _f("siret_ecarte", "string", "SIRET donné par la source mais écarté (invalide ou factice): "
+       "l'enregistrement est gardé comme un lieu sans SIRET", layers="R"),
     _f("sources", "list", "Sources qui décrivent cette structure", layers="SP",
        merge="sources"),
     _f("provenance", "json", "Source de chaque champ (champ → source)", layers="S"),

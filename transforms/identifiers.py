@@ -11,6 +11,9 @@ from transforms.errors import InvalidValue
 
 _SCIENTIFIC = re.compile(r"^\d+(?:[.,]\d+)?[eE]\+?\d+$")
 _PLACEHOLDER = re.compile(r"^\d{9}999\d{2}$")
+# Values typed where a SIRET was required but unknown: they may pass the Luhn check
+# (00000000000000 does) and would make unrelated structures one place.
+_FILLER_SIRENS = {"123456789", "012345678", "987654321"}
 
 
 def normalize_siret(value: str) -> str | None:
@@ -32,11 +35,20 @@ def normalize_siret(value: str) -> str | None:
         cleaned = "0" + cleaned
     if len(cleaned) != 14:
         raise InvalidValue("siret_invalide", f"{raw!r} has {len(cleaned)} digits, not 14")
+    if is_filler_siret(cleaned):
+        raise InvalidValue("siret_factice", f"{raw!r} is a filler, not a real SIRET")
     if not stdnum_siret.is_valid(cleaned):
         if is_placeholder_siret(cleaned) and stdnum_siren.is_valid(cleaned[:9]):
             return cleaned  # an antenne's ASP placeholder: kept, never used as identity
         raise InvalidValue("siret_invalide", f"{raw!r} fails the Luhn check")
     return cleaned
+
+
+def is_filler_siret(siret: str) -> bool:
+    """A well-known filler: one digit repeated, a SIREN of one repeated digit (000000000…)
+    or a counting sequence."""
+    siren = siret[:9]
+    return len(set(siret)) == 1 or len(set(siren)) == 1 or siren in _FILLER_SIRENS
 
 
 def siren_of(siret: str | None) -> str | None:

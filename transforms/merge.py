@@ -267,6 +267,11 @@ def _golden(rows: list[dict]) -> dict[str, object]:
         out[f] = "F" if "F" in states else ("A" if states else None)
     for f in merged_by("sources"):
         out[f] = sorted({r["source"] for r in rows})
+    # SIRETs a source gave but that were set aside (invalid, filler): kept for the record
+    set_aside = sorted({f"{r['source']}: {r['siret_ecarte']}" for r in rows
+                        if _present(r.get("siret_ecarte"))})
+    if set_aside:
+        provenance["siret_ecarte"] = "; ".join(set_aside)
     out["provenance"] = json.dumps(provenance, sort_keys=True)
     out["coordinate_candidates"] = [
         (float(r["longitude"]), float(r["latitude"]), r["source"])

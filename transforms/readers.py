@@ -19,12 +19,11 @@ from pathlib import PurePath
 
 import pandas as pd
 
+from transforms.containers import unpack
+from transforms.errors import ReadError
+
 HEADER_SCAN_ROWS = 30
 _DELIMITERS = (";", ",", "|", "\t")
-
-
-class ReadError(ValueError):
-    """The payload cannot be read as the declared format; the message says why."""
 
 
 @dataclass
@@ -38,6 +37,8 @@ class Table:
     encoding: str | None = None
     delimiter: str | None = None
     header_row: int | None = None  # 1-based line/row of the header in the file
+    # Why a row lacks what staging needs, when the reader knows better (row number → text).
+    row_notes: dict[int, str] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame of Python strings (object dtype)."""
@@ -310,14 +311,10 @@ def read_table(
     sheet: str | int | None = None,
     records_path: str | None = None,
 ) -> Table:
-    """Dispatch on format; gzip payloads are unpacked first."""
-    if data[:2] == b"\x1f\x8b":
-        import gzip
-
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise ReadError(f"truncated or corrupt gzip: {exc}") from exc
+    """Dispatch on format; a gzip or zip container is unpacked first, whatever the name
+    says (an XLSX workbook is itself a zip: it is read as such)."""
+    if fmt != "xlsx":
+        data = unpack(data)
     if not data.strip():
         raise ReadError("empty payload")
     if fmt == "csv":

@@ -144,17 +144,13 @@ def stage_table(
         if not nom:
             reject("nom", "nom_manquant", "no name")
             continue
-        try:
-            siret = normalize_siret(values.get("siret", ""))
-        except InvalidValue as exc:
-            reject("siret", exc.reason, exc.detail)
-            continue
         types, unknown = parse_kinds(values.get("types", ""), spec.lookups.get("types"))
         if not types:
             if unknown:
                 reject("types", "type_inconnu", f"unknown kind(s): {', '.join(unknown)}")
             else:
-                reject("types", "type_manquant", "no kind of structure")
+                reject("types", "type_manquant",
+                       table.row_notes.get(number, "no kind of structure"))
             continue
         published = [k for k in types if k in kinds]
         if not published:
@@ -167,6 +163,14 @@ def stage_table(
         if unknown:
             warn("types", "type_inconnu", f"ignored unknown kind(s): {', '.join(unknown)}")
 
+        # A SIRET that fails the checksum or is a filler loses the SIRET, not the place: the
+        # row is matched by name and address like any row without one.
+        siret_set_aside = None
+        try:
+            siret = normalize_siret(values.get("siret", ""))
+        except InvalidValue as exc:
+            warn("siret", exc.reason, exc.detail)
+            siret, siret_set_aside = None, _text(values.get("siret"))
         source_id = _text(values.get("source_id")) or _row_hash(values)
         if source_id in seen_ids:
             reject("source_id", "doublon", f"same source_id as row {seen_ids[source_id]}")
@@ -238,6 +242,7 @@ def stage_table(
             "etat_administratif": _etat(values.get("etat_administratif", ""),
                                         dates["date_fermeture"]),
             "siret_signature": siret_signature,
+            "siret_ecarte": siret_set_aside,
         }
         records.append([record[c] for c in RECORD_COLUMNS])
     return Staged(

@@ -50,3 +50,15 @@ def test_siren_and_placeholder():
     assert siren_of(None) is None
     assert is_placeholder_siret("82863454399901")
     assert not is_placeholder_siret("19070916200019")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["00000000000000", "11111111111111", "000 000 000 00018", "99999999999999",
+     "12345678900015", "00000000012345"],
+    ids=["zeros", "ones", "zero-siren", "nines", "counting-siren", "zero-siren-2"],
+)
+def test_filler_sirets_are_not_identities(raw):
+    with pytest.raises(InvalidValue) as err:
+        normalize_siret(raw)
+    assert err.value.reason == "siret_factice"

@@ -97,12 +97,11 @@ def test_a_good_row_becomes_a_canonical_record(tiny_communes):
     ("override", "reason", "field"),
     [
         ({"Nom": "  "}, "nom_manquant", "nom"),
-        ({"SIRET": "42123456700012"}, "siret_invalide", "siret"),
         ({"Type": "Régie de quartier"}, "type_inconnu", "types"),
         ({"Type": ""}, "type_manquant", "types"),
         ({"Type": "GEIQ"}, "type_hors_perimetre", "types"),
     ],
-    ids=["no-name", "bad-siret", "unknown-kind", "no-kind", "kind-not-published"],
+    ids=["no-name", "unknown-kind", "no-kind", "kind-not-published"],
 )
 def test_unusable_rows_are_rejected_with_reason_row_and_raw(tiny_communes, override, reason, field):
     out = stage([row(), row(**override)], tiny_communes)
@@ -115,6 +114,22 @@ def test_unusable_rows_are_rejected_with_reason_row_and_raw(tiny_communes, overr
         "reseau",
     )
     assert '"Nom"' in rej["raw"]  # the whole raw row is kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("42123456700012", "siret_invalide"), ("8.07E+13", "siret_invalide"),
+     ("00000000000000", "siret_factice")],
+    ids=["luhn", "scientific", "filler"],
+)
+def test_a_row_with_an_unusable_siret_is_kept_as_a_place_without_siret(tiny_communes, raw,
+                                                                       reason):
+    out = stage([row(SIRET=raw)], tiny_communes)
+    rec = out.records.iloc[0].to_dict()
+    assert rec["siret"] is None and rec["siren"] is None and rec["siret_ecarte"] == raw
+    warning = out.warnings.iloc[0].to_dict()
+    assert (warning["reason"], warning["field"], warning["value"]) == (reason, "siret", raw)
+    assert out.rejects.empty
 
 
 @pytest.mark.parametrize(
