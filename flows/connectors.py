@@ -22,7 +22,7 @@ from flows.http import (
     http_session,
     token_from_env,
 )
-from transforms.spec import DEPARTEMENTS, SourceSpec
+from transforms.spec import COLLECTIVITES, DEPARTEMENTS, SourceSpec
 
 log = logging.getLogger("siae.fetch")
 
@@ -37,6 +37,8 @@ RECHERCHE_RATE_PER_SECOND = 6.0
 EMPLOIS_RATE_PER_MINUTE = 11.0
 RECHERCHE_PER_PAGE = 25
 RECHERCHE_MAX_RESULTS = 10_000  # page × per_page cap of the API
+# Queried by default: every département and the collectivités d'outre-mer that have SIAE.
+AREAS = DEPARTEMENTS + COLLECTIVITES
 
 
 def base_url(spec: SourceSpec) -> str:
@@ -107,7 +109,7 @@ def fetch_recherche_entreprises(spec: SourceSpec, user_agent: str) -> list[Paylo
     session = http_session(user_agent, spec.retries)
     pages: list[dict] = []
     try:
-        for dep in spec.departements or DEPARTEMENTS:
+        for dep in spec.departements or AREAS:
             page, total_pages = 1, 1
             while page <= total_pages:
                 params = {"est_siae": "true", "departement": dep, "page": page,
@@ -145,7 +147,7 @@ def fetch_emplois(spec: SourceSpec, user_agent: str) -> list[Payload]:
     else:
         starts = [(d, f"{base}/api/v1/siaes/?"
                       f"{urlencode({'departement': d, 'page_size': page_size})}")
-                  for d in spec.departements or DEPARTEMENTS]
+                  for d in spec.departements or AREAS]
     session = http_session(user_agent, spec.retries)
     pages: list[dict] = []
     try:

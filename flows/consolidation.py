@@ -24,7 +24,7 @@ from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.run_report import Run, StepResult
-from transforms.location import disagreements, locate_structures
+from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.matching import score_pairs
 from transforms.merge import Edge, merge_records, record_key
 from transforms.spec import GeocoderSettings, Publication, Spec, spec_settings_repr
@@ -33,7 +33,7 @@ from warehouse import core, geocodes, ops, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
-from warehouse.reference import commune_shapes
+from warehouse.reference import commune_shapes, communes_by_code
 
 
 @dataclass
@@ -146,6 +146,12 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
     now = dt.datetime.now()
     structures = merged.structures
     with connect(WarehousePaths(home).database) as con:
+        # A commune the reference could not find, the geocoder may have (a former name).
+        missing = set(structures.loc[structures["code_insee"].isna(), "structure_id"])
+        unplaced = {a[4] for sid, a in geocoded.accepted.items()
+                    if sid in missing and len(a) > 4 and a[4]}
+        structures = communes_from_geocoder(structures, geocoded.accepted,
+                                            communes_by_code(con, sorted(unplaced)))
         codes = sorted({c for col in ("code_insee", "code_arrondissement")
                         for c in structures[col] if c})
         located = locate_structures(structures, commune_shapes(con, codes),

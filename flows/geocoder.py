@@ -126,10 +126,10 @@ def geocode_structures(
     resend_all: bool = False,
     now: dt.datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, tuple[float, float, str, float]], GeocodeStats]:
-    """Accepted answers by structure_id (lon, lat, type, score), sending only what the cache
-    does not hold (or every address with `resend_all`). A failing batch stops the sending; the
-    cached answers are still used."""
+) -> tuple[dict[str, tuple], GeocodeStats]:
+    """Accepted answers by structure_id (lon, lat, type, score, citycode), sending only what
+    the cache does not hold (or every address with `resend_all`). A failing batch stops the
+    sending; the cached answers are still used."""
     now = now or dt.datetime.now()
     stats = GeocodeStats()
     by_structure = {s["structure_id"]: q for s in structures if (q := make_query(s))}
@@ -161,7 +161,7 @@ def geocode_structures(
         ok, why = accept(results.get(q.key), settings.min_score)
         if ok:
             r = results[q.key]
-            accepted[sid] = (r.longitude, r.latitude, r.type, r.score)
+            accepted[sid] = (r.longitude, r.latitude, r.type, r.score, r.citycode)
         else:
             reason = why.split(" ")[0]
             stats.refused[reason] = stats.refused.get(reason, 0) + 1

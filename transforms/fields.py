@@ -104,7 +104,8 @@ FIELDS: tuple[Field, ...] = (
        datainclusion="code_insee"),
     _f("code_arrondissement", "string", "Code INSEE de l'arrondissement municipal, s'il y a "
        "lieu", layers="RSP", merge="address"),
-    _f("departement", "string", "Code du département (2A/2B, 971…976)", layers="RSP",
+    _f("departement", "string", "Code du département (2A/2B, 971…976; 975, 977, 978 pour "
+       "les collectivités d'outre-mer)", layers="RSP",
        mappable=True, merge="address"),
     _f("region", "string", "Code de la région (COG)", layers="RSP", merge="address"),
     _f("commune_method", "string", "Comment la commune a été trouvée dans le référentiel",

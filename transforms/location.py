@@ -8,6 +8,7 @@ longitude, write 0,0, or keep a head office's point, and those must not reach a 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,10 +19,13 @@ import shapely
 from transforms.geocoding import distance_km
 
 # Bounding boxes (lon_min, lon_max, lat_min, lat_max): metropolitan France with Corsica,
-# Guadeloupe/Martinique, Guyane, La Réunion, Mayotte.
+# Guadeloupe/Martinique, Saint-Martin/Saint-Barthélemy, Saint-Pierre-et-Miquelon, Guyane,
+# La Réunion, Mayotte.
 FRANCE_BOXES = (
     (-5.5, 10.0, 41.0, 51.5),
     (-62.0, -60.5, 14.0, 16.6),
+    (-63.2, -62.7, 17.8, 18.2),
+    (-56.6, -56.0, 46.7, 47.2),
     (-54.7, -51.0, 2.0, 6.0),
     (55.0, 56.0, -21.5, -20.8),
     (44.9, 45.4, -13.1, -12.5),
@@ -70,9 +74,9 @@ def choose_location(
     polygon_wkb: bytes | None,
     centre: tuple[float, float] | None,
     max_km_outside: float,
-    geocoded: tuple[float, float, str, float] | None = None,
+    geocoded: tuple | None = None,
 ) -> Location:
-    """An accepted geocoder answer (lon, lat, type, score), else the first plausible
+    """An accepted geocoder answer (lon, lat, type, score[, citycode]), else the first plausible
     (lon, lat, source) candidate, else the commune's centre, else nothing.
 
     Candidates come in survivorship order (highest priority first).
@@ -92,7 +96,7 @@ def choose_location(
     # Every candidate is judged, even when the geocoder's answer wins, so that implausible
     # source points are reported to the source's owner.
     if geocoded is not None:
-        lon, lat, kind, score = geocoded
+        lon, lat, kind, score = geocoded[:4]
         return Location(round(lon, 6), round(lat, 6), kind, "ban", tuple(refused), score)
     if plausible is not None:
         lon, lat, source = plausible
@@ -105,7 +109,7 @@ def choose_location(
 
 
 def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float,
-                      geocoded: dict[str, tuple[float, float, str, float]] | None = None):
+                      geocoded: dict[str, tuple] | None = None):
     """Add longitude, latitude, geo_precision, geo_score, geo_source to merged structures.
 
     `shapes` maps commune and arrondissement codes to {"polygon", "centre"}; an
@@ -153,4 +157,33 @@ def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
                                 f"{d:.1f} km from the geocoder's point"])
         for why in s["geo_refused"]:
             out.append([sid, why.split(":")[0], None, None, None, None, None, why])
+    return out
+
+
+def communes_from_geocoder(structures: pd.DataFrame, geocoded: dict[str, tuple],
+                          communes: dict[str, dict]) -> pd.DataFrame:
+    """Give a commune to the structures the reference could not place (a name a commune had
+    before a renaming, "Capavenir Vosges") from the accepted geocoder answer's `citycode`.
+
+    `communes` maps codes to reference rows (code_insee, nom, type, parent_code, departement,
+    region); an arrondissement code folds into its city, kept as `code_arrondissement`. The
+    provenance of the address fields so filled says `ban`.
+    """
+    out = structures.copy()
+    for i, s in zip(out.index, out.to_dict("records"), strict=True):
+        answer = geocoded.get(s["structure_id"])
+        code = answer[4] if answer is not None and len(answer) > 4 else None
+        if s.get("code_insee") or not code or code not in communes:
+            continue
+        row, arrondissement = communes[code], None
+        if row["type"] == "ARM" and row.get("parent_code") in communes:
+            arrondissement, row = code, communes[row["parent_code"]]
+        filled = {"code_insee": row["code_insee"], "commune": row["nom"],
+                  "code_arrondissement": arrondissement, "departement": row["departement"],
+                  "region": row["region"]}
+        for column, value in filled.items():
+            out.at[i, column] = value
+        provenance = json.loads(s.get("provenance") or "{}")
+        provenance.update({k: "ban" for k in filled if filled[k] is not None})
+        out.at[i, "provenance"] = json.dumps(provenance, sort_keys=True)
     return out

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import pandas as pd
+from rapidfuzz import fuzz
 
 from transforms.errors import InvalidValue
 from transforms.kinds import fold
@@ -19,6 +20,9 @@ from transforms.kinds import fold
 # Paris, Lyon and Marseille: arrondissement codes fold into the commune.
 PLM = {"75": "75056", "69": "69123", "13": "13055"}
 _ARTICLES = re.compile(r"^(?:LE|LA|LES|L)\s+")
+# Collectivités d'outre-mer whose postcodes sit in a département's range: Saint-Barthélemy
+# and Saint-Martin (971xx, Guadeloupe's) and Saint-Pierre-et-Miquelon (975xx).
+_COM_POSTCODES = {"97133": "977", "97150": "978", "97500": "975"}
 
 
 def normalize_postcode(value: str) -> str | None:
@@ -40,6 +44,8 @@ def departement_of_postcode(code_postal: str | None) -> str | None:
     """The département a postcode usually belongs to (Corsica 2A/2B, overseas 97x)."""
     if not code_postal:
         return None
+    if code_postal in _COM_POSTCODES:
+        return _COM_POSTCODES[code_postal]
     if code_postal.startswith("97"):
         return code_postal[:3]
     if code_postal.startswith("20"):
@@ -54,7 +60,7 @@ def normalize_departement(value: str) -> str | None:
     if not raw:
         return None
     raw = re.sub(r"\.0$", "", raw)
-    m = re.search(r"(?<![0-9A-Z])(97[1-6]|2[AB]|\d{1,2})(?![0-9A-Z])", raw)
+    m = re.search(r"(?<![0-9A-Z])(97[1-8]|2[AB]|\d{1,2})(?![0-9A-Z])", raw)
     if not m or m.group(1) in ("0", "00", "20"):
         raise InvalidValue("departement_invalide", f"{value!r} is not a département code")
     return m.group(1).zfill(2)
@@ -86,31 +92,70 @@ class Place:
     region: str | None
     method: str
 
+    @property
+    def approximate(self) -> bool:
+        """Found through a former code or name, or a close name: worth a warning."""
+        return self.method in APPROXIMATE_METHODS
+
+
+# How a commune was found when the source's code or name is not today's: each gives a
+# warning (commune_ancienne or commune_approchee) so that the source's owner can fix it.
+APPROXIMATE_METHODS = {
+    "code_insee_ancien": "commune_ancienne",  # a code a commune nouvelle absorbed
+    "code_insee_corse": "commune_ancienne",  # 20xxx, before Corsica's split in 1976
+    "code_postal+commune_ancienne": "commune_ancienne",  # a former or delegated name
+    "departement+commune_ancienne": "commune_ancienne",
+    "code_postal+commune_approchee": "commune_approchee",  # Louhans → Louhans-Châteaurenaud
+    "code_postal+nom_different": "commune_approchee",  # the postcode's only commune
+}
+# Words too common to tell communes apart by a shared beginning.
+_GENERIC = {"SAINT", "SAINTE", "SAINTS", "SAINTES", "LE", "LA", "LES", "MONT", "PORT"}
+
+
+def _close(key: str, name: str) -> bool:
+    """One name is the other plus words ("LOUHANS" / "LOUHANS CHATEAURENAUD", "BERCK SUR MER"
+    / "BERCK"), or they differ by a typo or two."""
+    short, long_ = sorted((key, name), key=len)
+    if short.split()[0] in _GENERIC and len(short.split()) == 1:
+        return False
+    if len(short) >= 4 and long_.startswith(short + " "):
+        return True
+    return len(short) >= 6 and fuzz.ratio(key, name) >= 90
+
 
 class CommuneIndex:
-    """Lookups over the communes reference (`transforms.communes.parse_reference`)."""
+    """Lookups over the communes reference (`transforms.communes.parse_reference`): current
+    communes and arrondissements, and the former codes and names that lead to them."""
 
     def __init__(self, communes: pd.DataFrame, postcodes: pd.DataFrame, departements: pd.DataFrame):
         self._rows: dict[str, dict] = {}
         self._alias: dict[str, str] = {}  # former commune code → current commune code
+        # (département, folded name) → current codes; today's names and former ones apart
         self._by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for r in communes.to_dict("records"):
-            code, kind = r["code_insee"], r["type"]
-            if kind in ("COM", "ARM"):
-                self._rows[code] = r
-            elif r.get("parent_code"):
-                self._alias.setdefault(code, r["parent_code"])
-        for r in communes.to_dict("records"):
+        self._by_old_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+        records = communes.to_dict("records")
+        for r in records:
+            if r["type"] in ("COM", "ARM"):
+                self._rows[r["code_insee"]] = r
+        for r in records:
+            code, parent = r["code_insee"], r.get("parent_code")
+            if r["type"] not in ("COM", "ARM") and parent and code not in self._rows:
+                self._alias.setdefault(code, parent)
+        self._key: dict[str, str] = {}  # current code → its folded name
+        for r in records:
             # Arrondissements are reached through postcodes; by name, "Lyon" means the city.
-            if r["type"] == "ARM":
+            if r["type"] == "ARM" or not r.get("nom"):
                 continue
             target = r["code_insee"] if r["type"] == "COM" else r.get("parent_code")
             if target in self._rows:
                 dep = self._rows[target]["departement"]
-                self._by_name[(dep, name_key(r["nom"]))].add(target)
+                names = self._by_name if r["type"] == "COM" else self._by_old_name
+                names[(dep, name_key(r["nom"]))].add(target)
+                if r["type"] == "COM":
+                    self._key[target] = name_key(r["nom"])
         self._by_postcode: dict[str, list[str]] = defaultdict(list)
         for cp, code in zip(postcodes["code_postal"], postcodes["code_insee"], strict=True):
-            if code in self._rows:
+            if code in self._rows and code not in self._by_postcode[cp]:
                 self._by_postcode[cp].append(code)
         self._region = dict(zip(departements["departement"], departements["region"], strict=True))
 
@@ -122,7 +167,8 @@ class CommuneIndex:
         """The reference row of a commune or arrondissement code."""
         return self._rows.get(code_insee)
 
-    def _place(self, code: str, method: str) -> Place:
+    def place(self, code: str, method: str) -> Place:
+        """The Place of a current commune or arrondissement code."""
         r = self._rows[code]
         arrondissement = None
         if r["type"] == "ARM":
@@ -131,44 +177,64 @@ class CommuneIndex:
             r["code_insee"], arrondissement, r["nom"], r["departement"], r["region"], method
         )
 
-    def _named(self, candidates: list[str], key: str) -> list[str]:
-        """Candidates whose name, parent's name or former communes' names fold to `key`."""
-        out = []
-        for code in candidates:
-            r = self._rows[code]
-            parent = self._rows.get(r["parent_code"] or "") if r["type"] == "ARM" else None
-            if (
-                name_key(r["nom"]) == key
-                or (parent is not None and name_key(parent["nom"]) == key)
-                or code in self._by_name.get((r["departement"], key), ())
-            ):
-                out.append(code)
-        return out
+    def _name_of(self, code: str) -> str:
+        r = self._rows[code]
+        if r["type"] == "ARM":
+            return self._key.get(r["parent_code"] or "", "")
+        return self._key.get(code, "")
+
+    def _named(self, candidates: list[str], key: str) -> tuple[list[str], str]:
+        """Candidates named `key` today, else by a former name, else by a close name; and
+        which of the three."""
+        today = [c for c in candidates if self._name_of(c) == key]
+        if today:
+            return today, "commune"
+        former = [c for c in candidates
+                  if c in self._by_old_name.get((self._rows[c]["departement"], key), ())]
+        if former:
+            return former, "commune_ancienne"
+        return [c for c in candidates if _close(key, self._name_of(c))], "commune_approchee"
+
+    def _by_code(self, code_insee: str) -> Place | None:
+        if code_insee in self._rows:
+            return self.place(code_insee, "code_insee")
+        if code_insee in self._alias and self._alias[code_insee] in self._rows:
+            return self.place(self._alias[code_insee], "code_insee_ancien")
+        if re.fullmatch(r"20\d{3}", code_insee):
+            # Corsica before 1976: 20xxx became 2Axxx or 2Bxxx, the number kept
+            found = [c for c in (f"2A{code_insee[2:]}", f"2B{code_insee[2:]}") if c in self._rows]
+            if len(found) == 1:
+                return self.place(found[0], "code_insee_corse")
+        return None
 
     def resolve(
         self, code_postal: str | None, commune: str | None, code_insee: str | None = None
     ) -> Place | None:
         """Find the commune of an address; None when the reference cannot place it."""
         if code_insee:
-            code = self._alias.get(code_insee, code_insee)
-            if code in self._rows:
-                return self._place(code, "code_insee")
+            found = self._by_code(code_insee.strip().upper())
+            if found:
+                return found
         key = name_key(commune or "")
         candidates = self._by_postcode.get(code_postal or "", [])
         if candidates:
             if key:
-                named = self._named(candidates, key)
+                named, how = self._named(candidates, key)
                 if len(named) == 1:
-                    return self._place(named[0], "code_postal+commune")
+                    return self.place(named[0], f"code_postal+{how}")
             if len(candidates) == 1:
-                return self._place(candidates[0], "code_postal")
+                same = not key or self._name_of(candidates[0]) == key
+                return self.place(candidates[0],
+                                  "code_postal" if same else "code_postal+nom_different")
         dep = departement_of_postcode(code_postal)
         if key and dep:
-            codes = self._by_name.get((dep, key), set())
-            if len(codes) == 1:
-                return self._place(next(iter(codes)), "departement+commune")
+            for names, how in ((self._by_name, "commune"), (self._by_old_name,
+                                                            "commune_ancienne")):
+                codes = names.get((dep, key), set())
+                if len(codes) == 1:
+                    return self.place(next(iter(codes)), f"departement+{how}")
         if key and not dep:
             codes = set().union(*(v for (_, k), v in self._by_name.items() if k == key))
             if len(codes) == 1:
-                return self._place(next(iter(codes)), "commune")
+                return self.place(next(iter(codes)), "commune")
         return None

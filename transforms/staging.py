@@ -23,6 +23,7 @@ from transforms.fields import FIELDS, RECORD
 from transforms.identifiers import normalize_siret, siren_of
 from transforms.kinds import parse_kinds
 from transforms.places import (
+    APPROXIMATE_METHODS,
     CommuneIndex,
     departement_of_postcode,
     normalize_departement,
@@ -191,6 +192,12 @@ def stage_table(
         if place is None and (code_postal or commune_name):
             warn("commune", "commune_inconnue",
                  f"no commune for postcode {code_postal!r} and name {commune_name!r}")
+        elif place is not None and place.approximate:
+            given = " ".join(filter(None, (_text(values.get("code_insee")), code_postal,
+                                           commune_name)))
+            warn("commune", APPROXIMATE_METHODS[place.method],
+                 f"{given!r} is {place.commune} ({place.code_insee}) today "
+                 f"[{place.method}]")
         declared = lenient("departement", normalize_departement)
         departement = (place.departement if place
                        else departement_of_postcode(code_postal) or declared)

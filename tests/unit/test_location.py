@@ -45,3 +45,26 @@ def test_no_point_and_no_commune_means_no_location():
 def test_coordinates_are_rounded_to_six_decimals():
     loc = choose_location([(4.41234567, 44.61234567, "a")], None, None, 2.0)
     assert (loc.longitude, loc.latitude) == (4.412346, 44.612346)
+
+
+def test_a_commune_the_reference_missed_comes_from_the_geocoder():
+    import json
+
+    import pandas as pd
+
+    from transforms.location import communes_from_geocoder
+
+    structures = pd.DataFrame([
+        {"structure_id": "s1", "code_insee": None, "commune": "Capavenir Vosges",
+         "code_arrondissement": None, "departement": "88", "region": "44", "provenance": "{}"},
+        {"structure_id": "s2", "code_insee": "69123", "commune": "Lyon",
+         "code_arrondissement": "69383", "departement": "69", "region": "84",
+         "provenance": "{}"}], dtype=object)
+    communes = {"88465": {"code_insee": "88465", "nom": "Thaon-les-Vosges", "type": "COM",
+                          "parent_code": None, "departement": "88", "region": "44"}}
+    geocoded = {"s1": (6.41, 48.25, "housenumber", 0.9, "88465"),
+                "s2": (4.85, 45.76, "housenumber", 0.9, "88465")}  # s2 has its commune
+    out = communes_from_geocoder(structures, geocoded, communes).to_dict("records")
+    assert (out[0]["code_insee"], out[0]["commune"]) == ("88465", "Thaon-les-Vosges")
+    assert json.loads(out[0]["provenance"])["commune"] == "ban"
+    assert out[1]["code_insee"] == "69123" and out[1]["commune"] == "Lyon"
