@@ -304,7 +304,8 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
         return False
     summary.features = published["features"]
     summary.without_coordinates = published["without_coordinates"]
-    summary.closed = structures - published["structures"]
+    summary.closed = published["held_back"]["closed"]
+    summary.unconfirmed = published["held_back"]["unconfirmed_kinds"]
     summary.published = True
     summary.geojson = published["path"]
     summary.published_by_precision = published["by_precision"]

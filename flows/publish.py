@@ -104,6 +104,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     paths = WarehousePaths(home).ensure_releases()
     with connect(paths.database) as con:
         rows = publications.published_rows(con)
+        held = publications.held_back(con)
         sources = publications.source_contents(con)
         if redirects is None:
             redirects = publications.redirects(con)
@@ -125,7 +126,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     for r in rows:
         if r.get("latitude") is not None:
             by_precision[r.get("geo_precision") or "unknown"] += 1
-    result = {"structures": len(rows), "features": features,
+    result = {"structures": len(rows), "features": features, "held_back": held,
               "by_precision": dict(sorted(by_precision.items())),
               "without_coordinates": len(rows) - features,
               "bytes": {k: len(v) for k, v in files.items() if k in DATA_FILES}}

@@ -44,7 +44,8 @@ def summary_text(summary) -> str:
     lines += ["", f"structures after merging: {summary.structures}",
               f"geocoding requests sent: {summary.geocoding_requests}",
               f"features published: {summary.features} ({summary.without_coordinates} without "
-              f"coordinates and {summary.closed} closed stay in DuckDB)"]
+              f"coordinates, {summary.closed} closed and {summary.unconfirmed} with unconfirmed "
+              "kinds stay in DuckDB)"]
     if summary.published_by_precision:
         lines.append("published by precision: " + ", ".join(
             f"{k} {v}" for k, v in sorted(summary.published_by_precision.items())))

@@ -47,6 +47,7 @@ class RunSummary:
     features: int = 0
     without_coordinates: int = 0
     closed: int = 0
+    unconfirmed: int = 0  # open places whose kinds no source confirms
     geocoding_requests: int = 0
     alerted: bool = False
     published_by_precision: dict = field(default_factory=dict)

@@ -24,9 +24,9 @@ KIND_FIELDS = {
         "description", "date_maj",
     ),
     "recherche_entreprises": (
-        "source_id", "siret", "nom", "enseigne", "types", "adresse", "complement_adresse",
-        "code_postal", "commune", "code_insee", "latitude", "longitude", "date_maj",
-        "etat_administratif", "date_fermeture",
+        "source_id", "siret", "nom", "enseigne", "types", "types_candidats", "adresse",
+        "complement_adresse", "code_postal", "commune", "code_insee", "latitude", "longitude",
+        "date_maj", "etat_administratif", "date_fermeture",
     ),
     "emplois": (
         "source_id", "siret", "nom", "enseigne", "types", "adresse", "complement_adresse",
@@ -119,36 +119,58 @@ def _street(e: dict) -> str:
     return street or _s(e.get("adresse"))
 
 
+def _is_open(e: dict) -> bool:
+    return (_s(e.get("etat_administratif")) or "A").upper() == "A" and not e.get("date_fermeture")
+
+
 def recherche_entreprises_table(data: bytes) -> Table:
-    """One row per establishment (siège and matching ones) of the SIAE companies found."""
-    rows: dict[str, dict] = {}
+    """One row per establishment (siège and matching ones) of the SIAE companies found.
+
+    The API knows the kinds of a company (SIREN), not of its establishments: an EI's sister
+    establishment is not an EI because the company runs one. The kinds go to `types` only
+    when they can only be this establishment's, the company's sole open one; otherwise they
+    are `types_candidats`, which another source must confirm before they are published.
+    """
+    companies: dict[str, dict] = {}
     for page_no, body in enumerate(api_pages(data, "recherche d'entreprises"), start=1):
         for item in _results(body, f"recherche d'entreprises page {page_no}"):
             _require(item, ("siren", "nom_complet", "siege", "complements"),
                      f"recherche d'entreprises page {page_no}")
-            complements = item.get("complements") or {}
-            kinds = _s(complements.get("type_siae"))
-            establishments = [item["siege"], *(item.get("matching_etablissements") or [])]
-            for e in establishments:
-                if not isinstance(e, dict) or not e.get("siret"):
-                    continue
-                rows[e["siret"]] = {
-                    "source_id": e["siret"],
-                    "siret": e["siret"],
-                    "nom": item.get("nom_complet") or item.get("nom_raison_sociale"),
-                    "enseigne": ", ".join(e.get("liste_enseignes") or []),
-                    "types": kinds,
-                    "adresse": _street(e),
-                    "complement_adresse": e.get("complement_adresse"),
-                    "code_postal": e.get("code_postal"),
-                    "commune": e.get("libelle_commune"),
-                    "code_insee": e.get("commune"),
-                    "latitude": e.get("latitude"),
-                    "longitude": e.get("longitude"),
-                    "date_maj": item.get("date_mise_a_jour"),
-                    "etat_administratif": e.get("etat_administratif"),
-                    "date_fermeture": e.get("date_fermeture"),
-                }
+            company = companies.setdefault(item["siren"], {"item": item, "etabs": {},
+                                                          "open": None})
+            declared = item.get("nombre_etablissements_ouverts")
+            if isinstance(declared, int):
+                company["open"] = max(company["open"] or 0, declared)
+            for e in [item["siege"], *(item.get("matching_etablissements") or [])]:
+                if isinstance(e, dict) and e.get("siret"):
+                    company["etabs"][e["siret"]] = e
+    rows: dict[str, dict] = {}
+    for company in companies.values():
+        item, etabs = company["item"], company["etabs"]
+        kinds = _s((item.get("complements") or {}).get("type_siae"))
+        # The API's count of open establishments, else those the answer lists.
+        open_count = company["open"] if company["open"] is not None else sum(
+            _is_open(e) for e in etabs.values())
+        for siret, e in etabs.items():
+            sole = open_count == 1 and _is_open(e)
+            rows[siret] = {
+                "source_id": siret,
+                "siret": siret,
+                "nom": item.get("nom_complet") or item.get("nom_raison_sociale"),
+                "enseigne": ", ".join(e.get("liste_enseignes") or []),
+                "types": kinds if sole else "",
+                "types_candidats": "" if sole else kinds,
+                "adresse": _street(e),
+                "complement_adresse": e.get("complement_adresse"),
+                "code_postal": e.get("code_postal"),
+                "commune": e.get("libelle_commune"),
+                "code_insee": e.get("commune"),
+                "latitude": e.get("latitude"),
+                "longitude": e.get("longitude"),
+                "date_maj": item.get("date_mise_a_jour"),
+                "etat_administratif": e.get("etat_administratif"),
+                "date_fermeture": e.get("date_fermeture"),
+            }
     # sorted by SIRET: the order of pages must not matter
     return _table("recherche_entreprises", [rows[k] for k in sorted(rows)])
 

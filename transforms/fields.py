@@ -9,8 +9,10 @@ published field is one line here plus the transform that fills it.
 
 `merge` says how survivorship fills a structure's field from its records (transforms.merge):
 `first` the highest-priority record that has it, `address` the fields of the chosen address
-block (they travel together), `kinds` the union of the records' kinds, `latest` the most
-recent value, `closed` closed as soon as one source says so, `sources` the records' sources.
+block (they travel together), `kinds` the union of the records' confirmed kinds,
+`candidates` the kinds records propose without confirming them (minus the confirmed ones),
+`latest` the most recent value, `closed` closed as soon as one source says so, `sources` the
+records' sources.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ FIELDS: tuple[Field, ...] = (
     _f("types", "list", "Types de structure (ACI, AI, EI, ETTI, EITI; GEIQ, EA, EATT si "
        "configurés)", layers="RSP", mappable=True, merge="kinds", review=True,
        datainclusion="reseaux_porteurs"),
+    _f("types_candidats", "list", "Types qu'une source donne sans pouvoir les rattacher à cet "
+       "établissement (par SIREN): non publiés tant qu'une autre source ne les confirme pas",
+       layers="RS", mappable=True, merge="candidates"),
     _f("adresse", "string", "Numéro et voie", layers="RSP", mappable=True,
        merge="address", review=True, datainclusion="adresse"),
     _f("complement_adresse", "string", "Complément d'adresse", layers="RSP",

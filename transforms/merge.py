@@ -255,9 +255,20 @@ def _golden(rows: list[dict]) -> dict[str, object]:
         out[f] = block[f] if block and _present(block[f]) else None
         if block and _present(block[f]):
             provenance[f] = block["source"]
+    confirmed: set[str] = set()
     for f in merged_by("kinds"):
-        kinds = {k for r in rows for k in r[f]}
-        out[f] = [k for k in KNOWN_KINDS if k in kinds]
+        confirmed = {k for r in rows for k in (r[f] or [])}
+        out[f] = [k for k in KNOWN_KINDS if k in confirmed]
+        # which source gave each kind (confirmed or only proposed)
+        for k in out[f]:
+            provenance[f"{f}:{k}"] = ", ".join(sorted({r["source"] for r in rows
+                                                       if k in (r[f] or [])}))
+    for f in merged_by("candidates"):
+        proposed = {k for r in rows for k in (r.get(f) or [])} - confirmed
+        out[f] = [k for k in KNOWN_KINDS if k in proposed]
+        for k in out[f]:
+            provenance[f"{f}:{k}"] = ", ".join(sorted({r["source"] for r in rows
+                                                       if k in (r.get(f) or [])}))
     for f in merged_by("latest"):
         values = [r[f] for r in rows if _present(r[f])]
         out[f] = max(values) if values else None

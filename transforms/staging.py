@@ -34,9 +34,9 @@ from transforms.spec import SourceSpec
 
 RECORD_COLUMNS = list(RECORD)
 # Fields staging normalises or derives itself; the other mapped string fields are plain text.
-_NORMALISED = {"source_id", "siret", "nom", "types", "adresse", "complement_adresse",
-               "code_postal", "commune", "code_insee", "departement", "telephone", "courriel",
-               "site_web", "etat_administratif", "siret_signature"}
+_NORMALISED = {"source_id", "siret", "nom", "types", "types_candidats", "adresse",
+               "complement_adresse", "code_postal", "commune", "code_insee", "departement",
+               "telephone", "courriel", "site_web", "etat_administratif", "siret_signature"}
 TEXT_FIELDS = tuple(f.name for f in FIELDS if f.record and f.mappable and f.type == "string"
                     and f.name not in _NORMALISED)
 ISSUE_COLUMNS = ["source", "row_number", "field", "value", "reason", "detail", "raw"]
@@ -146,7 +146,10 @@ def stage_table(
             reject("nom", "nom_manquant", "no name")
             continue
         types, unknown = parse_kinds(values.get("types", ""), spec.lookups.get("types"))
-        if not types:
+        # Kinds a source gives without tying them to this establishment (per SIREN): kept,
+        # published only once another source confirms them.
+        candidates, _ = parse_kinds(values.get("types_candidats", ""), spec.lookups.get("types"))
+        if not types and not candidates:
             if unknown:
                 reject("types", "type_inconnu", f"unknown kind(s): {', '.join(unknown)}")
             else:
@@ -154,13 +157,19 @@ def stage_table(
                        table.row_notes.get(number, "no kind of structure"))
             continue
         published = [k for k in types if k in kinds]
-        if not published:
+        proposed = [k for k in candidates if k in kinds and k not in published]
+        if not published and not proposed:
             reject(
                 "types",
                 "type_hors_perimetre",
-                f"{', '.join(types)} not published (defaults.kinds: {', '.join(kinds)})",
+                f"{', '.join(types or candidates)} not published (defaults.kinds: "
+                f"{', '.join(kinds)})",
             )
             continue
+        if not published:
+            warn("types_candidats", "type_non_confirme",
+                 f"{', '.join(proposed)}: the company's kinds, not known to be this "
+                 "establishment's; published once another source confirms them")
         if unknown:
             warn("types", "type_inconnu", f"ignored unknown kind(s): {', '.join(unknown)}")
 
@@ -234,6 +243,7 @@ def stage_table(
             "siren": siren_of(siret),
             "nom": nom,
             "types": published,
+            "types_candidats": proposed,
             "adresse": adresse,
             "complement_adresse": complement,
             "code_postal": code_postal,

@@ -63,6 +63,10 @@ TABLE_COMMENTS = {
         "when and by which run"
     ),
     "marts.siae_fermees": "closed establishments (kept, never published)",
+    "marts.siae_types_a_confirmer": (
+        "open places whose kinds no source confirms (a company's kinds, not tied to this "
+        "establishment): kept, not published until another source confirms them"
+    ),
     "marts.sources_completude": (
         "per source, on the records of the last consolidation: how many, the share with a "
         "usable SIRET, an address, a known commune, coordinates, a phone, an e-mail, a "

@@ -40,11 +40,11 @@ ISSUE_TYPES = {
 
 
 def siae_view_sql() -> str:
-    """marts.siae: the published fields (the field table) of every open structure; closed
-    places stay in core.structures."""
+    """marts.siae: the published fields (the field table) of every open structure with a
+    confirmed kind; closed places and unconfirmed kinds stay in core.structures."""
     columns = ", ".join(f'"{c}"' for c in PUBLISHED)
     return (f"CREATE OR REPLACE VIEW marts.siae AS SELECT {columns} FROM core.structures "
-            "WHERE coalesce(etat_administratif, 'A') <> 'F';\n")
+            "WHERE coalesce(etat_administratif, 'A') <> 'F' AND len(types) > 0;\n")
 
 
 MARTS_SQL = siae_view_sql() + (files("warehouse") / "marts.sql").read_text(encoding="utf-8")

@@ -7,6 +7,13 @@ SELECT structure_id, siret, nom, commune, departement, date_fermeture, sources
 FROM core.structures
 WHERE etat_administratif = 'F';
 
+-- Places whose kinds no source confirms (an establishment of a company with several, known
+-- only through the company's kinds): kept, not published until another source confirms them.
+CREATE OR REPLACE VIEW marts.siae_types_a_confirmer AS
+SELECT structure_id, siret, nom, commune, departement, types_candidats, sources
+FROM core.structures
+WHERE len(types) = 0 AND coalesce(etat_administratif, 'A') <> 'F';
+
 -- Structures per département and kind (a structure with two kinds counts in both).
 CREATE OR REPLACE VIEW marts.siae_par_departement AS
 SELECT region, departement, kind, count(*) AS structures,

@@ -16,6 +16,17 @@ def published_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
     return fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id").to_dict("records")
 
 
+def held_back(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Structures kept in the warehouse but not published, by reason."""
+    if not table_exists(con, "core", "structures"):
+        return {"closed": 0, "unconfirmed_kinds": 0}
+    closed, unconfirmed = con.execute(
+        "SELECT count(*) FILTER (WHERE etat_administratif = 'F'), count(*) FILTER (WHERE "
+        "coalesce(etat_administratif, 'A') <> 'F' AND len(types) = 0) FROM core.structures"
+    ).fetchall()[0]
+    return {"closed": closed, "unconfirmed_kinds": unconfirmed}
+
+
 def source_contents(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(source, sha256, staged_at, rows_staged) of every staged source, by name."""
     return con.execute("SELECT source, sha256, staged_at, rows_staged FROM ops.source_state "

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 # The mess put into the samples on purpose (scripts/make_samples.py, samples/README.md).
 EXPECTED_REJECTS = {
     ("reseau_iae_aura", "nom_manquant"): 1,
-    ("reseau_iae_aura", "siret_invalide"): 1,
     ("reseau_iae_aura", "type_inconnu"): 1,
-    ("dreets_aura", "siret_invalide"): 1,
     ("emplois_aura", "type_hors_perimetre"): 1,
     ("asp_fluxiae", "type_manquant"): 1,  # its only annex has expired
 }
@@ -88,7 +86,8 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     assert precision["source"] > 0 and precision["municipality"] > 0
 
     assert check_geojson(home / "publish" / "siae.geojson") == summary.features
-    assert summary.features + summary.without_coordinates + summary.closed == summary.structures
+    assert summary.features + summary.without_coordinates + summary.closed + \
+        summary.unconfirmed == summary.structures
     steps = query(
         home, "SELECT step, source, status FROM ops.runs WHERE run_id = ?", [summary.run_id]
     )

@@ -184,3 +184,50 @@ def test_a_description_from_les_emplois_reaches_the_golden_record(tiny_communes)
     assert staged.records.loc[0, "description"] == "Chantier maraîchage bio"
     merged = merge_records(staged.records, {"emplois": 50}, {})
     assert merged.structures.loc[0, "description"] == "Chantier maraîchage bio"
+
+
+@pytest.mark.parametrize(
+    ("etabs", "declared", "types", "candidates"),
+    [
+        ([etab("19070916200019")], None, ["ACI, EI"], [""]),
+        ([etab("19070916200019"), etab("19070916200027")], None, ["", ""],
+         ["ACI, EI", "ACI, EI"]),
+        ([etab("19070916200019")], 3, [""], ["ACI, EI"]),  # the API counts 3 open ones
+        ([etab("19070916200019"), etab("19070916200027", etat_administratif="F")], None,
+         ["ACI, EI", ""], ["", "ACI, EI"]),
+    ],
+    ids=["sole-establishment", "two-open", "declared-count", "one-open-one-closed"],
+)
+def test_company_kinds_go_to_an_establishment_only_when_they_can_only_be_its(
+        etabs, declared, types, candidates):
+    item = company("190709162", "ACI, EI", etabs)
+    if declared is not None:
+        item["nombre_etablissements_ouverts"] = declared
+    rows = rows_of(recherche_entreprises_table(json.dumps(page([item])).encode()))
+    assert [r["types"] for r in rows] == types
+    assert [r["types_candidats"] for r in rows] == candidates
+
+
+def test_unconfirmed_kinds_are_kept_apart_and_confirmed_by_another_source(tiny_communes):
+    from transforms.merge import merge_records
+    from transforms.spec import SourceSpec
+    from transforms.staging import stage_table
+
+    item = company("190709162", "ACI, EI", [etab("19070916200019"), etab("19070916200027")])
+    spec = SourceSpec(name="annuaire", kind="recherche_entreprises", path="x.json")
+    staged = stage_table(recherche_entreprises_table(json.dumps(page([item])).encode()), spec,
+                         tiny_communes, ("ACI", "EI"))
+    assert list(staged.warnings["reason"]) == ["type_non_confirme"] * 2
+    records = staged.records.copy()
+    # another source says the first establishment is an EI
+    other = records.iloc[[0]].copy()
+    other["source"], other["source_id"] = "emplois", "e1"
+    other.at[other.index[0], "types"], other.at[other.index[0], "types_candidats"] = ["EI"], []
+    merged = merge_records(pd.concat([records, other], ignore_index=True),
+                           {"annuaire": 45, "emplois": 50}, {})
+    by_siret = {s["siret"]: s for s in merged.structures.to_dict("records")}
+    confirmed, unconfirmed = by_siret["19070916200019"], by_siret["19070916200027"]
+    assert (confirmed["types"], confirmed["types_candidats"]) == (["EI"], ["ACI"])
+    assert (unconfirmed["types"], unconfirmed["types_candidats"]) == ([], ["ACI", "EI"])
+    provenance = json.loads(confirmed["provenance"])
+    assert provenance["types:EI"] == "emplois" and provenance["types_candidats:ACI"] == "annuaire"
