@@ -127,3 +127,9 @@ def review_pairs(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[dict]
                              "ORDER BY score DESC, left_source, left_source_id")
     records = fetch_frame(con, "SELECT * FROM core.records")
     return pairs.to_dict("records"), records.to_dict("records")
+
+
+def record_structures(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+    """(source, source_id) → structure_id of every record of the last consolidation."""
+    return {(s, i): sid for s, i, sid in con.execute(
+        "SELECT source, source_id, structure_id FROM core.links").fetchall()}

@@ -56,3 +56,8 @@ def publications(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         "SELECT release_id, published_at, structures, features, added, removed, moved, "
         "changed FROM marts.publications ORDER BY published_at DESC").fetchall()
+
+
+def published_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """structure_id → published kinds, for every structure of marts.siae."""
+    return dict(con.execute("SELECT structure_id, types FROM marts.siae").fetchall())

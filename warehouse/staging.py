@@ -93,3 +93,9 @@ def staged_records(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataF
     records = fetch_frame(con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
     records["types"] = [t or [] for t in records["types"]]
     return records
+
+
+def run_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, str, str]]:
+    """(source, reason, raw row as JSON) of the rows a run refused."""
+    return con.execute("SELECT source, reason, CAST(raw AS VARCHAR) FROM ops.rejects "
+                       "WHERE run_id = ? ORDER BY source, row_number", [run_id]).fetchall()
