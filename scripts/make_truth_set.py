@@ -35,7 +35,7 @@ SHARED = ROOT.parent / "shared" / "data"
 COG = ROOT / "warehouse" / "cog" / "decoupage.csv.gz"
 SIAE = ("ACI", "AI", "EI", "ETTI", "EITI")
 
-SOURCES_TOML = """# A labelled set from ../shared/data, by scripts/make_truth_set.py (not committed).
+SOURCES_TOML = """# Labelled records from ../shared/data (scripts/make_truth_set.py)
 [defaults]
 kinds = ["ACI", "AI", "EI", "ETTI", "EITI"]
 
