@@ -200,10 +200,26 @@ def cmd_evaluate(args) -> int:
     from flows.reports import evaluation_text
     from transforms.matching import cross_validate, evaluate
 
+    if args.truth:
+        return _evaluate_truth(args)
     spec = _spec(args)
     pairs = read_labelled_pairs(Path(args.pairs))
     result = evaluate(pairs, spec.matching)
     sys.stdout.write(evaluation_text(result, cross_validate(pairs), args.pairs, spec.matching))
+    return 0
+
+
+def _evaluate_truth(args) -> int:
+    import tempfile
+
+    from flows.evaluation import evaluate_resolution
+    from transforms.truth import score_text
+
+    _progress_logging(False)
+    with tempfile.TemporaryDirectory(prefix="siae-evaluate-") as scratch:
+        home = Path(args.home) if args.home else Path(scratch)
+        score = evaluate_resolution(_sources(args), Path(args.truth), home)
+    sys.stdout.write(score_text(score))
     return 0
 
 
@@ -334,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, "use samples/sources.toml's [matching] thresholds")
     p.add_argument("--pairs", default=str(DEMO_SOURCES.parent / "matching_pairs.csv"),
                    help="labelled pairs CSV (default: samples/matching_pairs.csv)")
+    p.add_argument("--truth", metavar="FILE",
+                   help="labelled records (source, source_id, place, kinds): run the whole "
+                        "pipeline on --sources into a scratch warehouse (or --home) and score "
+                        "it; scripts/make_truth_set.py builds one from real records")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("serve", help="serve the scheduled deployments of sources.toml")
     common(p, "serve the demo's sources")

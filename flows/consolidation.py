@@ -109,12 +109,16 @@ def merge(spec: Spec, home: Path) -> Merged:
     scored = score_pairs(rows, spec.matching)
     keys = [record_key(r["source"], r["source_id"]) for r in rows]
     edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
-    candidates = pd.DataFrame(
-        [[rows[i]["source"], rows[i]["source_id"], rows[j]["source"], rows[j]["source_id"], sc,
-          band, json.dumps(f, sort_keys=True)] for i, j, sc, band, f in scored],
-        columns=list(CANDIDATE_TYPES), dtype=object)
     priority = {n: spec.sources[n].priority for n in names}
     result = merge_records(records, priority, ids_in, edges, judgements, known.first_seen)
+    # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
+    candidates = pd.DataFrame(
+        [[rows[i]["source"], rows[i]["source_id"], rows[j]["source"], rows[j]["source_id"], sc,
+          "review" if blocked else band,
+          json.dumps({**f, **({"blocked": blocked} if blocked else {})}, sort_keys=True)]
+         for i, j, sc, band, f in scored
+         for blocked in [result.demoted.get(frozenset((keys[i], keys[j])))]],
+        columns=list(CANDIDATE_TYPES), dtype=object)
     return Merged(records, result.structures, result.links, result.ids, known.known,
                   result.redirects, candidates, judgements, inherited)
 

@@ -73,9 +73,9 @@ enabled = false
 """
 
 
-def _draw(pk: int, salt: str) -> float:
-    """A deterministic number in [0, 1) per record and purpose."""
-    return int(hashlib.sha256(f"{salt}:{pk}".encode()).hexdigest()[:8], 16) / 16**8
+def _draw(pk: int, salt: str, seed: int = 0) -> float:
+    """A deterministic number in [0, 1) per record, purpose and seed."""
+    return int(hashlib.sha256(f"{seed}:{salt}:{pk}".encode()).hexdigest()[:8], 16) / 16**8
 
 
 def _coords(f: dict) -> tuple[str, str]:
@@ -83,9 +83,13 @@ def _coords(f: dict) -> tuple[str, str]:
     return (m.group(2), m.group(1)) if m else ("", "")
 
 
-def _mistype(siret: str) -> str:
-    """One digit changed: the Luhn check then fails."""
-    i = 9 + int(siret[-1]) % 5
+def _mistype(siret: str, draw: float) -> str:
+    """One digit changed anywhere (the Luhn check then fails), or two neighbours swapped."""
+    i = int(draw * 13)
+    if draw < 0.3 and siret[i] != siret[i + 1]:
+        swapped = siret[:i] + siret[i + 1] + siret[i] + siret[i + 2:]
+        if swapped != siret:
+            return swapped
     return siret[:i] + str((int(siret[i]) + 3) % 10) + siret[i + 1:]
 
 
@@ -103,7 +107,7 @@ def _former_names() -> dict[tuple[str, str], str]:
     return out
 
 
-def build(out: Path, shared: Path = SHARED) -> dict[str, int]:
+def build(out: Path, shared: Path = SHARED, seed: int = 0) -> dict[str, int]:
     """Write the set into `out`; returns counts of what was perturbed."""
     emplois = [r for r in json.loads((shared / "aura-emplois-siaes.json").read_text())]
     marche = {r["pk"]: r["fields"] for r in json.loads(
@@ -135,14 +139,15 @@ def build(out: Path, shared: Path = SHARED) -> dict[str, int]:
         writer.writerow(header)
         for pk, f in sorted(marche.items()):
             siret = f["siret"]
-            if _draw(pk, "siret") < 1 / 3:
+            if _draw(pk, "siret", seed) < 1 / 3:
                 siret, counts["siret_removed"] = "", counts["siret_removed"] + 1
-            elif _draw(pk, "typo") < 0.04:
-                siret, counts["siret_mistyped"] = _mistype(siret), counts["siret_mistyped"] + 1
-            elif _draw(pk, "filler") < 0.015:
+            elif _draw(pk, "typo", seed) < 0.04:
+                siret = _mistype(siret, _draw(pk, "where", seed))
+                counts["siret_mistyped"] += 1
+            elif _draw(pk, "filler", seed) < 0.015:
                 siret, counts["siret_filler"] = "00000000000000", counts["siret_filler"] + 1
             city = f["city"]
-            if (f["post_code"], city) in former and _draw(pk, "city") < 0.5:
+            if (f["post_code"], city) in former and _draw(pk, "city", seed) < 0.5:
                 city, counts["former_commune"] = former[(f["post_code"], city)], \
                     counts["former_commune"] + 1
             lat, lon = _coords(f)
@@ -193,8 +198,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--seed", type=int, default=0, help="another draw of the perturbations")
     args = parser.parse_args()
-    counts = build(args.out, args.shared)
+    counts = build(args.out, args.shared, args.seed)
     print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 

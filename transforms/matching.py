@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from rapidfuzz import fuzz
@@ -33,6 +34,26 @@ _NOISE = {
     "AUX", "POUR", "SUR", "PAR", "A",
 }
 _SAINT = re.compile(r"\b(ST|STE)\b")
+# Kind words in a name: siblings of one organisation are often named "X AI", "X EI", "X
+# INTERIM" at one address; different kind words say they are different structures.
+_NAME_KINDS = (
+    (re.compile(r"\bETTI\b|\bINTERIM\b|\bTRAVAIL TEMPORAIRE\b"), "ETTI"),
+    (re.compile(r"\bEITI\b|\bTRAVAIL INDEPENDANT\b"), "EITI"),
+    (re.compile(r"\bACI\b|\bCHANTIERS? D INSERTION\b|\bATELIERS? CHANTIERS?\b"), "ACI"),
+    (re.compile(r"\bAI\b|\bASSOCIATION INTERMEDIAIRE\b"), "AI"),
+    (re.compile(r"\bEI\b|\bENTREPRISE D INSERTION\b"), "EI"),
+)
+
+
+def name_kinds(name: str | None) -> set[str]:
+    """The kinds a name says (its kind words), folded."""
+    folded = fold(name or "")
+    return {kind for pattern, kind in _NAME_KINDS if pattern.search(folded)}
+
+
+def record_kinds(r: Mapping) -> set[str]:
+    """The kinds a record gives, confirmed or proposed."""
+    return set(r.get("types") or []) | set(r.get("types_candidats") or [])
 
 
 def name_tokens(name: str | None) -> list[str]:
@@ -40,7 +61,26 @@ def name_tokens(name: str | None) -> list[str]:
     an acronym written with spaces ("I D E O") counts as one token."""
     folded = _SAINT.sub(lambda m: "SAINT" if m.group(1) == "ST" else "SAINTE", fold(name or ""))
     folded = re.sub(r"\b(?:[A-Z] ){2,}[A-Z]\b", lambda m: m.group(0).replace(" ", ""), folded)
-    return [t for t in folded.split() if t not in _NOISE and len(t) > 1]
+    return [t for t in folded.split() if len(t) > 1 and not _is_noise(t)]
+
+
+_LONG_NOISE = sorted(w for w in _NOISE if len(w) >= 7)
+
+
+@lru_cache(maxsize=65536)
+def _is_noise(token: str) -> bool:
+    # a mistyped long noise word ("INSRTION") is noise too, not a distinctive token
+    return token in _NOISE or (len(token) >= 6 and any(
+        fuzz.ratio(token, w) >= 85 for w in _LONG_NOISE))
+
+
+def _soft_similarity(a: list[str], b: list[str]) -> float:
+    """Each token's best match in the other name, weighted by length, the weaker of the two
+    directions: a typo inside one word costs that word only ("ITNERIM" / "INTERIM")."""
+    def one_way(x, y):
+        total = sum(len(t) for t in x)
+        return sum(len(t) * max(fuzz.ratio(t, u) for u in y) / 100 for t in x) / total
+    return min(one_way(a, b), one_way(b, a))
 
 
 def address_key(adresse: str | None) -> str:
@@ -101,14 +141,24 @@ def features(a: Mapping, b: Mapping) -> dict[str, float | None]:
     def both(field):
         return a.get(field) and b.get(field)
 
-    na, nb = " ".join(name_tokens(a.get("nom"))), " ".join(name_tokens(b.get("nom")))
+    # a name made only of common words ("ASSOC M O ENTREPRISE") is compared whole
+    na = " ".join(name_tokens(a.get("nom"))) or fold(a.get("nom") or "")
+    nb = " ".join(name_tokens(b.get("nom"))) or fold(b.get("nom") or "")
     out: dict[str, float | None] = {
         # set ratio forgives extra words, sort ratio does not: their mean keeps "AINTERIM"
         # and "AINTER JOB AINTERIM" apart while "ASSOC X" and "X" stay alike.
-        "name": (fuzz.token_set_ratio(na, nb) + fuzz.token_sort_ratio(na, nb)) / 200
+        "name": max((fuzz.token_set_ratio(na, nb) + fuzz.token_sort_ratio(na, nb)) / 200,
+                    _soft_similarity(na.split(), nb.split()))
         if na and nb else None,
         "address": None, "same_number": None, "contact": None, "distance_km": None,
+        "kinds": None, "name_kinds": None,
     }
+    ka_, kb_ = record_kinds(a), record_kinds(b)
+    if ka_ and kb_:
+        out["kinds"] = float(bool(ka_ & kb_))
+    wa, wb = name_kinds(a.get("nom")), name_kinds(b.get("nom"))
+    if wa and wb:
+        out["name_kinds"] = float(bool(wa & wb))
     if both("adresse"):
         ka, kb = address_key(a["adresse"]), address_key(b["adresse"])
         out["address"] = fuzz.token_sort_ratio(ka, kb) / 100
@@ -134,8 +184,14 @@ def score(f: Mapping[str, float | None]) -> float:
     contacts (0.25), the distance (0.15); a missing field neither helps nor hurts. A different
     street number caps the address at 0.3 and points over 1 km apart count 0: those are the
     antennes of one organisation, separate places. A shared phone, e-mail or website with a
-    near-identical name is one place even at another address (it moved). A name alone, with
-    nothing to confirm it, stays below the merge band.
+    near-identical name is one place even at another address (it moved). The same name at the
+    same address is one place even with another phone or e-mail (sources often carry a head
+    office's). A name alone, with nothing to confirm it, or a clearly different name at the
+    same address (another structure in the building) stays below the merge band.
+
+    Kinds that disagree (disjoint `types`, or different kind words in the names: "X AI" and
+    "X EI") make one place unlikely: such a pair goes to review at most, and below it when
+    both disagree; nothing then overrides it.
     """
     if f["name"] is None:
         return 0.0
@@ -153,8 +209,16 @@ def score(f: Mapping[str, float | None]) -> float:
     value = sum(v * w for v, w in parts) / sum(w for _, w in parts)
     if f["contact"] == 1.0 and f["name"] >= 0.9:
         value = max(value, 0.9)
-    if len(parts) == 1:
+    if (f["name"] >= 0.97 and f["address"] is not None and f["address"] >= 0.97
+            and f["same_number"] != 0.0 and (f["distance_km"] is None or f["distance_km"] < 1)):
+        value = max(value, 0.9)
+    if len(parts) == 1 or (f["name"] < 0.8 and f["contact"] != 1.0):
+        # a name alone, or another name at the same address (another structure in the same
+        # building), is for an analyst to judge
         value = min(value, 0.80)
+    conflicts = (f.get("kinds") == 0.0) + (f.get("name_kinds") == 0.0)
+    if conflicts:
+        value = min(value, 0.70 if conflicts == 1 else 0.50)
     return round(value, 4)
 
 

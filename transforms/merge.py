@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -89,17 +89,26 @@ class MergeResult:
     links: pd.DataFrame
     ids: dict[str, str]  # every key → structure_id, known and new
     redirects: dict[str, str]  # structure_id no longer used → the one it was merged into
+    # matcher pairs held back for an analyst: (pair of record keys) → why
+    demoted: dict[frozenset[str], str] = field(default_factory=dict)
 
 
 class _Clusters:
-    """Union-find over keys that refuses unions joining two records judged different."""
+    """Union-find over keys that refuses unions joining two records judged different, or two
+    places carrying different SIRETs (unless the caller says a known succession links
+    them)."""
 
     def __init__(self, different: set[frozenset[str]]):
         self.parent: dict[str, str] = {}
         self.different = different
+        self.sirets: dict[str, set[str]] = {}  # root → the SIRET keys of its cluster
+        self.kinds: dict[str, set[str]] = {}  # root → the confirmed kinds of its records
 
     def add(self, key: str) -> None:
-        self.parent.setdefault(key, key)
+        if key not in self.parent:
+            self.parent[key] = key
+            if key.startswith("siret:"):
+                self.sirets[key] = {key}
 
     def find(self, key: str) -> str:
         self.add(key)
@@ -108,7 +117,25 @@ class _Clusters:
             key = self.parent[key]
         return key
 
-    def union(self, a: str, b: str) -> bool:
+    def sirets_of(self, key: str) -> set[str]:
+        return self.sirets.get(self.find(key), set())
+
+    def kinds_of(self, key: str) -> set[str]:
+        return self.kinds.get(self.find(key), set())
+
+    def add_kinds(self, key: str, kinds) -> None:
+        if kinds:
+            self.kinds.setdefault(self.find(key), set()).update(kinds)
+
+    def kinds_disagree(self, a: str, b: str) -> bool:
+        """Both clusters have confirmed kinds and none in common."""
+        ka, kb = self.kinds_of(a), self.kinds_of(b)
+        return bool(ka and kb and not ka & kb)
+
+    def union(self, a: str, b: str, linked: bool = False) -> bool:
+        """Join the clusters of a and b; False when refused. `linked`: a known succession
+        (the ASP's signature and current SIRETs, an analyst's "same") may join places with
+        different SIRETs."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
@@ -117,9 +144,18 @@ class _Clusters:
             rx, ry = self.find(x), self.find(y)
             if {rx, ry} == {ra, rb}:
                 return False
+        sa, sb = self.sirets.get(ra, set()), self.sirets.get(rb, set())
+        if sa and sb and not linked:
+            return False  # two places with their own SIRETs are never one by resemblance
         # the smaller key becomes the root, so the result does not depend on the order
         ra, rb = sorted((ra, rb))
         self.parent[rb] = ra
+        if sa or sb:
+            self.sirets[ra] = sa | sb
+            self.sirets.pop(rb, None)
+        kinds = self.kinds.pop(rb, set()) | self.kinds.get(ra, set())
+        if kinds:
+            self.kinds[ra] = kinds
         return True
 
     def groups(self) -> dict[str, list[str]]:
@@ -172,7 +208,10 @@ def merge_records(
     Rules, in order: a record and its usable SIRET are one place; an ASP record's signature
     and current SIRETs are one place; analysts' "same" judgements; the matcher's edges, best
     score first. No union ever joins two records an analyst judged "different" (that wins over
-    every rule). `known_ids` is the persisted key → ID map: a key seen before keeps its ID.
+    every rule), nor two places with different SIRETs except through the ASP's succession or
+    an analyst's "same"; a record without a SIRET that resembles places with different
+    SIRETs is merged with none of them (its pairs go to review). `known_ids` is the persisted
+    key → ID map: a key seen before keeps its ID.
     """
     judgements = judgements or {}
     different = {pair for pair, d in judgements.items() if d == "different"}
@@ -186,22 +225,37 @@ def merge_records(
         if key != rk and not uf.union(key, rk):
             rule = "source_record"  # split from its SIRET by a "different" judgement
         how[rk] = (rule, None)
+        uf.add_kinds(rk, r.get("types"))
     for r in rows:
         signature = r.get("siret_signature")
         if (signature and r["siret"] and signature != r["siret"]
                 and not is_placeholder_siret(signature)
-                and uf.union(f"siret:{signature}", f"siret:{r['siret']}")):
+                and uf.union(f"siret:{signature}", f"siret:{r['siret']}", linked=True)):
             how[record_key(r["source"], r["source_id"])] = ("asp_siret", None)
     present = set(how)
     for pair, decision in sorted(judgements.items(), key=lambda kv: sorted(kv[0])):
         a, b = sorted(pair)
-        if decision == "same" and a in present and b in present and uf.union(a, b):
+        if decision == "same" and a in present and b in present and uf.union(a, b,
+                                                                            linked=True):
             how[a] = how[b] = ("judgement", None)
+    edges = [e for e in edges if e.left in present and e.right in present]
+    set_aside = {record_key(r["source"], r["source_id"]): r["siret_ecarte"] for r in rows
+                 if _present(r.get("siret_ecarte"))}
+    demoted = _ambiguous(uf, edges, set_aside)
     for e in sorted(edges, key=lambda e: (-e.score, e.left, e.right)):
-        if e.left in present and e.right in present and uf.union(e.left, e.right):
+        pair = frozenset((e.left, e.right))
+        if pair in demoted:
+            continue
+        if uf.kinds_disagree(e.left, e.right):
+            demoted[pair] = "types_differents"
+            continue
+        if uf.union(e.left, e.right):
             for k in (e.left, e.right):
                 if how[k][0] in ("siret", "source_record"):
                     how[k] = ("match", e.score)
+        elif uf.find(e.left) != uf.find(e.right) and uf.sirets_of(e.left) \
+                and uf.sirets_of(e.right):
+            demoted[pair] = "sirets_differents"
 
     groups = uf.groups()
     roots = sorted(groups, key=lambda root: groups[root][0])
@@ -237,7 +291,47 @@ def merge_records(
         pd.DataFrame(links, columns=LINK_COLUMNS, dtype=object),
         ids,
         redirects,
+        demoted,
     )
+
+
+def close_sirets(a: str, b: str) -> bool:
+    """A SIRET set aside (mistyped) that points to a real one: same SIREN, or one digit
+    changed, or two neighbours swapped."""
+    if len(a) != 14 or len(b) != 14:
+        return False
+    diff = [i for i in range(14) if a[i] != b[i]]
+    return (a[:9] == b[:9] or len(diff) <= 1
+            or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                and a[diff[1]] == b[diff[0]]))
+
+
+def _ambiguous(uf: _Clusters, edges: list[Edge],
+               set_aside: Mapping[str, str]) -> dict[frozenset[str], str]:
+    """Edges of a record without a SIRET that resembles places carrying different SIRETs
+    (siblings at one address: "X AI", "X EI"): which one it is, only an analyst can say, so
+    none of its edges merges, unless the SIRET the record's source gave (set aside as
+    mistyped) points to exactly one of them."""
+    reach: dict[str, set[str]] = {}
+    for e in edges:
+        for here, there in ((e.left, e.right), (e.right, e.left)):
+            # a place whose confirmed kinds are not this record's is no candidate for it
+            if not uf.kinds_disagree(here, there):
+                reach.setdefault(here, set()).update(uf.sirets_of(there))
+    pointed: dict[str, set[str]] = {}
+    for k, sirets in reach.items():
+        hint = set_aside.get(k)
+        if hint and len(sirets) > 1:
+            pointed[k] = {s for s in sirets if close_sirets(hint, s.removeprefix("siret:"))}
+    out = {}
+    for e in edges:
+        for k, other in ((e.left, e.right), (e.right, e.left)):
+            if uf.sirets_of(k) or len(reach.get(k, ())) <= 1:
+                continue
+            close = pointed.get(k, set())
+            if len(close) != 1 or not uf.sirets_of(other) & close:
+                out[frozenset((e.left, e.right))] = "siret_ambigu"
+    return out
 
 
 def _golden(rows: list[dict]) -> dict[str, object]:

