@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from transforms.geojson import build_feature_collection
+from transforms.invariants import siret_conflicts
 from transforms.publication import (
     compute_changes,
     csv_bytes,
@@ -32,7 +33,7 @@ from transforms.publication import (
     table_schema,
 )
 from transforms.spec import Publication
-from warehouse import publications
+from warehouse import core, publications
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
@@ -103,11 +104,18 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     settings = settings or Publication()
     paths = WarehousePaths(home).ensure_releases()
     with connect(paths.database) as con:
+        conflicts = siret_conflicts(core.structures_with_several_sirets(con),
+                                    core.same_judgements(con))
         rows = publications.published_rows(con)
         held = publications.held_back(con)
         sources = publications.source_contents(con)
         if redirects is None:
             redirects = publications.redirects(con)
+    if conflicts:
+        shown = "; ".join(f"{sid} holds {', '.join(sirets)}" for sid, sirets in conflicts[:5])
+        raise PublishRefused(
+            f"{len(conflicts)} structure(s) hold SIRETs that no recorded succession links "
+            f"({shown}): the current publication is kept")
     current = current_release(paths)
     previous = _previous_rows(current)
     features = sum(1 for r in rows if r.get("latitude") is not None)

@@ -295,15 +295,22 @@ def merge_records(
     )
 
 
-def close_sirets(a: str, b: str) -> bool:
-    """A SIRET set aside (mistyped) that points to a real one: same SIREN, or one digit
-    changed, or two neighbours swapped."""
+def one_typo_apart(a: str, b: str) -> bool:
+    """Two 14-digit SIRETs one mistyped digit or one swap of neighbours apart."""
     if len(a) != 14 or len(b) != 14:
         return False
     diff = [i for i in range(14) if a[i] != b[i]]
-    return (a[:9] == b[:9] or len(diff) <= 1
-            or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
-                and a[diff[1]] == b[diff[0]]))
+    return len(diff) <= 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                              and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+
+
+def pointed_siret(hint: str, sirets: set[str]) -> set[str]:
+    """Which of these SIRET keys a mistyped SIRET points to: one typo apart, else the one
+    of the same SIREN."""
+    typo = {s for s in sirets if one_typo_apart(hint, s.removeprefix("siret:"))}
+    if len(typo) == 1:
+        return typo
+    return {s for s in sirets if s.removeprefix("siret:")[:9] == hint[:9]}
 
 
 def _ambiguous(uf: _Clusters, edges: list[Edge],
@@ -322,7 +329,7 @@ def _ambiguous(uf: _Clusters, edges: list[Edge],
     for k, sirets in reach.items():
         hint = set_aside.get(k)
         if hint and len(sirets) > 1:
-            pointed[k] = {s for s in sirets if close_sirets(hint, s.removeprefix("siret:"))}
+            pointed[k] = pointed_siret(hint, sirets)
     out = {}
     for e in edges:
         for k, other in ((e.left, e.right), (e.right, e.left)):

@@ -133,3 +133,32 @@ def record_structures(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], s
     """(source, source_id) → structure_id of every record of the last consolidation."""
     return {(s, i): sid for s, i, sid in con.execute(
         "SELECT source, source_id, structure_id FROM core.links").fetchall()}
+
+
+def structures_with_several_sirets(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The records (structure_id, source, source_id, siret, siret_signature) of the structures
+    whose records carry more than one usable SIRET (placeholders …999NN left out)."""
+    if not table_exists(con, "core", "links"):
+        return []
+    return fetch_frame(con, """
+        WITH r AS (
+            SELECT l.structure_id, r.source, r.source_id, r.siret, r.siret_signature
+            FROM core.links l JOIN core.records r USING (source, source_id))
+        SELECT * FROM r WHERE structure_id IN (
+            SELECT structure_id FROM r
+            WHERE siret IS NOT NULL AND NOT regexp_matches(siret, '999[0-9]{2}$')
+            GROUP BY structure_id HAVING count(DISTINCT siret) > 1)
+        ORDER BY structure_id, source, source_id""").to_dict("records")
+
+
+def same_judgements(con: duckdb.DuckDBPyConnection) -> list[frozenset[str]]:
+    """Pairs of record keys whose newest judgement is "same"."""
+    if not table_exists(con, "core", "judgements"):
+        return []
+    rows = con.execute("""
+        SELECT left_source, left_source_id, right_source, right_source_id, decision
+        FROM core.judgements""").fetchall()
+    newest: dict[frozenset[str], str] = {}
+    for ls, li, rs, ri, decision in rows:  # the file's order: the newest line wins
+        newest[frozenset((f"record:{ls}:{li}", f"record:{rs}:{ri}"))] = decision
+    return [pair for pair, decision in newest.items() if decision == "same"]

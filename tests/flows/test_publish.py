@@ -5,12 +5,15 @@ import hashlib
 import io
 import json
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from flows.publish import PublishRefused, list_publications, publish_release
 from tests.helpers import BASE, load, structure
 from transforms.spec import Publication
+from warehouse.db import connect
+from warehouse.paths import WarehousePaths
 
 
 def test_first_release_has_every_file_described_by_the_datapackage(tmp_path):
@@ -95,3 +98,24 @@ def test_a_plain_publish_folder_from_an_older_layout_is_kept_as_a_release(tmp_pa
     publish_release(tmp_path)
     assert (tmp_path / "publish").is_symlink()
     assert any(p.name.startswith("legacy-") for p in (tmp_path / "releases").iterdir())
+
+
+def test_a_place_holding_two_sirets_without_a_succession_is_never_published(tmp_path):
+    from tests.helpers import record
+    from transforms.fields import RECORD
+    from transforms.merge import LINK_COLUMNS
+    from warehouse.db import LINK_TYPES, RECORD_TYPES, replace_table
+
+    load(tmp_path, BASE)
+    first = publish_release(tmp_path)
+    records = pd.DataFrame([record("a", "1", siret="34255976200048", nom="ADEF AI"),
+                            record("b", "2", siret="39485379000266", nom="ADEF EI")],
+                           columns=list(RECORD), dtype=object)
+    links = pd.DataFrame([["siae-0001", "a", "1", "match", 0.9],
+                          ["siae-0001", "b", "2", "match", 0.9]], columns=LINK_COLUMNS)
+    with connect(WarehousePaths(tmp_path).database) as con:
+        replace_table(con, "core.records", records, RECORD_TYPES)
+        replace_table(con, "core.links", links, LINK_TYPES)
+    with pytest.raises(PublishRefused, match="siae-0001 holds 34255976200048, 39485379000266"):
+        publish_release(tmp_path, force=True)
+    assert WarehousePaths(tmp_path).publish.resolve().name == first["release"]

@@ -67,8 +67,20 @@ BANDS = MatchingSettings(merge_threshold=0.85, review_threshold=0.60)
         (r("Recyclerie du Forez"), r("Tremplin Emploi"), "distinct"),
         (r("Recyclerie du Forez", adresse=None), r("Recyclerie du Forez", adresse=None),
          "review"),  # a name alone is not enough to merge
+        (r("Recyclerie du Forez", telephone="+33465711234"),
+         r("RECYCLERIE DU FOREZ", telephone="+33477000000"), "merge"),  # head office's phone
+        (r("Tremplin Environnement"), r("Tremplin Horizon"), "review"),  # same building
+        (r("ADEF AI", types=["AI"]), r("ADEF EI", types=["EI"]), "distinct"),  # siblings
+        (r("ADEF", types=["AI"]), r("ADEF", types=["EI"]), "review"),  # kinds disagree
+        (r("ADEF AI"), r("ADEF EI"), "review"),  # the names' kind words disagree
+        (r("ADEF", types=["AI"]), r("ADEF", types_candidats=["AI", "EI"]), "merge"),
+        (r("ACT INTERIM ISERE"), r("ACT ITNERIM ISERE"), "merge"),  # a typo in one word
+        (r("ASSOC M O ENTREPRISE"), r("ASSOC M O ENTREPRISE"), "merge"),  # only common words
     ],
-    ids=["abbreviated-same-phone", "moved", "antenne", "other-name", "name-only"],
+    ids=["abbreviated-same-phone", "moved", "antenne", "other-name", "name-only",
+         "same-name-address-other-phone", "other-name-same-building", "sibling-kinds-and-names",
+         "disjoint-kinds", "kind-words-in-names", "candidate-kinds-overlap", "typo-in-a-word",
+         "name-of-common-words"],
 )
 def test_score_bands(a, b, band):
     assert classify(score(features(a, b)), BANDS) == band

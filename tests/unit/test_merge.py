@@ -155,3 +155,71 @@ def test_merging_two_known_places_keeps_the_oldest_id_and_redirects_the_other():
     # split again: the redirected ID comes back, no redirect remains
     again = merge_records(MATCHED, PRIORITY, merged.ids, [], None, first_seen)
     assert set(again.structures["structure_id"]) == {old, new} and again.redirects == {}
+
+
+def _siblings():
+    """An organisation's AI and EI at one address, and a network's row without SIRET."""
+    return frame(
+        rec("emplois", "ai", "34255976200048", nom="ADEF AI", types=["AI"]),
+        rec("emplois", "ei", "39485379000266", nom="ADEF EI", types=["EI"]),
+        rec("reseau", "x", None, nom="ADEF", types=["EI"]),
+    )
+
+
+def test_a_match_never_joins_two_places_with_different_sirets():
+    ai, ei, x = (record_key(s, i) for s, i in (("emplois", "ai"), ("emplois", "ei"),
+                                               ("reseau", "x")))
+    # the matcher (wrongly) links the row to both siblings: it joins one, never both
+    result = merge_records(_siblings(), PRIORITY, {}, [Edge(x, ei, 0.95), Edge(x, ai, 0.9)])
+    assert len(result.structures) == 2
+    assert {frozenset((x, ai)), frozenset((x, ei))} & set(result.demoted)
+    for s in result.structures.to_dict("records"):
+        assert s["siret"] in ("34255976200048", "39485379000266")
+
+
+def test_a_row_resembling_siblings_of_other_kinds_goes_with_its_own_kind():
+    ai, ei, x = (record_key(s, i) for s, i in (("emplois", "ai"), ("emplois", "ei"),
+                                               ("reseau", "x")))
+    result = merge_records(_siblings(), PRIORITY, {}, [Edge(x, ai, 0.95), Edge(x, ei, 0.95)])
+    links = dict(zip(result.links["source_id"], result.links["structure_id"], strict=True))
+    assert links["x"] == links["ei"] != links["ai"]  # its kind (EI) is the EI's only
+    assert result.demoted[frozenset((x, ai))] == "types_differents"
+
+
+def test_a_row_resembling_siblings_of_its_kind_waits_for_an_analyst():
+    records = frame(
+        rec("emplois", "a", "34255976200048", nom="ADEF", types=["AI"]),
+        rec("emplois", "b", "34255976200196", nom="ADEF", types=["AI"]),
+        rec("reseau", "x", None, nom="ADEF", types=["AI"]),
+    )
+    a, b, x = (record_key(s, i) for s, i in (("emplois", "a"), ("emplois", "b"),
+                                             ("reseau", "x")))
+    result = merge_records(records, PRIORITY, {}, [Edge(x, a, 0.95), Edge(x, b, 0.95)])
+    assert len(result.structures) == 3
+    assert result.demoted == {frozenset((x, a)): "siret_ambigu",
+                              frozenset((x, b)): "siret_ambigu"}
+    # ...unless the SIRET its source gave, set aside as mistyped, points to one of them
+    hinted = records.copy()
+    hinted.at[2, "siret_ecarte"] = "34255976200197"  # one digit off b's
+    result = merge_records(hinted, PRIORITY, {}, [Edge(x, a, 0.95), Edge(x, b, 0.95)])
+    links = dict(zip(result.links["source_id"], result.links["structure_id"], strict=True))
+    assert links["x"] == links["b"] != links["a"]
+
+
+def test_the_asp_succession_and_an_analysts_same_may_join_two_sirets():
+    records = frame(
+        rec("asp", "1", "34255976200196", siret_signature="34255976200048"),
+        rec("emplois", "e", "34255976200048"),
+        rec("emplois", "f", "39485379000266"),
+        rec("reseau", "g", "40058084100015"),
+    )
+    same = {frozenset((record_key("emplois", "f"), record_key("reseau", "g"))): "same"}
+    result = merge_records(records, PRIORITY, {}, [], same)
+    assert len(result.structures) == 2
+    assert sorted(result.links["rule"]) == ["asp_siret", "judgement", "judgement", "siret"]
+
+
+def test_a_set_aside_siret_is_kept_in_the_provenance():
+    records = frame(rec("reseau", "r", None, siret_ecarte="00000000000000"))
+    provenance = json.loads(merge_records(records, PRIORITY, {}).structures.loc[0, "provenance"])
+    assert provenance["siret_ecarte"] == "reseau: 00000000000000"
