@@ -45,7 +45,8 @@ def read_truth(path: Path) -> list[Labelled]:
     """The labelled records of a truth CSV (source, source_id, place, kinds)."""
     with path.open(encoding="utf-8", newline="") as fh:
         return [Labelled(r["source"], r["source_id"], r["place"],
-                         frozenset(k for k in r["kinds"].replace("|", ",").split(",") if k))
+                         frozenset(k for k in r["kinds"].replace("|", ",").split(",") if k),
+                         int(r["row_number"]) if r.get("row_number") else None)
                 for r in csv.DictReader(fh)]
 
 
@@ -63,7 +64,10 @@ def evaluate_resolution(sources_file: Path, truth_file: Path, home: Path) -> Res
     if failed:
         raise RuntimeError("; ".join(f"{s.step} {s.source or ''}: {s.message}" for s in failed))
     with connect(WarehousePaths(home).database, read_only=True) as con:
-        structure_of = core.record_structures(con)
+        structure_of = {}
+        for source, source_id, row_number, sid in core.record_structures(con):
+            structure_of[(source, source_id)] = sid
+            structure_of[(source, f"#row{row_number}")] = sid
         published = publications.published_kinds(con)
         rejects = staging.run_rejects(con, run.run_id)
     why: dict[tuple[str, str], str] = {}

@@ -147,8 +147,10 @@ def features(a: Mapping, b: Mapping) -> dict[str, float | None]:
     out: dict[str, float | None] = {
         # set ratio forgives extra words, sort ratio does not: their mean keeps "AINTERIM"
         # and "AINTER JOB AINTERIM" apart while "ASSOC X" and "X" stay alike.
+        # ...and the letters without the spaces, for a typo that moved one ("TRAI TD'UNION")
         "name": max((fuzz.token_set_ratio(na, nb) + fuzz.token_sort_ratio(na, nb)) / 200,
-                    _soft_similarity(na.split(), nb.split()))
+                    _soft_similarity(na.split(), nb.split()),
+                    fuzz.ratio(na.replace(" ", ""), nb.replace(" ", "")) / 100)
         if na and nb else None,
         "address": None, "same_number": None, "contact": None, "distance_km": None,
         "kinds": None, "name_kinds": None,
@@ -202,7 +204,9 @@ def score(f: Mapping[str, float | None]) -> float:
             address = min(address, 0.3)
         parts.append((address, 0.25))
     if f["contact"] is not None:
-        parts.append((f["contact"], 0.25))
+        # at the same address another phone or e-mail says little (a head office's)
+        weak = f["contact"] == 0.0 and f["address"] is not None and f["address"] >= 0.9
+        parts.append((f["contact"], 0.1 if weak else 0.25))
     if f["distance_km"] is not None:
         d = f["distance_km"]
         parts.append((1.0 if d < 0.15 else 0.6 if d < 1.0 else 0.0, 0.15))
@@ -212,6 +216,8 @@ def score(f: Mapping[str, float | None]) -> float:
     if (f["name"] >= 0.97 and f["address"] is not None and f["address"] >= 0.97
             and f["same_number"] != 0.0 and (f["distance_km"] is None or f["distance_km"] < 1)):
         value = max(value, 0.9)
+    if f["name"] < 0.5 and f["contact"] != 1.0:
+        value = min(value, 0.55)  # another name altogether: another structure
     if len(parts) == 1 or (f["name"] < 0.8 and f["contact"] != 1.0):
         # a name alone, or another name at the same address (another structure in the same
         # building), is for an analyst to judge

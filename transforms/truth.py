@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Labelled:
     source: str
-    source_id: str
+    source_id: str  # empty for a source without ids: then row_number says which row
     place: str  # the real place's id
     kinds: frozenset[str]  # the place's real kinds
+    row_number: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """How `structure_of` knows the record: its id, or its row (#row<n>)."""
+        return (self.source, self.source_id or f"#row{self.row_number}")
 
 
 @dataclass
@@ -67,7 +73,8 @@ def score_resolution(labelled: Iterable[Labelled], structure_of: Mapping[tuple[s
                      ) -> ResolutionScore:
     """Score a resolution.
 
-    structure_of: (source, source_id) → structure_id of every record the merge kept;
+    structure_of: (source, source_id) → structure_id of every record the merge kept (and
+    (source, "#row<n>") for the records of sources without ids);
     published: structure_id → published kinds, for the structures on the published list;
     scope: the kinds the publication covers (a place of other kinds is rightly left out);
     why_missing: (source, source_id) → the reason a record was not kept (a reject).
@@ -79,11 +86,11 @@ def score_resolution(labelled: Iterable[Labelled], structure_of: Mapping[tuple[s
     by_place: dict[str, list[tuple[str, str]]] = defaultdict(list)
     kinds: dict[str, frozenset[str]] = {}
     for r in labelled:
-        by_place[r.place].append((r.source, r.source_id))
+        by_place[r.place].append(r.key)
         kinds[r.place] = r.kinds
     out.places = len(by_place)
-    kept = [(r.source, r.source_id) for r in labelled if (r.source, r.source_id) in structure_of]
-    place_of = {(r.source, r.source_id): r.place for r in labelled}
+    kept = [r.key for r in labelled if r.key in structure_of]
+    place_of = {r.key: r.place for r in labelled}
     truth_pairs = _pairs([k for k in keys if k in structure_of] for keys in by_place.values())
     by_structure: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for key in kept:

@@ -129,10 +129,11 @@ def review_pairs(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[dict]
     return pairs.to_dict("records"), records.to_dict("records")
 
 
-def record_structures(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
-    """(source, source_id) → structure_id of every record of the last consolidation."""
-    return {(s, i): sid for s, i, sid in con.execute(
-        "SELECT source, source_id, structure_id FROM core.links").fetchall()}
+def record_structures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, str]]:
+    """(source, source_id, row_number, structure_id) of every record of the last
+    consolidation."""
+    return con.execute("SELECT l.source, l.source_id, r.row_number, l.structure_id FROM "
+                       "core.links l JOIN core.records r USING (source, source_id)").fetchall()
 
 
 def structures_with_several_sirets(con: duckdb.DuckDBPyConnection) -> list[dict]:

@@ -51,7 +51,7 @@ def test_accepts_street_level_answers_and_says_why_others_are_not_kept(con, http
         ban_handler())
     accepted, stats = run(con, settings(httpserver))
     assert set(accepted) == {"s1", "s2"}
-    assert accepted["s1"][2:] == ("housenumber", 0.93)
+    assert accepted["s1"][2:] == ("housenumber", 0.93, "07019")  # with the citycode
     assert stats.addresses == 5 and stats.requests == 1 and stats.sent == 5
     assert stats.refused == {"status": 1, "type": 1, "score": 1}
 
