@@ -250,8 +250,9 @@ def merge_records(
             demoted[pair] = "types_differents"
             continue
         if uf.union(e.left, e.right):
+            # the record the match brought in (the one without a SIRET) joined by it
             for k in (e.left, e.right):
-                if how[k][0] in ("siret", "source_record"):
+                if how[k][0] == "source_record":
                     how[k] = ("match", e.score)
         elif uf.find(e.left) != uf.find(e.right) and uf.sirets_of(e.left) \
                 and uf.sirets_of(e.right):

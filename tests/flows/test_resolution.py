@@ -23,9 +23,12 @@ def ids(home: Path) -> dict[str, str]:
 
 
 def matched_pair(home: Path) -> tuple[tuple[str, str], tuple[str, str]]:
+    # the network's structure written without SIRET (its row with a mistyped SIRET is
+    # matched too, now that it keeps its place)
     (src, sid, structure), = query(
-        home, "SELECT source, source_id, structure_id FROM core.links WHERE rule = 'match' "
-              "AND source = 'reseau_iae_aura'")
+        home, "SELECT source, source_id, structure_id FROM core.links JOIN core.records "
+              "USING (source, source_id) WHERE rule = 'match' AND source = 'reseau_iae_aura' "
+              "AND siret_ecarte IS NULL")
     other = query(home, "SELECT source, source_id FROM core.links WHERE structure_id = ? "
                         "AND source <> 'reseau_iae_aura' ORDER BY 1 LIMIT 1", [structure])[0]
     return (src, sid), other
