@@ -25,67 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
-from stdnum import luhn  # noqa: E402
 
 from flows.sync import sync  # noqa: E402
 from tests.helpers import ban_handler  # noqa: E402
-from warehouse.reference import read_reference  # noqa: E402
-
-WORDS = ("Atelier", "Jardins", "Recyclerie", "Tremplin", "Solidarité", "Avenir", "Bâtiment",
-         "Ressourcerie", "Emploi", "Services", "Vallée", "Horizon", "Passerelle", "Envol")
-KINDS = ("ACI", "AI", "EI", "ETTI", "EITI")
-SOURCES = ("asp", "emplois", "reseau", "annuaire")
-HEADER = ["id", "siret", "nom", "type", "adresse", "cp", "ville", "insee", "tel", "lat", "lon"]
+from tests.synthetic import HEADER, reference_for_generation, write_synthetic  # noqa: E402
 
 
-def siret(i: int) -> str:
-    """A valid SIRET: its SIREN and the whole number both pass the Luhn check."""
-    siren = f"{20000000 + i:08d}"
-    siren += luhn.calc_check_digit(siren)
-    body = siren + "0001"
-    return body + luhn.calc_check_digit(body)
-
-
-def write_sources(folder: Path, places: int, ban_url: str, seed: int = 7) -> None:
-    rng = random.Random(seed)
-    ref = read_reference()
-    communes = ref["communes"]
-    communes = communes[(communes["type"] == "COM") & communes["centre_lat"].notna()]
-    postcode = ref["postcodes"].sort_values("code_postal").groupby("code_insee")[
-        "code_postal"].first().to_dict()
-    towns = [(c.code_insee, c.nom, postcode[c.code_insee], c.centre_lat, c.centre_lon)
-             for c in communes.itertuples() if c.code_insee in postcode]
-    rows: dict[str, list[list]] = {s: [] for s in SOURCES}
-    for i in range(places):
-        insee, name, cp, lat, lon = rng.choice(towns)
-        nom = " ".join(rng.sample(WORDS, 2)) + f" {i}"
-        kind = rng.choice(KINDS)
-        adresse = f"{rng.randint(1, 150)} rue {rng.choice(WORDS)}"
-        point = (f"{lat + rng.uniform(-0.005, 0.005):.6f}",
-                 f"{lon + rng.uniform(-0.005, 0.005):.6f}")
-        for source in rng.sample(SOURCES, rng.randint(2, 4)):
-            no_siret = source == "reseau" and rng.random() < 0.1
-            rows[source].append([
-                "" if source == "reseau" else f"{source}-{i}", "" if no_siret else siret(i),
-                nom, kind, adresse, cp, name, insee if source != "reseau" else "",
-                f"04{rng.randint(10000000, 99999999)}",
-                *(point if rng.random() < 0.5 else ("", ""))])
-    columns = {"siret": "siret", "nom": "nom", "types": "type", "adresse": "adresse",
-               "code_postal": "cp", "commune": "ville", "code_insee": "insee",
-               "telephone": "tel", "latitude": "lat", "longitude": "lon"}
-    toml = ["[geocoder]", f'base_url = "{ban_url}"', "rate_per_second = 40", "",
-            "[publication]", "keep = 2", ""]
-    for source, table in rows.items():
-        with (folder / f"{source}.csv").open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(HEADER)
-            writer.writerows(table)
-        mapping = dict(columns, **({"source_id": "id"} if source != "reseau" else {}))
-        ignore = '["id", "insee"]' if source == "reseau" else "[]"
-        toml += [f"[sources.{source}]", 'kind = "file"', f'path = "{source}.csv"',
-                 f"ignore_columns = {ignore}", f"[sources.{source}.columns]"]
-        toml += [f'{k} = "{v}"' for k, v in mapping.items()] + [""]
-    (folder / "sources.toml").write_text("\n".join(toml), encoding="utf-8")
+def write_sources(folder: Path, places: int, ban_url: str, seed: int = 7) -> dict:
+    """The synthetic national set with the real patterns (tests/synthetic.py)."""
+    return write_synthetic(folder, places, reference_for_generation(), seed=seed,
+                           ban_url=ban_url)
 
 
 def edit_one_percent(folder: Path, seed: int = 11) -> int:

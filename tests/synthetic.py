@@ -76,9 +76,10 @@ def _mistype(siret_: str) -> str:
 
 
 def write_synthetic(folder: Path, places: int, ref: dict[str, pd.DataFrame], seed: int = 7,
-                    ban_url: str | None = None) -> dict[str, int]:
+                    ban_url: str | None = None, with_points: float = 0.5) -> dict[str, int]:
     """Write the four sources, sources.toml and truth.csv for `places` places (about 2.7
-    rows each); returns counts of the patterns put in."""
+    rows each, `with_points` of them with coordinates); returns counts of the patterns put
+    in."""
     rng = random.Random(seed)
     all_towns, former = towns(ref)
     overseas = [t for t in all_towns if t[0][:3] in ("975", "977", "978")]
@@ -146,7 +147,7 @@ def write_synthetic(folder: Path, places: int, ref: dict[str, pd.DataFrame], see
             table = rows[source]
             table.append([source_id, value, shown_name, types, types_siren, address, cp, city,
                           insee, f"04{rng.randint(10000000, 99999999)}",
-                          *(point if rng.random() < 0.5 else ("", ""))])
+                          *(point if rng.random() < with_points else ("", ""))])
             # the row's line in its CSV: the header is line 1
             truth.append((source, source_id, len(table) + 1, f"p{place}", kind))
     columns = {"siret": "siret", "nom": "nom", "types": "type",
@@ -175,3 +176,16 @@ def write_synthetic(folder: Path, places: int, ref: dict[str, pd.DataFrame], see
         writer.writerows(truth)
     counts["places"], counts["rows"] = places, len(truth)
     return dict(counts)
+
+
+def reference_for_generation() -> dict[str, pd.DataFrame]:
+    """The reference tables the generator draws communes from (the pipeline's own, from the
+    Parquet cache; no polygons)."""
+    from warehouse.reference import cached_reference, read_reference, reference_version
+
+    files = cached_reference(reference_version())
+    if files is None:
+        return read_reference()
+    columns = ["code_insee", "nom", "type", "parent_code", "centre_lat", "centre_lon"]
+    return {k: pd.read_parquet(v, columns=columns if k == "communes" else None)
+            for k, v in files.items()}
