@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 
 import pyarrow as pa
@@ -55,13 +56,31 @@ def _text(value: object, kind: str) -> str:
     return str(value)
 
 
+# A value that is data, not a formula, even with a leading sign: a number, an E.164 phone.
+_DATA = re.compile(r"[+-]?\d+(?:[.,]\d+)?|\+\d{6,15}")
+
+
+def neutralise(text: str) -> str:
+    """A cell a spreadsheet would run as a formula (it starts with = + - @, a tab or a
+    carriage return), made inert by a leading apostrophe, as OWASP advises; numbers and
+    E.164 phones stay as they are."""
+    if text and text[0] in "=+-@\t\r" and not _DATA.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def csv_bytes(rows: Iterable[Mapping[str, object]]) -> bytes:
-    """UTF-8, comma-separated, one row per structure, lists joined by `|`, fixed decimals."""
+    """UTF-8, comma-separated, one row per structure, lists joined by `|`, fixed decimals;
+    formula-like cells neutralised (the GeoJSON and Parquet files keep the exact values)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    # a carriage return inside a cell is not quoted by the "\n" dialect: such a row is
+    # written with every cell quoted, so that no reader breaks the line there
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(FIELD_NAMES)
     for r in rows:
-        writer.writerow([_text(r.get(name), kind) for name, kind, _ in FIELDS])
+        cells = [neutralise(_text(r.get(name), kind)) for name, kind, _ in FIELDS]
+        (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
     return out.getvalue().encode("utf-8")
 
 

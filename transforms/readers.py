@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -21,6 +22,7 @@ import pandas as pd
 
 from transforms.containers import unpack
 from transforms.errors import ReadError
+from transforms.text import MAX_CELL, decode_lines, shorten
 
 HEADER_SCAN_ROWS = 30
 _DELIMITERS = (";", ",", "|", "\t")
@@ -94,31 +96,58 @@ def _missing_message(expected: set[str], seen_rows: list[list[str]]) -> str:
 
 
 def decode_text(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """Decode as the given encoding, else UTF-8 (BOM or not), else Windows-1252."""
-    if b"\x00" in data[:4096]:
+    """Decode as the given encoding, else UTF-16 (by its BOM), else UTF-8 (BOM or not), else
+    line by line: UTF-8 lines as such, the others as Windows-1252 (files that mix them)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = encoding or "utf-16"  # Excel's "Unicode text"
+    elif data.count(b"\x00") > max(8, len(data) // 100):
         raise ReadError("binary content (NUL bytes), not a text file")
     if encoding:
         try:
             return data.decode(encoding), encoding
         except UnicodeDecodeError as exc:
-            raise ReadError(f"not valid {encoding}: {exc}") from exc
+            line = data[:exc.start].count(b"\n") + 1
+            raise ReadError(f"not valid {encoding} at line {line}: {exc.reason}") from exc
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"neither UTF-8 nor Windows-1252 text: {exc}") from exc
+        return decode_lines(data.removeprefix(b"\xef\xbb\xbf"))
+
+
+# The csv module refuses a field over 128 KiB and then fails the whole file: fields are read
+# whole, and a row with a cell longer than MAX_CELL is refused alone.
+csv.field_size_limit(1 << 30)
+
+
+def _record_problem(cells: list[str], width: int, delimiter: str) -> str | None:
+    """Why a parsed record is not one row of the file, or None."""
+    if any("\x00" in c for c in cells):
+        return "a NUL character in a cell"
+    longest = max((len(c) for c in cells), default=0)
+    if longest > MAX_CELL:
+        return f"a cell of {longest} characters (at most {MAX_CELL})"
+    for c in cells:
+        # An unterminated quote swallows the next lines into one cell: a cell holding whole
+        # rows of the file (as many separators as a row) is that, not an address on two lines.
+        if "\n" in c and any(line.count(delimiter) >= max(1, width - 2)
+                             for line in c.split("\n")[1:]):
+            return "an unterminated quote: the next lines were read into one cell"
+    return None
 
 
 def read_csv(
     data: bytes, expected: Iterable[str], encoding: str | None = None, delimiter: str | None = None
 ) -> Table:
-    """Read delimited text, finding the separator and the header row from `expected` headers."""
+    """Read delimited text, finding the separator and the header row from `expected` headers.
+
+    Every physical record is accounted for: a row, or a bad row with its reason (more cells
+    than the header, an unterminated quote, a NUL character, a huge cell); the lines an
+    unterminated quote swallowed are read again one by one, so that they are not lost."""
     text, used_encoding = decode_text(data, encoding)
     expected = set(expected)
-    head_lines = text.splitlines()[:HEADER_SCAN_ROWS]
+    # physical lines as the csv module counts them (not str.splitlines: U+2028 is no line end)
+    lines = re.split(r"\r\n|\r|\n", text)
+    head_lines = lines[:HEADER_SCAN_ROWS]
     candidates = (delimiter,) if delimiter else _DELIMITERS
     best = None  # (hits, width, delimiter, header index)
     for d in candidates:
@@ -135,29 +164,41 @@ def read_csv(
     header: list[str] = []
     header_line = 0
     rows, numbers, bad = [], [], []
+
+    def add(cells: list[str], number: int) -> None:
+        if not any(c.strip() for c in cells):
+            return
+        problem = _record_problem(cells, len(header), used_delim)
+        if problem is None and len(cells) > len(header) and any(
+                c.strip() for c in cells[len(header):]):
+            problem = f"{len(cells)} cells for {len(header)} columns"
+        if problem:
+            raw = used_delim.join(shorten(c.replace("\x00", "\u2400")) for c in cells)
+            bad.append((number, problem, raw))
+            return
+        cells = cells[: len(header)]
+        cells = cells + [""] * (len(header) - len(cells))
+        rows.append([c.strip() for c in cells])
+        numbers.append(number)
+
+    previous_end = 0
     for i, cells in enumerate(reader):
+        start, previous_end = previous_end + 1, reader.line_num
         if i < header_idx:
             continue
         if i == header_idx:
             header, header_line = _clean_header(cells), reader.line_num
             continue
-        if not any(c.strip() for c in cells):
+        problem = _record_problem(cells, len(header), used_delim)
+        if problem and problem.startswith("an unterminated quote"):
+            bad.append((start, problem, shorten(lines[start - 1] if start <= len(lines)
+                                                else "")))
+            # the swallowed lines, one by one
+            for n in range(start + 1, reader.line_num + 1):
+                if n <= len(lines):
+                    add(next(csv.reader([lines[n - 1]], delimiter=used_delim), []), n)
             continue
-        if len(cells) > len(header):
-            extra = cells[len(header) :]
-            if any(c.strip() for c in extra):
-                bad.append(
-                    (
-                        reader.line_num,
-                        f"{len(cells)} cells for {len(header)} columns",
-                        used_delim.join(cells),
-                    )
-                )
-                continue
-            cells = cells[: len(header)]
-        cells = cells + [""] * (len(header) - len(cells))
-        rows.append([c.strip() for c in cells])
-        numbers.append(reader.line_num)
+        add(cells, start)
     return Table(header, rows, numbers, bad, used_encoding, used_delim, header_line)
 
 

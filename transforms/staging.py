@@ -31,6 +31,7 @@ from transforms.places import (
 )
 from transforms.readers import Table
 from transforms.spec import SourceSpec
+from transforms.text import MAX_CELL, repair, shorten
 
 RECORD_COLUMNS = list(RECORD)
 # Fields staging normalises or derives itself; the other mapped string fields are plain text.
@@ -127,8 +128,10 @@ def stage_table(
         if raw_row is None:
             rejects.append([spec.name, number, None, None, "ligne_illisible", reason, raw_text])
             continue
-        raw_json = json.dumps(raw_row, ensure_ascii=False)
+        raw_json = json.dumps({k: shorten(v) for k, v in raw_row.items()}, ensure_ascii=False)
         values = {f: raw_row.get(col, "") for f, col in columns.items()}
+        repaired = {f: repair(v) for f, v in values.items() if v}
+        repaired = {f: v for f, v in repaired.items() if v != values[f]}
         for f, constant in spec.constants.items():
             values[f] = values.get(f) or constant
         for f, table_ in spec.lookups.items():
@@ -140,6 +143,18 @@ def stage_table(
 
         def warn(fld, reason, detail, raw_json=raw_json, number=number, values=values):
             warnings.append([spec.name, number, fld, values.get(fld), reason, detail, raw_json])
+
+        for f, fixed in repaired.items():
+            # mojibake ("RÃ©gie") is never published: repaired, and said
+            warn(f, "texte_repare", f"{values[f]!r} read as {fixed!r}")
+            values[f] = fixed
+        too_long = [f for f, v in values.items() if len(v or "") > MAX_CELL]
+        if too_long:
+            rejects.append([spec.name, number, too_long[0], shorten(values[too_long[0]], 200),
+                            "valeur_trop_longue",
+                            f"{len(values[too_long[0]])} characters (at most {MAX_CELL})",
+                            raw_json])
+            continue
 
         nom = _text(values.get("nom"))
         if not nom:
@@ -262,10 +277,15 @@ def stage_table(
             "siret_ecarte": siret_set_aside,
         }
         records.append([record[c] for c in RECORD_COLUMNS])
+    rows_read = len(table.rows) + len(table.bad_rows)
+    if len(records) + len(rejects) != rows_read:
+        # every row read is a record or a reject: nothing may vanish without a word
+        raise StageError(f"source '{spec.name}': {rows_read} rows read but {len(records)} "
+                         f"kept and {len(rejects)} rejected")
     return Staged(
         records=pd.DataFrame(records, columns=RECORD_COLUMNS, dtype=object),
         rejects=pd.DataFrame(rejects, columns=ISSUE_COLUMNS, dtype=object),
         warnings=pd.DataFrame(warnings, columns=ISSUE_COLUMNS, dtype=object),
         unmapped_columns=unmapped,
-        rows_read=len(table.rows) + len(table.bad_rows),
+        rows_read=rows_read,
     )

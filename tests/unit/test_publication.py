@@ -92,3 +92,23 @@ def test_gaining_or_losing_a_point_is_a_move(before, after):
     a = row("a", lon=after and after[0], lat=after and after[1])
     (move,) = compute_changes([b], [a])["moved"]
     assert move["distance_m"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('=HYPERLINK("http://x.example","click")', '\'=HYPERLINK("http://x.example","click")'),
+        ("+1+1", "'+1+1"), ("-2+3", "'-2+3"), ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+        ("\t=1+1", "'\t=1+1"), ("\r=1+1", "'\r=1+1"),
+        ("-4.4861", "-4.4861"), ("+33465710759", "+33465710759"), ("Régie", "Régie"),
+    ],
+    ids=["hyperlink", "plus", "minus", "at", "tab", "carriage-return", "number", "e164",
+         "text"],
+)
+def test_formula_cells_are_neutralised_in_the_csv_only(value, written):
+    from transforms.publication import neutralise
+
+    assert neutralise(value) == written
+    data = csv_bytes([row("siae-1", nom=value)])
+    parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert parsed[1][FIELD_NAMES.index("nom")] == written

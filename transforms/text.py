@@ -1,0 +1,44 @@
+"""Text as partners' files really hold it: mixed encodings, mojibake, stray NUL bytes.
+
+A file saved by several tools can mix UTF-8 lines and Windows-1252 lines; a file already
+mis-decoded once holds mojibake ("RÃ©gie" for "Régie"). Neither may reach a map: lines are
+decoded one by one when the whole file is not UTF-8, and text that looks like mojibake is
+repaired with ftfy (only then: it costs some tens of microseconds a cell).
+"""
+
+from __future__ import annotations
+
+import re
+
+import ftfy
+
+# A UTF-8 lead byte read as Windows-1252 or Latin-1 (Â, Ã, â, Å, Ð…) followed by what a
+# continuation byte becomes: the mark of mojibake, cheap to look for.
+_SUSPECT = re.compile("[\u00c2-\u00c5\u00e2\u00ef\u00d0\u00d8][\u0080-\u00bf\u0152\u0153"
+                      "\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]")
+MAX_CELL = 20_000  # characters: a longer cell is no name, address or description
+
+
+def repair(value: str) -> str:
+    """The text with mojibake undone (ftfy), when it looks like mojibake; else unchanged."""
+    if value and _SUSPECT.search(value):
+        return ftfy.fix_text(value, normalization="NFC")
+    return value
+
+
+def decode_lines(data: bytes) -> tuple[str, str]:
+    """Text of a file that is not UTF-8 as a whole: each line as UTF-8 when it is, else as
+    Windows-1252. Returns the text and the encoding found ("cp1252", or "utf-8+cp1252")."""
+    out, utf8 = [], 0
+    for line in data.splitlines(keepends=True):
+        try:
+            out.append(line.decode("utf-8"))
+            utf8 += any(b > 127 for b in line)
+        except UnicodeDecodeError:
+            out.append(line.decode("cp1252", errors="replace"))
+    return "".join(out), "utf-8+cp1252" if utf8 else "cp1252"
+
+
+def shorten(value: str, limit: int = 1000) -> str:
+    """A cell kept in ops.rejects: its beginning and its length when it is huge."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
