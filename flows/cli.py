@@ -31,7 +31,7 @@ def _progress_logging(verbose: bool) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
 
 
-def _prefect_defaults() -> None:
+def _prefect_defaults(verbose: bool = False) -> None:
     # A 2-core machine starts Prefect's temporary server slowly; the default timeout is short.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -40,6 +40,11 @@ def _prefect_defaults() -> None:
     # The temporary server would otherwise try to send usage telemetry: an error line on an
     # offline machine, and nothing a data pipeline should do unasked.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        # A failing source is one line of the run report; Prefect's own task and flow run
+        # logs (with the traceback) are for -v.
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "CRITICAL")
 
 
 def _sources(args) -> Path:
@@ -73,12 +78,16 @@ def cmd_sync(args) -> int:
         print(f"warning: {problem} (this source will fail; its last good data are kept)",
               file=sys.stderr)
     _progress_logging(args.verbose)
-    _prefect_defaults()
+    _prefect_defaults(args.verbose)
+    from flows.local_server import temporary_server
     from flows.reports import summary_text
-    from flows.sync import sync
 
-    summary = sync(str(_sources(args)), only=args.only or None, home=args.home,
-                   force=args.force, force_publish=args.force_publish)
+    # a server that dies with this command, even killed (Prefect's own would stay behind)
+    with temporary_server():
+        from flows.sync import sync
+
+        summary = sync(str(_sources(args)), only=args.only or None, home=args.home,
+                       force=args.force, force_publish=args.force_publish)
     sys.stdout.write(summary_text(summary))
     if not summary.published:
         return 1
@@ -106,9 +115,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from flows.publish import PublishRefused, list_publications, publish_release
+    from flows.publish import PublishError, PublishRefused, list_publications, publish_release
     from flows.reports import publications_text
     from transforms.spec import Publication
+    from warehouse.lock import WarehouseBusy, consolidation_lock
 
     home = _home(args)
     if args.list:
@@ -117,9 +127,13 @@ def cmd_publish(args) -> int:
         return 0
     settings = _spec(args).publication if _sources(args).exists() else Publication()
     try:
-        result = publish_release(home, settings, force=args.force)
+        # never beside a consolidation, which publishes too
+        with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
+            result = publish_release(home, settings, force=args.force)
     except PublishRefused as exc:
         raise CommandError(f"refused: {exc}") from exc
+    except (PublishError, WarehouseBusy) as exc:
+        raise CommandError(str(exc)) from exc
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -177,6 +191,27 @@ def cmd_geocode(args) -> int:
         return 2
     print("run `siae publish` to publish the new points")
     return 0
+
+
+def cmd_rebuild(args) -> int:
+    from flows.rebuild import RebuildRefused, rebuild
+    from flows.reports import summary_text
+    from warehouse.lock import WarehouseBusy, consolidation_lock
+
+    _progress_logging(args.verbose)
+    spec = _spec(args)
+    home = _home(args, must_exist=False)
+    try:
+        with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
+            summary, aside = rebuild(spec, home)
+    except (RebuildRefused, WarehouseBusy) as exc:
+        raise CommandError(str(exc)) from exc
+    if aside:
+        print(f"the damaged warehouse was set aside as {aside}")
+    sys.stdout.write(summary_text(summary))
+    if not summary.published:
+        return 1
+    return 2 if summary.failed_sources else 0
 
 
 def cmd_review(args) -> int:
@@ -341,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send failed and low-score answers again now (default: only missing "
                         "ones and failures older than retry_failed_after_days)")
     p.set_defaults(func=cmd_geocode)
+    p = sub.add_parser("rebuild", help="rebuild a lost or corrupt warehouse from the raw "
+                                       "payloads alone (no network)")
+    common(p, "use samples/sources.toml")
+    p.set_defaults(func=cmd_rebuild)
     p = sub.add_parser("review", help="judge candidate duplicate pairs in the terminal")
     common(p, "use samples/sources.toml's [matching] settings")
     p.add_argument("--list", action="store_true", help="print the pending pairs, ask nothing")

@@ -34,6 +34,7 @@ from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes, communes_by_code
+from warehouse.registry import export_registry
 
 
 @dataclass
@@ -171,6 +172,7 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
             disagreements=flags), run_id, now)
+        export_registry(con, WarehousePaths(home).raw)
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
     return Located(len(merged.records), len(located), len(new_ids), precision, len(flags),
                    history["opened"])

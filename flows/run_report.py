@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ class RunSummary:
         return sorted({s.source for s in self.steps if s.source and s.status == "failed"})
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_task(fn, *args, **kwargs):
     """Call a task, returning (value or None, error message or None, seconds)."""
     t0 = time.perf_counter()
@@ -103,6 +114,11 @@ class Run:
         self.summary = RunSummary(self.run_id, [])
         self.starts: list[dt.datetime] = []
         self.logger = log if direct else get_run_logger()
+        with connect(WarehousePaths(root).ensure().database) as con:
+            interrupted = ops.mark_interrupted(con, _alive)
+            ops.start_run(con, self.run_id, dt.datetime.now(), os.getpid())
+        for run_id in interrupted:
+            self.logger.warning("run %s was interrupted (its process is gone)", run_id)
 
     def call(self, fn, *args, **kwargs):
         """(value or None, error message or None, seconds) of a task of this run."""
@@ -111,6 +127,14 @@ class Run:
     def step(self, result: StepResult, start: dt.datetime) -> StepResult:
         self.summary.steps.append(result)
         self.starts.append(start)
+        # written as it ends: a run killed later keeps the record of what it did
+        with connect(WarehousePaths(self.root).database) as con:
+            ops.record_steps(con, [(
+                self.run_id, result.step, result.source, start,
+                start + dt.timedelta(seconds=result.seconds), result.seconds, result.status,
+                result.rows_in, result.rows_out, result.rejected, result.bytes,
+                result.message or (json.dumps(result.details, sort_keys=True, default=str)
+                                   if result.details else None))])
         level = self.logger.warning if result.status == "failed" else self.logger.info
         counts = " ".join(f"{k}={v}" for k, v in (("in", result.rows_in),
                                                  ("out", result.rows_out),
@@ -121,13 +145,12 @@ class Run:
         return result
 
     def finish(self) -> RunSummary:
+        failed = [s for s in self.summary.steps if s.status == "failed"]
+        status = "ok" if not failed else "failed" if not self.summary.published else "partial"
         with connect(WarehousePaths(self.root).database) as con:
-            ops.record_steps(con, [
-                (self.run_id, r.step, r.source, start, start + dt.timedelta(seconds=r.seconds),
-                 r.seconds, r.status, r.rows_in, r.rows_out, r.rejected, r.bytes,
-                 r.message or (json.dumps(r.details, sort_keys=True, default=str)
-                               if r.details else None))
-                for r, start in zip(self.summary.steps, self.starts, strict=True)])
+            ops.finish_run(con, self.run_id, dt.datetime.now(), status,
+                           "; ".join(f"{s.step} {s.source or ''}: {s.message}".replace(" :", ":")
+                                     for s in failed)[:2000] or None)
         if self.direct:
             return self.summary
         create_markdown_artifact(markdown=report_markdown(self.summary), key="siae-run-report",

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+_held: dict[Path, int] = {}  # locks this process holds, and how deep
+
 
 class WarehouseBusy(RuntimeError):
     """Another consolidation holds the warehouse; the message says who and since when."""
@@ -18,8 +20,16 @@ class WarehouseBusy(RuntimeError):
 @contextmanager
 def consolidation_lock(home: Path, wait_seconds: float = 600.0,
                        poll: float = 0.5) -> Iterator[None]:
-    """Hold `<home>/.consolidate.lock` for the duration; wait for it at most `wait_seconds`."""
-    path = home / ".consolidate.lock"
+    """Hold `<home>/.consolidate.lock` for the duration; wait for it at most `wait_seconds`.
+    Re-entrant within a process (a command holding it may run a consolidation)."""
+    path = (home / ".consolidate.lock").resolve()
+    if _held.get(path):
+        _held[path] += 1
+        try:
+            yield
+        finally:
+            _held[path] -= 1
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = path.open("a+")
     deadline = time.monotonic() + wait_seconds
@@ -40,6 +50,8 @@ def consolidation_lock(home: Path, wait_seconds: float = 600.0,
         fh.truncate()
         fh.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
         fh.flush()
+        _held[path] = 1
         yield
     finally:
+        _held.pop(path, None)
         fh.close()  # closing releases the lock

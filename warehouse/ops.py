@@ -4,7 +4,7 @@ alerts (`ops.alerts`), and the health of sources and of the pipeline read from t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import duckdb
 
@@ -19,6 +19,37 @@ def record_steps(con: duckdb.DuckDBPyConnection, rows: Iterable[Sequence]) -> No
     for row in rows:
         con.execute(f"INSERT INTO ops.runs VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
                     list(row))
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, at: dt.datetime, pid: int) -> None:
+    """The run's own row (step `run`), written when it starts: a run killed before its end
+    still leaves a trace, `running` until the next run finds its process gone."""
+    con.execute("INSERT INTO ops.runs (run_id, step, started_at, ended_at, seconds, status, "
+                "message) VALUES (?, 'run', ?, ?, 0, 'running', ?)", [run_id, at, at,
+                                                                     f"pid {pid}"])
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, at: dt.datetime, status: str,
+               message: str | None) -> None:
+    """The run's own row, closed with its outcome."""
+    con.execute("UPDATE ops.runs SET ended_at = ?, seconds = epoch(? - started_at), "
+                "status = ?, message = ? WHERE run_id = ? AND step = 'run'",
+                [at, at, status, message, run_id])
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection, alive: Callable[[int], bool]) -> list[str]:
+    """Runs still `running` whose process is gone (killed): marked `interrupted`."""
+    gone = []
+    for run_id, message in con.execute("SELECT run_id, message FROM ops.runs WHERE step = "
+                                       "'run' AND status = 'running'").fetchall():
+        pid = int(message.split()[-1]) if message and message.startswith("pid ") else None
+        if pid is None or not alive(pid):
+            gone.append(run_id)
+    if gone:
+        con.execute("UPDATE ops.runs SET status = 'interrupted', message = message || "
+                    "': killed before its end' WHERE step = 'run' AND run_id IN "
+                    "(SELECT UNNEST(?))", [gone])
+    return gone
 
 
 def last_consolidation(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:

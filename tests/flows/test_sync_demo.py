@@ -91,7 +91,8 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
     steps = query(
         home, "SELECT step, source, status FROM ops.runs WHERE run_id = ?", [summary.run_id]
     )
-    assert ("publish", None, "ok") in steps and len(steps) == len(summary.steps)
+    assert ("publish", None, "ok") in steps and ("run", None, "ok") in steps
+    assert len(steps) == len(summary.steps) + 1  # the steps, and the run's own row
 
     # completeness per source, on the merged records
     completude = {row[0]: row[1:] for row in query(
