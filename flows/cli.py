@@ -317,21 +317,21 @@ def cmd_serve(args) -> int:
 def cmd_status(args) -> int:
     from flows.reports import status_json, status_text
     from flows.review import pending_pairs
-    from flows.status import pipeline_status, problems, source_statuses
+    from flows.status import pipeline_problems, pipeline_status, problems, source_statuses
     from warehouse.paths import WarehousePaths
 
     spec = _spec(args)
     home = _home(args, must_exist=False)
     now = dt.datetime.now()
     statuses = source_statuses(home, spec)
-    found = problems(statuses, now, spec.alerts.on_stale)
+    found = problems(statuses, now, spec.alerts.on_stale) + pipeline_problems(home)
     pipeline = pipeline_status(home)
     if WarehousePaths(home).database.exists():
         pipeline["review_pending"] = len(pending_pairs(home, spec.matching.judgements))
     if args.json:
         print(status_json(statuses, found, pipeline, now))
     else:
-        sys.stdout.write(status_text(statuses, pipeline, now))
+        sys.stdout.write(status_text(statuses, pipeline, now, found))
     return 1 if args.check and found else 0
 
 

@@ -195,6 +195,10 @@ def consolidate(run: Run, force_publish: bool, force: bool = False) -> None:
         run.step(StepResult("consolidate", None, "failed",
                             (dt.datetime.now() - start).total_seconds(), message=str(exc)),
                  start)
+    if not run.summary.published:
+        # what map sites still read
+        with connect(WarehousePaths(run.root).database) as con:
+            run.summary.current_release = ops.pipeline_state(con)["publication"]
 
 
 def regeocode(run: Run, resend_all: bool = False, failed_now: bool = False,

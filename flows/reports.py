@@ -51,8 +51,13 @@ def summary_text(summary) -> str:
             f"{k} {v}" for k, v in sorted(summary.published_by_precision.items())))
     if summary.published:
         lines.append(f"GeoJSON: {summary.geojson}")
+    elif summary.current_release:
+        kept = summary.current_release
+        lines.append(f"GeoJSON: not written this run; the current publication stays: release "
+                     f"{kept['release_id']} of {_when(kept['published_at'])}, "
+                     f"{kept['features']} features of {kept['structures']} structures")
     else:
-        lines.append("GeoJSON: not written this run; the last publication stays in place")
+        lines.append("GeoJSON: not written this run, and there is no publication yet")
     if summary.failed_sources:
         lines.append(f"FAILED sources (last good data kept): "
                      f"{', '.join(summary.failed_sources)}")
@@ -63,7 +68,7 @@ def _when(t: dt.datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M") if t else "never"
 
 
-def status_text(statuses, pipeline: dict, now: dt.datetime) -> str:
+def status_text(statuses, pipeline: dict, now: dt.datetime, problems: list[dict] = ()) -> str:
     """`siae status`: one line per source, then the consolidation, the publication, the
     pairs to review and the open alerts."""
     lines = [f"{'source':<24}{'last success':<18}{'age':>8}{'rows':>8}  {'state':<8}"
@@ -87,6 +92,9 @@ def status_text(statuses, pipeline: dict, now: dt.datetime) -> str:
         f"of {pub['structures']} structures" if pub else "none"))
     if pipeline.get("review_pending") is not None:
         lines.append(f"match pairs awaiting review: {pipeline['review_pending']} (siae review)")
+    for p in problems:
+        if p["source"].startswith("("):
+            lines.append(f"FAILING {p['source']}: {p['message']}"[:200])
     if pipeline.get("open_alerts"):
         lines.append("open alerts: " + ", ".join(
             f"{a['source']} {a['problem']} (last alert {_when(a['last_alert'])})"

@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import MissingContextError
 
 from flows.alerts import notify
-from flows.status import problems, source_statuses
+from flows.status import PIPELINE_PROBLEMS, pipeline_problems, problems, source_statuses
 from transforms.spec import Spec
 from warehouse import ops
 from warehouse.db import connect
@@ -54,6 +54,7 @@ class RunSummary:
     published_by_precision: dict = field(default_factory=dict)
     published: bool = False
     geojson: str | None = None
+    current_release: dict | None = None  # what stays published when this run published none
 
     @property
     def failed_sources(self) -> list[str]:
@@ -157,14 +158,18 @@ class Run:
                                  description=f"SIAE Atlas run {self.run_id}")
         now = dt.datetime.now()
         current = problems(source_statuses(self.root, self.spec), now, self.spec.alerts.on_stale)
+        current += pipeline_problems(self.root)
         ran = {s.source for s in self.summary.steps if s.source}
-        # Alert on this run's sources, and on any stale one.
+        ran |= {PIPELINE_PROBLEMS[s.step] for s in self.summary.steps
+                if not s.source and s.step in PIPELINE_PROBLEMS}
+        # Alert on this run's sources and steps, and on any stale source.
         found = [p for p in current if p["source"] in ran or p["problem"] == "stale"]
         with connect(WarehousePaths(self.root).database) as con:
             self.summary.alerted = notify(
                 con, self.spec.alerts, self.run_id, found, current,
                 self.spec.defaults.user_agent, now,
-                configured={n for n, s in self.spec.sources.items() if s.enabled})
+                configured={n for n, s in self.spec.sources.items() if s.enabled}
+                | set(PIPELINE_PROBLEMS.values()))
         return self.summary
 
 

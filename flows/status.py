@@ -74,6 +74,24 @@ def problems(statuses: list[SourceStatus], now: dt.datetime,
     return out
 
 
+# Pseudo-sources of the pipeline's own problems, in alerts and `siae status --check`.
+PIPELINE_PROBLEMS = {"publish": "(publication)", "consolidate": "(consolidation)",
+                     "merge": "(consolidation)", "locate": "(consolidation)"}
+
+
+def pipeline_problems(home: Path) -> list[dict]:
+    """What stops a publication (a refused or failed publication, a consolidation that
+    crashed), as problems like the sources' ones."""
+    paths = WarehousePaths(home)
+    if not paths.database.exists():
+        return []
+    with connect(paths.database, read_only=True) as con:
+        failures = ops.pipeline_failures(con)
+    return [{"source": PIPELINE_PROBLEMS[f["step"]], "problem": "failed",
+             "message": f"{f['step']}: {f['message']}",
+             "since": f["at"].isoformat(timespec="seconds")} for f in failures]
+
+
 def pipeline_status(home: Path) -> dict:
     """Beyond the sources: the last consolidation that wrote the core tables, the current
     publication, the open alerts and the match pairs awaiting an analyst."""

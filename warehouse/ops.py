@@ -109,6 +109,21 @@ def source_health(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
     return out
 
 
+PIPELINE_STEPS = ("consolidate", "merge", "locate", "publish")
+
+
+def pipeline_failures(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The pipeline's steps (consolidation, publication) whose newest attempt failed: what
+    stops a publication, even when every source is fine."""
+    rows = con.execute(
+        "SELECT step, ended_at, status, message FROM ops.runs WHERE source IS NULL AND step IN "
+        "(SELECT UNNEST(?)) QUALIFY row_number() OVER (PARTITION BY CASE WHEN step = "
+        "'publish' THEN 'publication' ELSE 'consolidation' END ORDER BY ended_at DESC) = 1",
+        [list(PIPELINE_STEPS)]).fetchall()
+    return [{"step": step, "at": ended, "message": message}
+            for step, ended, status, message in rows if status == "failed"]
+
+
 def pipeline_state(con: duckdb.DuckDBPyConnection) -> dict:
     """The last consolidation that wrote the core tables, the current publication and the open
     alerts."""
