@@ -31,7 +31,7 @@ from transforms.places import (
 )
 from transforms.readers import Table
 from transforms.spec import SourceSpec
-from transforms.text import MAX_CELL, repair, shorten
+from transforms.text import MAX_CELL, clean_text, repair, shorten
 
 RECORD_COLUMNS = list(RECORD)
 # Fields staging normalises or derives itself; the other mapped string fields are plain text.
@@ -57,8 +57,7 @@ class Staged:
 
 
 def _text(value: str | None) -> str | None:
-    value = " ".join((value or "").split())
-    return value or None
+    return clean_text(value)
 
 
 def parse_date(value: str) -> dt.date | None:

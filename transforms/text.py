@@ -9,8 +9,7 @@ repaired with ftfy (only then: it costs some tens of microseconds a cell).
 from __future__ import annotations
 
 import re
-
-import ftfy
+import unicodedata
 
 # A UTF-8 lead byte read as Windows-1252 or Latin-1 (Â, Ã, â, Å, Ð…) followed by what a
 # continuation byte becomes: the mark of mojibake, cheap to look for.
@@ -22,6 +21,8 @@ MAX_CELL = 20_000  # characters: a longer cell is no name, address or descriptio
 def repair(value: str) -> str:
     """The text with mojibake undone (ftfy), when it looks like mojibake; else unchanged."""
     if value and _SUSPECT.search(value):
+        import ftfy  # only when needed: its import costs a fifth of a second
+
         return ftfy.fix_text(value, normalization="NFC")
     return value
 
@@ -42,3 +43,19 @@ def decode_lines(data: bytes) -> tuple[str, str]:
 def shorten(value: str, limit: int = 1000) -> str:
     """A cell kept in ops.rejects: its beginning and its length when it is huge."""
     return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+
+
+# Invisible characters a person cannot see on a map nor type in a search: controls (bell,
+# escape), bidirectional overrides that reverse how a name reads, zero-width spaces.
+def _invisible(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Cf") and not c.isspace()
+
+
+def clean_text(value: str | None) -> str | None:
+    """Invisible characters removed, spaces folded; None when nothing is left."""
+    if not value:
+        return None
+    if not value.isascii() or any(c < " " for c in value):
+        value = "".join(c for c in value if not _invisible(c))
+    value = " ".join(value.split())
+    return value or None
