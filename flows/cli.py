@@ -82,12 +82,18 @@ def cmd_sync(args) -> int:
     from flows.local_server import temporary_server
     from flows.reports import summary_text
 
-    # a server that dies with this command, even killed (Prefect's own would stay behind)
-    with temporary_server():
-        from flows.sync import sync
+    if args.no_prefect:
+        from flows.sync import sync_direct
 
-        summary = sync(str(_sources(args)), only=args.only or None, home=args.home,
-                       force=args.force, force_publish=args.force_publish)
+        summary = sync_direct(str(_sources(args)), only=args.only or None, home=args.home,
+                              force=args.force, force_publish=args.force_publish)
+    else:
+        # a server that dies with this command, even killed (Prefect's own would stay)
+        with temporary_server():
+            from flows.sync import sync
+
+            summary = sync(str(_sources(args)), only=args.only or None, home=args.home,
+                           force=args.force, force_publish=args.force_publish)
     sys.stdout.write(summary_text(summary))
     if not summary.published:
         return 1
@@ -358,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="re-stage and re-consolidate even when nothing changed"
     )
+    p.add_argument("--no-prefect", action="store_true",
+                   help="run the same steps without Prefect (no server, no run history there)")
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("check", help="validate a sources file")
     common(p, "check samples/sources.toml")
@@ -428,10 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `siae`: expected failures are one clean message each, exit 1."""
     from transforms.spec import SpecError
+    from warehouse.db import WarehouseUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except WarehouseUnavailable as exc:
+        if getattr(args, "verbose", False):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except SpecError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

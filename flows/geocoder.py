@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from flows.http import RateLimiter, http_session
+from flows.http import RateLimiter, describe, http_session
 from transforms.geocoding import (
     FILTER_COLUMN,
     QUERY_COLUMNS,
@@ -61,7 +61,7 @@ class BanClient:
             response = self.session.post(self.url, files=files, data=fields,
                                          timeout=self.timeout)
         except requests.RequestException as exc:
-            raise GeocodeError(f"geocoder: POST {self.url} failed: {type(exc).__name__}") from exc
+            raise GeocodeError(f"geocoder: POST {self.url} failed: {describe(exc)}") from exc
         if response.status_code != 200:
             raise GeocodeError(f"geocoder: POST {self.url} answered HTTP "
                                f"{response.status_code}: {response.text[:120]!r}")

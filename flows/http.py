@@ -73,6 +73,21 @@ def http_session(user_agent: str, retries: int) -> requests.Session:
     return session
 
 
+def describe(exc: requests.RequestException) -> str:
+    """What went wrong, in a few words: the error behind urllib3's retries when there is one
+    (a timeout, a refused connection), never a URL's credentials."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    if isinstance(reason, Exception):
+        text = str(reason)
+        if "timed out" in text.lower() or "Timeout" in type(reason).__name__:
+            return f"Timeout ({type(reason).__name__})"
+        if "refused" in text.lower():
+            return "ConnectionError (connection refused)"
+        return f"{type(exc).__name__} ({type(reason).__name__})"
+    return type(exc).__name__
+
+
 def token_from_env(source: str, env_name: str | None) -> str | None:
     """The API token held by the environment variable `env_name` (None when no variable is
     configured); a configured but unset variable fails the source."""
@@ -93,7 +108,7 @@ def get_json(session: requests.Session, source: str, url: str, *, timeout: float
     try:
         response = session.get(url, timeout=timeout, headers=headers or {})
     except requests.RequestException as exc:
-        raise FetchError(f"source '{source}': GET {url} failed: {type(exc).__name__}") from exc
+        raise FetchError(f"source '{source}': GET {url} failed: {describe(exc)}") from exc
     if response.status_code != 200:
         raise FetchError(f"source '{source}': GET {url} answered HTTP {response.status_code}")
     try:
@@ -129,8 +144,7 @@ def download(session: requests.Session, source: str, url: str, *, timeout: float
                     log.info("%s: %d MB downloaded", source, got >> 20)
                     logged = got
     except requests.RequestException as exc:
-        raise FetchError(f"source '{source}': GET {url} failed: "
-                         f"{type(exc).__name__}") from exc
+        raise FetchError(f"source '{source}': GET {url} failed: {describe(exc)}") from exc
     if expected and got < expected:
         raise FetchError(f"source '{source}': {url} truncated ({got} of {expected} bytes)")
     return b"".join(chunks)

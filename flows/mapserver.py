@@ -97,6 +97,8 @@ class MapHandler(SimpleHTTPRequestHandler):
 
     def translate_path(self, path: str) -> str:
         path = unquote(urlsplit(path).path)
+        if "\x00" in path:
+            return str(Path("/nonexistent"))  # a NUL is no file name: 404, not a traceback
         if path in ("", "/"):
             path = "/index.html"
         for prefix, root in self.roots.items():

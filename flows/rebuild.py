@@ -34,7 +34,8 @@ def set_aside_damaged(paths: WarehousePaths) -> Path | None:
     if not paths.database.exists():
         return None
     try:
-        duckdb.connect(str(paths.database), read_only=True).close()
+        connect_plain = duckdb.connect(str(paths.database), read_only=True)
+        connect_plain.close()
     except duckdb.Error:
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
         aside = paths.database.with_name(f"siae.duckdb.damaged-{stamp}")

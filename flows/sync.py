@@ -28,13 +28,27 @@ def sync(
 ) -> RunSummary:
     """Fetch, stage, merge, locate and publish; a failing source never stops the others."""
     spec = load_spec(sources_file)
-    selected = spec.selected(only)
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+    return run_pipeline(run, only, force, force_publish)
+
+
+def run_pipeline(run: Run, only: list[str] | None = None, force: bool = False,
+                 force_publish: bool = False) -> RunSummary:
+    """The whole job, for the flow above or without Prefect (a direct Run)."""
+    selected = run.spec.selected(only)
     communes = prepare(run)
     for src in selected:
         ingest(run, src, communes, force)
     consolidate(run, force_publish, force)
     return run.finish()
+
+
+def sync_direct(sources_file: str, only: list[str] | None = None, home: str | None = None,
+                force: bool = False, force_publish: bool = False) -> RunSummary:
+    """The same job without Prefect (no server, no task retries): for tests and tools."""
+    spec = load_spec(sources_file)
+    run = Run(WarehousePaths.resolve(home).ensure().home, spec, direct=True)
+    return run_pipeline(run, only, force, force_publish)
 
 
 CONSOLIDATE_DEPLOYMENT = "siae-consolidate/consolidate"

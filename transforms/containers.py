@@ -10,6 +10,7 @@ the memory (a zip bomb).
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 import zlib
 
@@ -17,8 +18,14 @@ from transforms.errors import ReadError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
-# Far above any real SIAE file (data·inclusion's national file is ~100 MB unpacked).
+# Far above any real SIAE file (data·inclusion's national file is ~100 MB unpacked);
+# SIAE_MAX_UNPACKED_MB sets another cap.
 MAX_UNPACKED_BYTES = 1 << 30
+
+
+def _cap() -> int:
+    mb = os.environ.get("SIAE_MAX_UNPACKED_MB")
+    return int(mb) << 20 if mb and mb.isdigit() else MAX_UNPACKED_BYTES
 
 
 def container_of(data: bytes) -> str:
@@ -72,8 +79,9 @@ def _unzip(data: bytes, limit: int) -> bytes:
     return b"".join(out)
 
 
-def unpack(data: bytes, limit: int = MAX_UNPACKED_BYTES) -> bytes:
+def unpack(data: bytes, limit: int | None = None) -> bytes:
     """The content of a gzip or single-file zip container, or the bytes themselves."""
+    limit = limit or _cap()
     kind = container_of(data)
     if kind == "gzip":
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,10 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             COMMIT;""")
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse file cannot be opened: locked by another process, or damaged."""
+
+
 def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     # DuckDB lets one process write a file at a time: another process (a scheduled fetch
     # during a consolidation) waits for its turn instead of failing.
@@ -82,9 +87,23 @@ def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyCo
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
+            text = str(exc)
+            if "lock" in text.lower():
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                holder = re.search(r"\(PID (\d+)\)", text)
+                raise WarehouseUnavailable(
+                    f"the warehouse {path} is locked by another process"
+                    f"{f' (PID {holder.group(1)})' if holder else ''}; waited "
+                    f"{wait_seconds:.0f} s (SIAE_DB_LOCK_WAIT)") from exc
+            raise WarehouseUnavailable(
+                f"the warehouse {path} cannot be opened ({text.splitlines()[0]}): move it "
+                "away and run `siae rebuild`") from exc
+        except duckdb.Error as exc:
+            raise WarehouseUnavailable(
+                f"the warehouse {path} cannot be opened ({str(exc).splitlines()[0]}): move it "
+                "away and run `siae rebuild`") from exc
 
 
 @contextmanager

@@ -1,0 +1,88 @@
+"""Hostile inputs through the real readers, staging and publication writers (tests/faults/
+hostile.py lists them with what must come of them)."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.faults.hostile import CASES
+from transforms.apis import source_table
+from transforms.errors import ReadError
+from transforms.geojson import build_feature_collection
+from transforms.publication import FIELD_NAMES, csv_bytes
+from transforms.spec import parse_spec
+from transforms.staging import stage_table
+
+SPEC = parse_spec("""
+[sources.reseau]
+kind = "file"
+path = "reseau.csv"
+[sources.reseau.columns]
+nom = "Nom"
+siret = "SIRET"
+adresse = "Adresse"
+code_postal = "CP"
+commune = "Ville"
+types = "Type"
+telephone = "Tel"
+courriel = "Mail"
+site_web = "Site"
+latitude = "Lat"
+longitude = "Lon"
+""", Path("/tmp/sources.toml")).sources["reseau"]
+KINDS = ("ACI", "AI", "EI", "ETTI", "EITI")
+
+
+def stage(case, communes):
+    table = source_table(SPEC, [(case.name, case.data)], None)
+    return stage_table(table, SPEC, communes, KINDS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input(case, tiny_communes, monkeypatch):
+    monkeypatch.setenv("SIAE_MAX_UNPACKED_MB", "128")
+    if case.error:
+        with pytest.raises(ReadError, match=case.error):
+            stage(case, tiny_communes)
+        return
+    staged = stage(case, tiny_communes)
+    records = staged.records.to_dict("records")
+    assert len(records) == case.kept, staged.rejects.to_dict("records")
+    # nothing lost without a word: every row read is kept or refused with its reason
+    assert staged.rows_read == len(records) + len(staged.rejects)
+    reasons = staged.rejects["reason"].value_counts().to_dict()
+    assert reasons == case.rejected
+    if case.reject_at:
+        first = staged.rejects.iloc[0]
+        assert (first["row_number"], first["field"]) == case.reject_at
+        assert first["source"] == "reseau" and first["detail"]
+        assert len(first["raw"]) < 20_000  # a huge cell is not copied whole
+    warned = staged.warnings["reason"].value_counts().to_dict()
+    for reason, count in case.warned.items():
+        assert warned.get(reason, 0) >= count, warned
+    for (i, name), value in case.values.items():
+        assert records[i][name] == value, (name, records[i][name])
+    # nothing published is mojibake
+    for r in records:
+        for name in ("nom", "adresse", "commune"):
+            assert "Ã" not in (r[name] or "") and "\ufffd" not in (r[name] or "")
+    if records:
+        published = [{**dict.fromkeys(FIELD_NAMES), **{k: r[k] for k in r if k in FIELD_NAMES},
+                      "structure_id": f"s{i}", "sources": ["reseau"]}
+                     for i, r in enumerate(records)]
+        text = csv_bytes(published).decode("utf-8")
+        cells = list(csv.DictReader(io.StringIO(text, newline="")))
+        for name, expected in case.csv_cells.items():
+            assert cells[0][name] == expected
+        # the GeoJSON keeps the exact values and stays valid JSON
+        doc = json.loads(build_feature_collection(published)[0])
+        for feature in doc["features"]:
+            i = int(feature["id"][1:])
+            assert feature["properties"]["nom"] == records[i]["nom"]
+
+
+def test_there_are_at_least_35_hostile_inputs():
+    assert len(CASES) >= 35 and len({c.id for c in CASES}) == len(CASES)
