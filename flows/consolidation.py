@@ -27,6 +27,7 @@ from flows.run_report import Run, StepResult
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.matching import score_pairs
 from transforms.merge import Edge, merge_records, record_key
+from transforms.postes import poste_rows
 from transforms.spec import GeocoderSettings, Publication, Spec, spec_settings_repr
 from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, ops, staging
@@ -171,7 +172,12 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
             new_ids=new_ids, seen_keys=merged.ids,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
-            disagreements=flags), run_id, now)
+            disagreements=flags,
+            postes=poste_rows(merged.records.to_dict("records"), {
+                (s, i): sid for sid, s, i in zip(merged.links["structure_id"],
+                                                 merged.links["source"],
+                                                 merged.links["source_id"], strict=True)})),
+            run_id, now)
         export_registry(con, WarehousePaths(home).raw)
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
     return Located(len(merged.records), len(located), len(new_ids), precision, len(flags),

@@ -222,7 +222,7 @@ def main() -> None:
                 "departement": "69" if i == 6 else f["department"],
                 "cree_le": f["created_at"],
                 "mis_a_jour_le": f["updated_at"],
-                "postes": [],
+                "postes": postes(i),
             }
         )
     base = picked[45]["fields"]
@@ -271,6 +271,32 @@ def insee_codes(records: list[dict]) -> dict[str, str]:
         place = idx.resolve(f["post_code"], f["city"])
         if place:
             out[f["siret"]] = place.code_arrondissement or place.code_insee
+    return out
+
+
+# Open positions in les emplois' shape: ROME codes and titles of the jobs SIAE really offer
+# (ROME v4); `recrutement_ouvert` is a string there.
+POSTES = [("A1203", "Ouvrier / Ouvrière d'entretien des espaces verts"),
+          ("K2304", "Agent / Agente de tri des déchets"),
+          ("A1414", "Ouvrier / Ouvrière maraîcher"),
+          ("N1103", "Manutentionnaire"),
+          ("K2204", "Agent / Agente d'entretien de locaux"),
+          ("G1603", "Commis / Commise de cuisine"),
+          ("F1703", "Maçon / Maçonne"),
+          ("D1507", "Employé / Employée de rayon")]
+
+
+def postes(i: int) -> list[dict]:
+    """Positions of the i-th structure of les emplois' sample: a few recruit, one has only a
+    closed position, the others publish none."""
+    if i % 3:
+        return []
+    out = []
+    for k in range(1 + i % 2):
+        rome, title = POSTES[(i + k) % len(POSTES)]
+        out.append({"id": 1000 + 10 * i + k, "rome": rome, "appellation_modifiee": title,
+                    "recrutement_ouvert": "False" if i == 9 else "True",
+                    "cree_le": "2026-09-01T08:00:00Z", "mis_a_jour_le": "2026-10-15T08:00:00Z"})
     return out
 
 

@@ -31,7 +31,7 @@ KIND_FIELDS = {
     "emplois": (
         "source_id", "siret", "nom", "enseigne", "types", "adresse", "complement_adresse",
         "code_postal", "commune", "code_insee", "latitude", "longitude", "telephone",
-        "courriel", "site_web", "description", "date_maj",
+        "courriel", "site_web", "description", "date_maj", "postes",
     ),
     # No contact column: the ASP export holds personal data of contacts, never published.
     "asp_fluxiae": (
@@ -210,6 +210,9 @@ def emplois_table(data: bytes) -> Table:
                 "site_web": item.get("site_web"),
                 "description": item.get("description"),
                 "date_maj": _first(item, "mis_a_jour_le", "date_maj"),
+                # the positions, kept as JSON text until staging normalises them
+                "postes": json.dumps(item["postes"], ensure_ascii=False)
+                if isinstance(item.get("postes"), list) else None,
             })
     return _table("emplois", rows)
 

@@ -11,8 +11,8 @@ published field is one line here plus the transform that fills it.
 `first` the highest-priority record that has it, `address` the fields of the chosen address
 block (they travel together), `kinds` the union of the records' confirmed kinds,
 `candidates` the kinds records propose without confirming them (minus the confirmed ones),
-`latest` the most recent value, `closed` closed as soon as one source says so, `sources` the
-records' sources.
+`latest` the most recent value, `closed` closed as soon as one source says so, `postes` from
+the records' open positions, `sources` the records' sources.
 """
 
 from __future__ import annotations
@@ -134,6 +134,11 @@ FIELDS: tuple[Field, ...] = (
        merge="first", review=True, datainclusion="site_web"),
     _f("description", "string", "Présentation de la structure par une de ses sources",
        layers="RSP", mappable=True, merge="first", datainclusion="description"),
+    _f("postes", "json", "Postes de la source (les emplois de l'inclusion): code ROME, "
+       "intitulé, recrutement ouvert, dates", layers="R"),
+    _f("recrute", "boolean", "Recrute en ce moment (au moins un poste ouvert); vide si aucune "
+       "source ne le dit", layers="SP", merge="postes"),
+    _f("postes_ouverts", "list", "Intitulés des postes ouverts", layers="SP", merge="postes"),
     _f("date_maj", "date", "Date de mise à jour la plus récente parmi les sources",
        layers="RSP", mappable=True, merge="latest", review=True,
        datainclusion="date_maj"),

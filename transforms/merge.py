@@ -19,6 +19,7 @@ import pandas as pd
 from transforms.fields import FIELDS, merged_by
 from transforms.identifiers import is_placeholder_siret
 from transforms.kinds import KNOWN_KINDS
+from transforms.postes import open_titles
 
 # What survivorship fills (the field table's `merge`), and the golden record's columns: the
 # merged fields, then the candidate points that locating chooses from.
@@ -378,6 +379,8 @@ def _golden(rows: list[dict]) -> dict[str, object]:
         # A place is closed as soon as one source (SIRENE through the annuaire) says so.
         states = {r[f] for r in rows if _present(r[f])}
         out[f] = "F" if "F" in states else ("A" if states else None)
+    if merged_by("postes"):
+        out["recrute"], out["postes_ouverts"] = open_titles(r.get("postes") for r in rows)
     for f in merged_by("sources"):
         out[f] = sorted({r["source"] for r in rows})
     # SIRETs a source gave but that were set aside (invalid, filler): kept for the record

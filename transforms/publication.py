@@ -53,6 +53,8 @@ def _text(value: object, kind: str) -> str:
         return f"{float(value):.6f}"
     if kind == "date":
         return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if kind == "boolean":
+        return "true" if value else "false"
     return str(value)
 
 

@@ -29,13 +29,14 @@ from transforms.places import (
     normalize_departement,
     normalize_postcode,
 )
+from transforms.postes import normalize_postes
 from transforms.readers import Table
 from transforms.spec import SourceSpec
 from transforms.text import MAX_CELL, clean_text, repair, shorten
 
 RECORD_COLUMNS = list(RECORD)
 # Fields staging normalises or derives itself; the other mapped string fields are plain text.
-_NORMALISED = {"source_id", "siret", "nom", "types", "types_candidats", "adresse",
+_NORMALISED = {"source_id", "siret", "nom", "types", "types_candidats", "adresse", "postes",
                "complement_adresse", "code_postal", "commune", "code_insee", "departement",
                "telephone", "courriel", "site_web", "etat_administratif", "siret_signature"}
 TEXT_FIELDS = tuple(f.name for f in FIELDS if f.record and f.mappable and f.type == "string"
@@ -274,6 +275,7 @@ def stage_table(
                                         dates["date_fermeture"]),
             "siret_signature": siret_signature,
             "siret_ecarte": siret_set_aside,
+            "postes": normalize_postes(values.get("postes")),
         }
         records.append([record[c] for c in RECORD_COLUMNS])
     rows_read = len(table.rows) + len(table.bad_rows)

@@ -38,6 +38,10 @@ TABLE_COMMENTS = {
         "produced it), valid_to (the one that changed or removed it, NULL while current), "
         "run_id, closed_by"
     ),
+    "core.postes": (
+        "every position of every record (les emplois de l'inclusion): structure, ROME code, "
+        "title, open or not, dates"
+    ),
     "core.structure_ids": (
         "every key of a place (SIRETs, source records) → structure_id, first and last seen"
     ),
@@ -63,6 +67,10 @@ TABLE_COMMENTS = {
         "when and by which run"
     ),
     "marts.siae_fermees": "closed establishments (kept, never published)",
+    "marts.postes_ouverts": (
+        "open positions with the structure, its kinds, commune, département and région: who "
+        "recruits for which job (ROME code) where"
+    ),
     "marts.siae_types_a_confirmer": (
         "open places whose kinds no source confirms (a company's kinds, not tied to this "
         "establishment): kept, not published until another source confirms them"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -27,6 +27,9 @@ from warehouse.db import (
 from warehouse.history import record_history
 
 REDIRECT_TYPES = {"from_id": "VARCHAR", "to_id": "VARCHAR"}
+POSTE_TYPES = {"structure_id": "VARCHAR", "source": "VARCHAR", "source_id": "VARCHAR",
+               "rome": "VARCHAR", "appellation": "VARCHAR", "recrutement_ouvert": "BOOLEAN",
+               "cree_le": "DATE", "mis_a_jour_le": "DATE"}
 DISAGREEMENT_COLUMNS = ["structure_id", "source", "source_longitude", "source_latitude",
                         "ban_longitude", "ban_latitude", "distance_km", "reason"]
 
@@ -70,6 +73,7 @@ class CoreTables:
     seen_keys: Iterable[str]  # every key still in use
     successions: list[tuple[str, str, str, float]]  # (new_key, old_key, structure_id, score)
     disagreements: list[list]  # rows of DISAGREEMENT_COLUMNS
+    postes: list[list] = field(default_factory=list)  # rows of POSTE_TYPES
 
 
 def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
@@ -85,6 +89,8 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
             sorted(tables.redirects.items()), columns=list(REDIRECT_TYPES), dtype=object),
             REDIRECT_TYPES)
         replace_table(con, "core.structures", tables.structures, STRUCTURE_TYPES)
+        replace_table(con, "core.postes", pd.DataFrame(tables.postes, columns=list(POSTE_TYPES),
+                                                       dtype=object), POSTE_TYPES)
         new = pd.DataFrame(sorted(tables.new_ids.items()),
                            columns=["identity_key", "structure_id"], dtype=object)
         con.register("_new_ids", new)

@@ -43,3 +43,12 @@ SELECT source, count(*) AS records,
 FROM core.records
 GROUP BY source
 ORDER BY source;
+
+-- Open positions (les emplois de l'inclusion), with the structure's kinds and where it is:
+-- who recruits, for which job (ROME code), where.
+CREATE OR REPLACE VIEW marts.postes_ouverts AS
+SELECT p.rome, p.appellation, s.structure_id, s.nom, s.types, s.commune, s.departement,
+       s.region, p.cree_le, p.mis_a_jour_le, p.source
+FROM core.postes p JOIN core.structures s USING (structure_id)
+WHERE p.recrutement_ouvert AND coalesce(s.etat_administratif, 'A') <> 'F'
+ORDER BY s.departement, p.rome, s.nom;

@@ -164,3 +164,16 @@ CREATE TABLE IF NOT EXISTS raw.pruned (
     pruned_at TIMESTAMP NOT NULL,
     run_id VARCHAR NOT NULL
 );
+
+-- Every position of every record (les emplois de l'inclusion), replaced by each
+-- consolidation; created here so that the marts exist before the first one.
+CREATE TABLE IF NOT EXISTS core.postes (
+    structure_id VARCHAR,
+    source VARCHAR NOT NULL,
+    source_id VARCHAR NOT NULL,
+    rome VARCHAR,
+    appellation VARCHAR,
+    recrutement_ouvert BOOLEAN,
+    cree_le DATE,
+    mis_a_jour_le DATE
+);

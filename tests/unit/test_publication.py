@@ -40,7 +40,7 @@ def test_csv_columns_and_values_follow_the_schema():
 def test_parquet_types_follow_the_schema():
     table = pq.read_table(io.BytesIO(parquet_bytes(ROWS)))
     expected = {"string": "string", "number": "double", "date": "date32[day]",
-                "list": "list<element: string>"}
+                "list": "list<element: string>", "boolean": "bool"}
     for f in table_schema()["fields"]:
         assert str(table.schema.field(f["name"]).type) == expected[f["type"]], f["name"]
     assert table.to_pylist()[0]["types"] == ["ACI", "ETTI"]
