@@ -144,18 +144,53 @@ def cmd_publish(args) -> int:
     return 0
 
 
+def _site_settings(args):
+    from transforms.spec import SiteSettings
+
+    sources = _sources(args)
+    return _spec(args).site if sources.exists() else SiteSettings()
+
+
+def cmd_site(args) -> int:
+    from flows.site import SiteError, build_site
+
+    home = _home(args)
+    settings = _site_settings(args)
+    try:
+        result = build_site(home, settings, Path(args.out) if args.out else None,
+                            args.base_url)
+    except SiteError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"site of release {result['release']}: {result['structures']} structures "
+          f"({result['on_map']} on the map), {result['regions']} régions, "
+          f"{result['departements']} départements, in {result['folder']}")
+    return 0
+
+
 def cmd_map(args) -> int:
     from flows.mapserver import make_server
+    from flows.site import SiteError, build_site
     from warehouse.paths import WarehousePaths
 
     paths = WarehousePaths.resolve(args.home)
     if not paths.geojson.exists():
         raise CommandError(f"no publication in {paths.publish}: run `siae sync` (or `siae "
                            "sync --demo`) first")
-    server = make_server(paths.home, args.host, args.port, args.tiles, args.attribution)
+    folder = paths.home / "site"
+    settings = _site_settings(args)
+    if args.tiles:
+        settings = settings.model_copy(update={"tiles": args.tiles,
+                                               "attribution": args.attribution})
+    current = paths.publish.resolve().name
+    if args.tiles or not folder.exists() or folder.resolve().name != current:
+        try:
+            build_site(paths.home, settings)  # the site of the current publication
+        except SiteError as exc:
+            raise CommandError(str(exc)) from exc
+    server = make_server(folder, args.host, args.port)
     host, port = server.server_address[:2]
-    print(f"SIAE Atlas map on http://{host}:{port}/ (Ctrl-C to stop)")
-    print(f"serving {paths.publish.resolve()}")
+    print(f"SIAE Atlas on http://{host}:{port}/ (Ctrl-C to stop)")
+    print(f"serving {folder.resolve()}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -420,8 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     p.set_defaults(func=cmd_changes)
-    p = sub.add_parser("map", help="serve the reference map page of the publication")
+    p = sub.add_parser("site", help="the static mini-site of the current publication")
+    site_sub = p.add_subparsers(dest="site_command", required=True)
+    b = site_sub.add_parser("build", help="build the site (a folder any static host serves)")
+    common(b, "read the [site] settings of samples/sources.toml")
+    b.add_argument("--out", default=None,
+                   help="write it here (default: <home>/sites/<release>, linked as <home>/site)")
+    b.add_argument("--base-url", default=None, help="where it will be hosted (absolute links)")
+    b.set_defaults(func=cmd_site)
+    p = sub.add_parser("map", help="serve the mini-site of the current publication")
     p.add_argument("--home", default=None)
+    p.add_argument("--sources", default=str(DEFAULT_SOURCES))
+    p.add_argument("--demo", action="store_true", help="read samples/sources.toml's [site]")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--tiles", default=None, metavar="URL",

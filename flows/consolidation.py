@@ -24,11 +24,18 @@ from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.run_report import Run, StepResult
+from flows.site import build_site, site_is_current
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.matching import score_pairs
 from transforms.merge import Edge, merge_records, record_key
 from transforms.postes import poste_rows
-from transforms.spec import GeocoderSettings, Publication, Spec, spec_settings_repr
+from transforms.spec import (
+    GeocoderSettings,
+    Publication,
+    SiteSettings,
+    Spec,
+    spec_settings_repr,
+)
 from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, ops, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
@@ -330,4 +337,15 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
                         else "unchanged", secs, rows_in=structures,
                         rows_out=published["features"], bytes=sum(published["bytes"].values()),
                         details=details), start)
+    if run.spec.site.build and not site_is_current(run.root):
+        start = dt.datetime.now()
+        built, err, secs = run.call(site, run.root, run.spec.site)
+        run.step(StepResult("site", None, "failed" if err else "ok", secs, message=err,
+                            rows_out=None if err else built["structures"]), start)
     return True
+
+
+@task(cache_policy=NO_CACHE)
+def site(home: Path, settings: SiteSettings) -> dict:
+    """Build the mini-site of the publication just made (flows/site.py)."""
+    return build_site(home, settings)

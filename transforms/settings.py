@@ -197,3 +197,23 @@ class AlertSettings(StrictModel):
     on_stale: bool = True  # alert for stale sources too, not only failures
     # An open problem is posted again only after this long, so a daily run does not repeat it.
     repeat_after: Duration = dt.timedelta(days=1)
+
+
+class SiteSettings(StrictModel):
+    """[site]: the static mini-site built from each publication (flows/site.py)."""
+
+    build: bool = True  # rebuild the site after each publication
+    title: str = "Les structures d'insertion par l'activité économique"
+    base_url: str = ""  # where the site is hosted (absolute links in JSON-LD, sitemap)
+    # "signaler une erreur": a URL or mailto: link; {id} and {nom} are replaced
+    report_url: str | None = None
+    tiles: str | None = None  # a tile layer URL template; none: the départements' outlines
+    attribution: str = ""
+    keep: int = Field(2, ge=1)  # sites kept beside the current one
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if value and not re.match(r"^https?://", value):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")

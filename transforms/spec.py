@@ -29,6 +29,7 @@ from transforms.settings import (
     GeocoderSettings,
     MatchingSettings,
     Publication,
+    SiteSettings,
     SpecPath,
     StrictModel,
     Url,
@@ -38,8 +39,8 @@ from transforms.settings import (
 )
 
 __all__ = ["AlertSettings", "Defaults", "Expect", "GeocoderSettings", "MatchingSettings",
-           "Publication", "SourceSpec", "Spec", "SpecError", "load_spec", "parse_duration",
-           "parse_spec"]
+           "Publication", "SiteSettings", "SourceSpec", "Spec", "SpecError", "load_spec",
+           "parse_duration", "parse_spec"]
 
 # Canonical fields a source may map a column to (the field table); derived fields such as
 # `siren` or `region` are computed, never mapped. A mapped `departement` is only checked
@@ -57,7 +58,7 @@ _KIND_KEYS = {
     "asp_fluxiae": {"path", "annexes_path"},
 }
 FORMATS = ("csv", "xlsx", "json", "parquet")
-_SECTIONS = ("defaults", "sources", "publication", "geocoder", "matching", "alerts")
+_SECTIONS = ("defaults", "sources", "publication", "geocoder", "matching", "alerts", "site")
 
 # The départements, the unit public APIs are queried by, and the collectivités d'outre-mer
 # that have SIAE (Saint-Pierre-et-Miquelon, Saint-Barthélemy, Saint-Martin).
@@ -242,6 +243,7 @@ class Spec(StrictModel):
     geocoder: GeocoderSettings = GeocoderSettings()
     matching: MatchingSettings = MatchingSettings()
     alerts: AlertSettings = AlertSettings()
+    site: SiteSettings = SiteSettings()
 
     def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
         """Enabled sources in file order, restricted to `only` when given."""

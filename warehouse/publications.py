@@ -61,3 +61,22 @@ def publications(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def published_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """structure_id → published kinds, for every structure of marts.siae."""
     return dict(con.execute("SELECT structure_id, types FROM marts.siae").fetchall())
+
+
+def value_sources(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple]]:
+    """structure_id → field → (source, date): which source gave each published value and how
+    fresh it is (that source's record date_maj, else when the source was staged)."""
+    if not table_exists(con, "core", "links"):
+        return {}
+    rows = con.execute("""
+        SELECT p.structure_id, p.field, p.source,
+               coalesce(max(r.date_maj), CAST(max(st.staged_at) AS DATE))
+        FROM marts.siae_provenance p
+        LEFT JOIN core.links l ON l.structure_id = p.structure_id AND l.source = p.source
+        LEFT JOIN core.records r ON r.source = l.source AND r.source_id = l.source_id
+        LEFT JOIN ops.source_state st ON st.source = p.source
+        GROUP BY ALL""").fetchall()
+    out: dict[str, dict[str, tuple]] = {}
+    for sid, field_, source, date in rows:
+        out.setdefault(sid, {})[field_] = (source, date)
+    return out

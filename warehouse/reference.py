@@ -182,3 +182,14 @@ def communes_by_code(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[s
                             "core.communes WHERE code_insee IN (SELECT UNNEST(?))))",
                        [codes, codes]).to_dict("records")
     return {r["code_insee"]: r for r in rows}
+
+
+def commune_centres(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(name, code INSEE, first postcode, département, lat, lon) of every commune with a
+    centre: the site's "près de…" autocompletes on them."""
+    return con.execute("""
+        SELECT c.nom, c.code_insee, min(p.code_postal), c.departement, c.centre_lat,
+               c.centre_lon
+        FROM core.communes c LEFT JOIN core.communes_postcodes p USING (code_insee)
+        WHERE c.type = 'COM' AND c.centre_lat IS NOT NULL
+        GROUP BY ALL ORDER BY c.nom, c.code_insee""").fetchall()

@@ -1,0 +1,284 @@
+"""`siae site build`: the static mini-site of the current publication.
+
+No server-side code: HTML pages (Jinja2, autoescaped), the data the map page loads (a compact
+index, details per région, the communes for "près de…", the départements' outlines) with
+pre-compressed `.gz` and `.br` copies, Leaflet and its clusters copied from their PyPI
+packages. Any static host serves it. Built in a folder of its own, then swapped in by one
+rename (`<home>/site` is a link, like `publish`), so a visitor never sees half a site.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import brotli
+import pyarrow.parquet as pq
+import xstatic.pkg.leaflet
+import xstatic.pkg.leaflet_markercluster
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from flows.publish import current_release
+from transforms.outlines import departement_outlines, outlines_geojson
+from transforms.site import (
+    INDEX_FIELDS,
+    KINDS,
+    MAINLAND,
+    OVERSEAS,
+    area_summary,
+    by_area,
+    details,
+    index_rows,
+    json_ld,
+    phone_display,
+    safe_url,
+    script_json,
+)
+from transforms.spec import SiteSettings
+from warehouse import ops, publications, reference
+from warehouse.db import connect
+from warehouse.paths import WarehousePaths
+
+WEBMAP = Path(__file__).resolve().parent.parent / "webmap"
+FIELD_LABELS = {
+    "nom": "Nom", "enseigne": "Enseigne", "siret": "SIRET", "types": "Types",
+    "adresse": "Adresse", "complement_adresse": "Complément d'adresse",
+    "code_postal": "Code postal", "commune": "Commune", "telephone": "Téléphone",
+    "courriel": "Courriel", "site_web": "Site internet", "description": "Présentation",
+    "date_maj": "Mise à jour",
+}
+
+
+class SiteError(RuntimeError):
+    """No publication to build a site from, or the site could not be written."""
+
+
+def _json(path: Path, doc: object) -> None:
+    """Write a JSON document with its pre-compressed copies (.gz, .br)."""
+    data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    _write_compressed(path, data)
+
+
+def _write_compressed(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, 9, mtime=0))
+    path.with_name(path.name + ".br").write_bytes(brotli.compress(data, quality=9))
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(WEBMAP / "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["phone"] = phone_display
+    env.filters["safe_url"] = safe_url
+    env.globals.update(KINDS=KINDS)
+    return env
+
+
+def _report(settings: SiteSettings, r: dict) -> str | None:
+    if not settings.report_url:
+        return None
+    from urllib.parse import quote
+
+    return settings.report_url.replace("{id}", quote(r["structure_id"])).replace(
+        "{nom}", quote(r.get("nom") or ""))
+
+
+def build_site(home: Path, settings: SiteSettings | None = None, out: Path | None = None,
+               base_url: str | None = None) -> dict:
+    """Build the site of the current publication; into `out` when given, else into
+    `<home>/sites/<release>` swapped in as `<home>/site`. Returns counts and the folder."""
+    settings = settings or SiteSettings()
+    base = (base_url if base_url is not None else settings.base_url).rstrip("/")
+    paths = WarehousePaths(home)
+    release = current_release(paths)
+    if release is None or not (release / "siae.parquet").exists():
+        raise SiteError(f"no publication in {paths.publish}: run `siae sync` first")
+    rows = pq.read_table(release / "siae.parquet").to_pylist()
+    changes = json.loads((release / "changes.json").read_text()) \
+        if (release / "changes.json").exists() else {}
+    redirects = json.loads((release / "redirects.json").read_text()).get("redirects", []) \
+        if (release / "redirects.json").exists() else []
+    package = json.loads((release / "datapackage.json").read_text())
+    with connect(paths.database, read_only=True) as con:
+        areas = reference.area_names(con)
+        centres = reference.commune_centres(con)
+        outline = _outline(con, areas)
+        sources = publications.value_sources(con)
+    added = {a["structure_id"] for a in changes.get("added", [])} if changes.get("previous") \
+        else set()
+
+    target = out or paths.home / "sites" / release.name
+    building = target.with_name(f".{target.name}.building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    try:
+        counts = _write(building, release, rows, added, redirects, package, areas, centres,
+                        outline, sources, settings, base)
+    except Exception:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    building.rename(target)
+    if out is None:
+        _swap_site(paths.home, target, settings.keep)
+    return {**counts, "folder": str(out or paths.home / "site"), "release": release.name}
+
+
+def site_is_current(home: Path) -> bool:
+    """Whether `<home>/site` is the site of the current publication."""
+    paths = WarehousePaths(home)
+    release = current_release(paths)
+    link = paths.home / "site"
+    return release is not None and link.exists() and link.resolve().name == release.name
+
+
+def _swap_site(home: Path, target: Path, keep: int) -> None:
+    link = home / "site"
+    tmp = home / ".site.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, home))
+    if link.exists() and not link.is_symlink():
+        shutil.rmtree(link)
+    os.replace(tmp, link)
+    older = sorted(p for p in target.parent.iterdir() if p.is_dir() and p != target
+                   and not p.name.startswith("."))
+    for p in older[: max(0, len(older) - keep)]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _outline(con, areas: dict) -> str:
+    """The départements' outlines as GeoJSON: dissolving 35,000 communes takes seconds, so
+    they are made once per version of the reference (in its cache folder)."""
+    version = "; ".join(v for _, v in ops.reference_versions(con))
+    cached = reference.cache_folder() / (
+        f"outline-{hashlib.sha256(version.encode()).hexdigest()[:12]}.geojson")
+    if cached.exists():
+        return cached.read_text(encoding="utf-8")
+    text = outlines_geojson(departement_outlines(reference.commune_polygons(con)), {
+        d: v["nom"] for d, v in areas["departements"].items()})
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".part")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(cached)
+    return text
+
+
+def _write(folder: Path, release: Path, rows, added, redirects, package, areas, centres,
+           outline, sources, settings, base) -> dict:
+    env = _environment()
+    created = package.get("created")
+    common = {"title": settings.title, "created": created, "base": base,
+              "tiles": settings.tiles, "attribution": settings.attribution,
+              "areas": areas, "overseas": OVERSEAS}
+
+    def page(relative: str, template: str, depth: int, **context) -> None:
+        html = env.get_template(template).render(**common, **context, root="../" * depth)
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+
+    # the data the pages load
+    index = index_rows(rows, added)
+    _json(folder / "data" / "index.json", {"created": created, "fields": INDEX_FIELDS,
+                                          "rows": index})
+    regions, deps = by_area(rows)
+    for code, members in regions.items():
+        _json(folder / "data" / "regions" / f"{code}.json",
+              {r["structure_id"]: details(r) for r in members})
+    _json(folder / "data" / "areas.json", areas)
+    _json(folder / "data" / "communes.json",
+          [[n, c, cp, d, round(lat, 5), round(lon, 5)] for n, c, cp, d, lat, lon in centres])
+    _write_compressed(folder / "data" / "outline.geojson", outline.encode("utf-8"))
+    _json(folder / "data" / "config.json", {"tiles": settings.tiles,
+                                           "attribution": settings.attribution,
+                                           "mainland": MAINLAND})
+    # the publication itself, for download and for map sites (GeoJSON pre-compressed)
+    for name in ("siae.geojson", "siae.csv", "siae.parquet", "datapackage.json",
+                 "redirects.json", "changes.json"):
+        if (release / name).exists():
+            data = (release / name).read_bytes()
+            if name.endswith((".geojson", ".json", ".csv")):
+                _write_compressed(folder / "donnees" / name, data)
+            else:
+                (folder / "donnees" / name).write_bytes(data)
+
+    # static assets
+    shutil.copytree(WEBMAP / "static", folder / "static")
+    shutil.copytree(Path(xstatic.pkg.leaflet.BASE_DIR), folder / "vendor" / "leaflet")
+    shutil.copytree(Path(xstatic.pkg.leaflet_markercluster.BASE_DIR),
+                    folder / "vendor" / "markercluster")
+
+    # pages
+    kinds_present = [k for k in KINDS if any(k in (r.get("types") or []) for r in rows)]
+    region_list = sorted(((c, areas["regions"].get(c, c), len(m)) for c, m in regions.items()),
+                         key=lambda x: x[1])
+    page("index.html", "index.html", 0, kinds=kinds_present, regions=region_list)
+    by_id = {r["structure_id"]: r for r in rows}
+    for r in rows:
+        url = f"{base}/structures/{r['structure_id']}.html" if base else None
+        provenance = sources.get(r["structure_id"], {})
+        page(f"structures/{r['structure_id']}.html", "structure.html", 1, s=r,
+             json_ld=json_ld(r, url or f"structures/{r['structure_id']}.html"),
+             provenance=[(FIELD_LABELS[f], *provenance[f]) for f in FIELD_LABELS
+                         if f in provenance],
+             kind_sources=[(k, provenance.get(f"types:{k}", ("",))[0])
+                           for k in (r.get("types") or [])],
+             report=_report(settings, r), phone=phone_display(r.get("telephone")),
+             dep_name=areas["departements"].get(r.get("departement") or "", {}).get("nom"),
+             region_name=areas["regions"].get(r.get("region") or ""),
+             canonical=url)
+    for redirect in redirects:
+        target = by_id.get(redirect["to"])
+        page(f"structures/{redirect['from']}.html", "redirect.html", 1, old=redirect["from"],
+             new=redirect["to"], target=target)
+    for code, members in regions.items():
+        page(f"regions/{code}.html", "area.html", 1, level="région", code=code,
+             name=areas["regions"].get(code, code), summary=area_summary(members),
+             members=sorted(members, key=lambda r: r.get("nom") or ""),
+             children=sorted({r["departement"] for r in members if r.get("departement")}),
+             points=_points(members))
+    for code, members in deps.items():
+        info = areas["departements"].get(code, {})
+        page(f"departements/{code}.html", "area.html", 1, level="département", code=code,
+             name=info.get("nom", code), region=info.get("region"),
+             summary=area_summary(members),
+             members=sorted(members, key=lambda r: r.get("nom") or ""), children=[],
+             points=_points(members))
+    page("comprendre-iae.html", "comprendre.html", 0)
+    page("rallye.html", "rallye.html", 0)
+    page("404.html", "404.html", 0)
+    _sitemap(folder, base, rows, regions, deps)
+    return {"structures": len(rows), "on_map": len(index), "regions": len(regions),
+            "departements": len(deps), "redirects": len(redirects)}
+
+
+def _points(members) -> str:
+    """The markers of an area page, as JSON safe inside a <script> element."""
+    return script_json([[r["structure_id"], r.get("nom"), list(r.get("types") or []),
+                         r["latitude"], r["longitude"]]
+                        for r in members if r.get("latitude") is not None])
+
+
+def _sitemap(folder: Path, base: str, rows, regions, deps) -> None:
+    if not base:
+        return
+    urls = ["", "comprendre-iae.html"] + [f"regions/{c}.html" for c in sorted(regions)]
+    urls += [f"departements/{c}.html" for c in sorted(deps)]
+    urls += [f"structures/{r['structure_id']}.html" for r in rows]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+    lines += [f"<url><loc>{base}/{u}</loc></url>" for u in urls]
+    lines.append("</urlset>")
+    (folder / "sitemap.xml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "robots.txt").write_text(f"Sitemap: {base}/sitemap.xml\n", encoding="utf-8")
+
