@@ -51,7 +51,7 @@ OVERSEAS = {"971": "Guadeloupe", "972": "Martinique", "973": "Guyane", "974": "L
             "975": "Saint-Pierre-et-Miquelon", "976": "Mayotte", "977": "Saint-Barthélemy",
             "978": "Saint-Martin"}
 INDEX_FIELDS = ["id", "nom", "types", "commune", "cp", "dep", "reg", "lat", "lon", "recrute",
-                "approx", "new", "key"]
+                "approx", "new"]
 
 
 def fold(text: str | None) -> str:
@@ -87,14 +87,13 @@ def index_rows(rows: Iterable[Mapping], added: set[str]) -> list[list]:
     for r in rows:
         if r.get("latitude") is None or r.get("longitude") is None:
             continue
-        key = fold(" ".join(filter(None, (r.get("nom"), r.get("enseigne"), r.get("commune"),
-                                          r.get("code_postal")))))
         out.append([r["structure_id"], r.get("nom"), list(r.get("types") or []),
                     r.get("commune"), r.get("code_postal"), r.get("departement"),
                     r.get("region"), round(float(r["latitude"]), 6),
                     round(float(r["longitude"]), 6), r.get("recrute"),
-                    r.get("geo_precision") == "municipality", r["structure_id"] in added, key])
-    return sorted(out, key=lambda x: x[0])
+                    r.get("geo_precision") == "municipality", r["structure_id"] in added])
+    # by name as people read them (the page lists them in this order)
+    return sorted(out, key=lambda x: (fold(x[1]), x[0]))
 
 
 def details(r: Mapping) -> dict:

@@ -8,8 +8,10 @@
   const $ = (id) => document.getElementById(id);
   const PAGE = 50;
   const state = { rows: [], markers: new Map(), details: new Map(), shown: [], limit: PAGE,
-    near: null, communes: null, deps: {} };
+    near: null, communes: null, deps: {}, on: new Set(), byId: new Map() };
   let F = {};
+  // when the first points and the clusters were drawn (ms since the page was asked for)
+  const times = window.siaeTimes = {};
 
   const plural = (n, one, many) => `${n} ${n > 1 ? many : one}`;
   const url = (id) => `${root}structures/${encodeURIComponent(id)}.html`;
@@ -50,10 +52,16 @@
     if (f.recrute && !r[F.recrute]) return false;
     if (f.q) {
       // every word typed is in the name, the commune or the postcode
-      for (const word of f.q.split(" ")) if (!r[F.key].includes(word)) return false;
+      for (const word of f.q.split(" ")) if (!key(r).includes(word)) return false;
     }
     if (state.near && distanceKm(state.near.center, [r[F.lat], r[F.lon]]) > state.near.radius) return false;
     return true;
+  }
+
+  // the folded text a search looks in, made the first time it is needed
+  function key(r) {
+    if (r.key === undefined) r.key = fold([r[F.nom], r[F.commune], r[F.cp]].join(" "));
+    return r.key;
   }
 
   function card(r) {
@@ -75,15 +83,26 @@
 
   function apply(fit) {
     const f = filters();
+    // the index comes sorted by name: only "près de…" orders by distance
     state.shown = state.rows.filter((r) => matches(r, f));
     if (state.near) {
       const c = state.near.center;
-      state.shown.sort((a, b) => distanceKm(c, [a[F.lat], a[F.lon]]) - distanceKm(c, [b[F.lat], b[F.lon]]));
-    } else {
-      state.shown.sort((a, b) => a[F.nom].localeCompare(b[F.nom], "fr"));
+      const dist = new Map(state.shown.map((r) => [r, distanceKm(c, [r[F.lat], r[F.lon]])]));
+      state.shown.sort((a, b) => dist.get(a) - dist.get(b));
     }
-    state.cluster.clearLayers();
-    state.cluster.addLayers(state.shown.map((r) => state.markers.get(r[F.id])));
+    // only the markers that change: a filter change costs what it changes
+    const wanted = new Set(state.shown.map((r) => r[F.id]));
+    const leaving = [], coming = [];
+    for (const [id, m] of state.markers) {
+      const on = state.on.has(id);
+      if (on && !wanted.has(id)) leaving.push(m);
+      else if (!on && wanted.has(id)) coming.push(m);
+    }
+    if (leaving.length) state.cluster.removeLayers(leaving);
+    if (coming.length) state.cluster.addLayers(coming);
+    if (state.previewed) dropPreview();  // a filter changed: the clusters say it right
+    state.previewed = true;
+    state.on = wanted;
     const n = state.shown.length;
     $("counter").textContent = plural(n, "structure affichée", "structures affichées");
     $("listing-title").textContent = state.near
@@ -94,6 +113,13 @@
     saveUrl(f);
     if (fit) fitView(f);
     document.body.dataset.shown = String(n);
+  }
+
+  function dropPreview() {
+    if (state.preview && state.map.hasLayer(state.preview)) state.map.removeLayer(state.preview);
+    times.clustered = times.clustered || performance.now();
+    times.firstPoints = times.firstPoints || times.clustered;
+    document.body.dataset.clustered = "true";
   }
 
   function fitView(f) {
@@ -205,14 +231,38 @@
     }
 
     state.map = SIAE.makeMap("map", config);
-    state.cluster = L.markerClusterGroup({ chunkedLoading: true, maxClusterRadius: 45 });
+    // clusters computed for the zooms where they help only (France fits at 5; from 14 on,
+    // points are apart): the cost of clustering grows with the zoom levels
+    state.map.setMinZoom(5);
+    state.cluster = L.markerClusterGroup({ chunkedLoading: true, chunkDelay: 0,
+      chunkInterval: 250, maxClusterRadius: 45, disableClusteringAtZoom: 14,
+      chunkProgress: (done, total) => { if (total && done === total) dropPreview(); } });
     state.map.addLayer(state.cluster);
     SIAE.keyboardClusters(state.cluster);
+    // one popup for the whole map, filled when a marker is clicked (20,000 popups bound in
+    // advance would cost seconds)
+    const popup = L.popup({ maxWidth: 320 });
+    state.cluster.on("click", async (e) => {
+      const r = state.byId.get(e.layer.options.id);
+      if (!r) return;
+      popup.setLatLng(e.layer.getLatLng()).setContent("Chargement…").openOn(state.map);
+      popup.setContent(popupHtml(r, (await regionDetails(r[F.reg]))[r[F.id]] || {}));
+    });
+    // Clustering 20,000 markers takes a second or two: meanwhile every point is drawn at
+    // once on a canvas, and the clusters replace it as soon as they are ready.
+    if (state.rows.length > 2000) {
+      const m = config.mainland;
+      state.map.fitBounds([[m.south, m.west], [m.north, m.east]]);
+      state.preview = SIAE.dotLayer(state.rows.map((r) =>
+        [r[F.lat], r[F.lon], SIAE.KIND_COLORS[r[F.types][0]] || "#555"])).addTo(state.map);
+      times.firstPoints = times.firstPoints || performance.now();
+      await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    }
     for (const r of state.rows) {
       const m = SIAE.marker(r[F.lat], r[F.lon], r[F.types], r[F.nom]);
-      m.bindPopup("Chargement…");
-      m.on("popupopen", async () => m.setPopupContent(popupHtml(r, (await regionDetails(r[F.reg]))[r[F.id]] || {})));
+      m.options.id = r[F.id];
       state.markers.set(r[F.id], m);
+      state.byId.set(r[F.id], r);
     }
 
     const params = new URLSearchParams(location.search);

@@ -70,11 +70,60 @@ const SIAE = (() => {
     return map;
   }
 
+  // Points drawn on one canvas in a single pass: thousands at once, no interaction (what a
+  // big map shows while its clusters are being built).
+  let DotLayerClass = null;
+  const dotLayer = (points) => {
+    DotLayerClass = DotLayerClass || L.Layer.extend(dotMethods);  // Leaflet loads after us
+    return new DotLayerClass(points);
+  };
+  const dotMethods = ({
+    initialize(points) { this._points = points; },  // [lat, lon, colour]
+    onAdd(map) {
+      this._canvas = L.DomUtil.create("canvas", "leaflet-zoom-hide dots");
+      this._canvas.setAttribute("aria-hidden", "true");
+      map.getPanes().overlayPane.appendChild(this._canvas);
+      map.on("moveend zoomend resize", this._draw, this);
+      this._draw();
+    },
+    onRemove(map) {
+      L.DomUtil.remove(this._canvas);
+      map.off("moveend zoomend resize", this._draw, this);
+    },
+    _draw() {
+      const map = this._map, size = map.getSize(), c = this._canvas;
+      c.width = size.x;
+      c.height = size.y;
+      L.DomUtil.setPosition(c, map.containerPointToLayerPoint([0, 0]));
+      const ctx = c.getContext("2d");
+      ctx.strokeStyle = "#fff";
+      // Web Mercator by hand: Leaflet's per-point projection costs ten times more
+      const scale = 256 * 2 ** map.getZoom();
+      const origin = map.getPixelOrigin().add(map._getMapPanePos ? map._getMapPanePos() : [0, 0]);
+      const offset = map.containerPointToLayerPoint([0, 0]).add(map.getPixelOrigin());
+      const rad = Math.PI / 180;
+      for (const [lat, lon, color] of this._points) {
+        const x = (lon + 180) / 360 * scale - offset.x;
+        const s = Math.sin(lat * rad);
+        const y = (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * scale - offset.y;
+        if (x < -5 || y < -5 || x > size.x + 5 || y > size.y + 5) continue;
+        ctx.beginPath();
+        ctx.arc(x, y, 4, 0, 2 * Math.PI);
+        ctx.fillStyle = color;
+        ctx.fill();
+        ctx.stroke();
+      }
+      this._origin = origin;
+    },
+  });
+
+  const icons = {};  // one icon per colour, shared by the markers
   function marker(lat, lon, kinds, title) {
     const color = KIND_COLORS[(kinds || [])[0]] || "#555";
+    icons[color] = icons[color] || L.divIcon({ className: "", iconSize: [16, 16],
+      html: `<span class="dot" style="background:${color}"></span>` });
     return L.marker([lat, lon], { title, alt: title, keyboard: true, riseOnHover: true,
-      icon: L.divIcon({ className: "", iconSize: [16, 16],
-        html: `<span class="dot" style="background:${color}"></span>` }) });
+      icon: icons[color] });
   }
 
   // Enter or Space on a cluster zooms on it, as a click does.
@@ -117,5 +166,5 @@ const SIAE = (() => {
   document.addEventListener("DOMContentLoaded", () => rallye.show());
 
   return { KIND_LABELS, KIND_COLORS, root, fold, esc, getJSON, distanceKm, makeMap, marker,
-    keyboardClusters, rallye };
+    keyboardClusters, rallye, dotLayer };
 })();
