@@ -237,15 +237,14 @@ def cmd_geocode(args) -> int:
 def cmd_rebuild(args) -> int:
     from flows.rebuild import RebuildRefused, rebuild
     from flows.reports import summary_text
-    from warehouse.lock import WarehouseBusy, consolidation_lock
 
     _progress_logging(args.verbose)
     spec = _spec(args)
     home = _home(args, must_exist=False)
     try:
-        with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
-            summary, aside = rebuild(spec, home)
-    except (RebuildRefused, WarehouseBusy) as exc:
+        # its consolidation takes the consolidation lock, as any other
+        summary, aside = rebuild(spec, home)
+    except RebuildRefused as exc:
         raise CommandError(str(exc)) from exc
     if aside:
         print(f"the damaged warehouse was set aside as {aside}")

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-_held: dict[Path, int] = {}  # locks this process holds, and how deep
-
 
 class WarehouseBusy(RuntimeError):
     """Another consolidation holds the warehouse; the message says who and since when."""
@@ -21,15 +19,8 @@ class WarehouseBusy(RuntimeError):
 def consolidation_lock(home: Path, wait_seconds: float = 600.0,
                        poll: float = 0.5) -> Iterator[None]:
     """Hold `<home>/.consolidate.lock` for the duration; wait for it at most `wait_seconds`.
-    Re-entrant within a process (a command holding it may run a consolidation)."""
-    path = (home / ".consolidate.lock").resolve()
-    if _held.get(path):
-        _held[path] += 1
-        try:
-            yield
-        finally:
-            _held[path] -= 1
-        return
+    Not re-entrant: a second holder, in this process or another, waits."""
+    path = home / ".consolidate.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = path.open("a+")
     deadline = time.monotonic() + wait_seconds
@@ -50,8 +41,6 @@ def consolidation_lock(home: Path, wait_seconds: float = 600.0,
         fh.truncate()
         fh.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
         fh.flush()
-        _held[path] = 1
         yield
     finally:
-        _held.pop(path, None)
         fh.close()  # closing releases the lock
