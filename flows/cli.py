@@ -90,10 +90,12 @@ def cmd_sync(args) -> int:
     else:
         # a server that dies with this command, even killed (Prefect's own would stay)
         with temporary_server():
+            from flows.outcome import summary_of
             from flows.sync import sync
 
-            summary = sync(str(_sources(args)), only=args.only or None, home=args.home,
-                           force=args.force, force_publish=args.force_publish)
+            summary = summary_of(sync(str(_sources(args)), only=args.only or None,
+                                      home=args.home, force=args.force,
+                                      force_publish=args.force_publish, return_state=True))
     sys.stdout.write(summary_text(summary))
     if not summary.published:
         return 1

@@ -2,7 +2,9 @@
 `siae-ingest` (one source, for its own schedule) and `siae-consolidate`.
 
 Each step is a Prefect task; a failing source is recorded and skipped, keeping its last good
-staging, while the others go on. Every step's outcome lands in `ops.runs`.
+staging, while the others go on. Every step's outcome lands in `ops.runs`. Each flow ends in the
+state that its run report implies (flows/outcome.py), carrying the run summary: call them with
+`return_state=True` and read it with `summary_of`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 from prefect import flow
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment as prefect_deployment
+from prefect.states import State
 
 from flows.consolidation import consolidate
 from flows.ingest import ingest, prepare
+from flows.outcome import consolidation_state, ingest_state
 from flows.run_report import Run, RunSummary
 from transforms.spec import load_spec
 from warehouse.paths import WarehousePaths
@@ -25,11 +29,12 @@ def sync(
     home: str | None = None,
     force: bool = False,
     force_publish: bool = False,
-) -> RunSummary:
-    """Fetch, stage, merge, locate and publish; a failing source never stops the others."""
+) -> State:
+    """Fetch, stage, merge, locate and publish; a failing source never stops the others.
+    Ends Failed when nothing could be published."""
     spec = load_spec(sources_file)
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
-    return run_pipeline(run, only, force, force_publish)
+    return consolidation_state(run_pipeline(run, only, force, force_publish))
 
 
 def run_pipeline(run: Run, only: list[str] | None = None, force: bool = False,
@@ -56,28 +61,31 @@ CONSOLIDATE_DEPLOYMENT = "siae-consolidate/consolidate"
 
 @flow(name="siae-ingest", log_prints=False)
 def ingest_source(sources_file: str, source: str, home: str | None = None,
-                  force: bool = False, trigger_consolidation: bool = True) -> RunSummary:
+                  force: bool = False, trigger_consolidation: bool = True) -> State:
     """Fetch and stage one source; when it changed and this runs as a deployment, trigger
-    the consolidation deployment."""
+    the consolidation deployment. Ends Failed when the source failed."""
     spec = load_spec(sources_file)
     (src,) = spec.selected([source])
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
     changed = ingest(run, src, prepare(run), force)
     summary = run.finish()
+    note = ""
     if changed and trigger_consolidation and prefect_deployment.id:
         run_deployment(CONSOLIDATE_DEPLOYMENT, timeout=0, as_subflow=False,
                        parameters={"sources_file": sources_file, "home": home})
         run.logger.info("source %s changed: consolidation triggered", source)
-    return summary
+        note = "consolidation triggered"
+    return ingest_state(summary, source, note)
 
 
 @flow(name="siae-consolidate", log_prints=False)
 def consolidate_publish(sources_file: str, home: str | None = None,
-                        force_publish: bool = False, force: bool = False) -> RunSummary:
+                        force_publish: bool = False, force: bool = False) -> State:
     """Merge what is staged, geocode, locate and publish (skipping all but the publication
-    when nothing they read has changed, unless `force`)."""
+    when nothing they read has changed, unless `force`). Ends Failed when it could not
+    publish."""
     spec = load_spec(sources_file)
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
     prepare(run)
     consolidate(run, force_publish, force)
-    return run.finish()
+    return consolidation_state(run.finish())

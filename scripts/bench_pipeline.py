@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
 
+from flows.outcome import summary_of  # noqa: E402
 from flows.sync import sync  # noqa: E402
 from tests.helpers import ban_handler  # noqa: E402
 from tests.synthetic import HEADER, reference_for_generation, write_synthetic  # noqa: E402
@@ -77,7 +78,8 @@ def main() -> None:
             if label == "1% edited":
                 edited = edit_one_percent(folder)
             t0 = time.perf_counter()
-            summary = sync(str(folder / "sources.toml"), home=str(home))
+            summary = summary_of(sync(str(folder / "sources.toml"), home=str(home),
+                                      return_state=True))
             wall = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             steps = {}

@@ -34,6 +34,14 @@ def query(home: Path, sql: str, params=None) -> list[tuple]:
         con.close()
 
 
+def run_summary(flow, *args, **kw):
+    """Run one of the project's flows and return its run summary, whatever state it ended in
+    (the flows end Failed when nothing could be published)."""
+    from flows.outcome import summary_of
+
+    return summary_of(flow(*args, return_state=True, **kw))
+
+
 def check_geojson(path: Path) -> int:
     """The number of features of a published GeoJSON, after the contract check of
     ../shared/tools/check_geojson.py when it is there."""

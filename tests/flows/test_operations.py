@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from flows.deployments import prefect_yaml
+from flows.outcome import summary_of
 from flows.status import problems, source_statuses
 from flows.sync import consolidate_publish, sync
-from tests.helpers import check_geojson, query
+from tests.helpers import check_geojson, query, run_summary
 from transforms.spec import load_spec
 from warehouse.db import connect
 from warehouse.lock import consolidation_lock
@@ -26,12 +27,12 @@ def test_status_reports_failing_and_stale_sources(demo, tmp_path):
     text = (demo / "sources.toml").read_text(encoding="utf-8")
     text = text.replace("[defaults.expect]\n", '[defaults.expect]\nmax_age = "8d"\n')
     (demo / "sources.toml").write_text(text, encoding="utf-8")
-    sync(str(demo / "sources.toml"), home=str(home))
+    run_summary(sync, str(demo / "sources.toml"), home=str(home))
     spec = load_spec(demo / "sources.toml")
     now = dt.datetime.now()
     assert problems(source_statuses(home, spec), now) == []
     (demo / "emplois_aura.json").write_text("<html>oops</html>")
-    sync(str(demo / "sources.toml"), home=str(home))
+    run_summary(sync, str(demo / "sources.toml"), home=str(home))
     statuses = {s.source: s for s in source_statuses(home, spec)}
     assert statuses["emplois_aura"].failing and statuses["emplois_aura"].rows == 20
     assert "emplois_aura" in statuses["emplois_aura"].failure_message
@@ -45,10 +46,10 @@ def test_a_failing_source_posts_one_alert_and_a_healthy_run_none(demo, tmp_path,
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     monkeypatch.setenv("SIAE_ALERT_WEBHOOK", httpserver.url_for("/hook"))
     home = tmp_path / "wh"
-    healthy = sync(str(demo / "sources.toml"), home=str(home))
+    healthy = run_summary(sync, str(demo / "sources.toml"), home=str(home))
     assert not healthy.alerted and len(httpserver.log) == 0
     (demo / "dreets_aura.xlsx").write_bytes(b"not a workbook")
-    broken = sync(str(demo / "sources.toml"), home=str(home))
+    broken = run_summary(sync, str(demo / "sources.toml"), home=str(home))
     assert broken.alerted and len(httpserver.log) == 1
     body = json.loads(httpserver.log[0][0].get_data())
     assert [p["source"] for p in body["problems"]] == ["dreets_aura"]
@@ -62,20 +63,20 @@ def test_an_open_problem_is_not_repeated_and_its_end_is_announced(demo, tmp_path
     home = tmp_path / "wh"
     good = (demo / "dreets_aura.xlsx").read_bytes()
     (demo / "dreets_aura.xlsx").write_bytes(b"not a workbook")
-    assert sync(str(demo / "sources.toml"), home=str(home)).alerted
-    again = sync(str(demo / "sources.toml"), home=str(home))
+    assert run_summary(sync, str(demo / "sources.toml"), home=str(home)).alerted
+    again = run_summary(sync, str(demo / "sources.toml"), home=str(home))
     assert not again.alerted and len(httpserver.log) == 1  # within repeat_after (1d)
     from flows.status import pipeline_status
 
     assert [(a["source"], a["problem"]) for a in pipeline_status(home)["open_alerts"]] == [
         ("dreets_aura", "failed")]
     (demo / "dreets_aura.xlsx").write_bytes(good)
-    fixed = sync(str(demo / "sources.toml"), home=str(home))
+    fixed = run_summary(sync, str(demo / "sources.toml"), home=str(home))
     assert fixed.alerted and len(httpserver.log) == 2
     body = json.loads(httpserver.log[1][0].get_data())
     assert body["event"] == "siae.recovered" and body["problems"] == []
     assert [(r["source"], r["problem"]) for r in body["recovered"]] == [("dreets_aura", "failed")]
-    assert not sync(str(demo / "sources.toml"), home=str(home)).alerted
+    assert not run_summary(sync, str(demo / "sources.toml"), home=str(home)).alerted
     assert query(home, "SELECT source, problem, state FROM ops.alerts ORDER BY sent_at") == [
         ("dreets_aura", "failed", "open"), ("dreets_aura", "failed", "recovered")]
 
@@ -83,10 +84,15 @@ def test_an_open_problem_is_not_repeated_and_its_end_is_announced(demo, tmp_path
 def test_a_second_consolidation_waits_or_refuses_and_nothing_is_corrupted(demo, tmp_path,
                                                                          monkeypatch):
     home = tmp_path / "wh"
-    sync(str(demo / "sources.toml"), home=str(home))
+    run_summary(sync, str(demo / "sources.toml"), home=str(home))
     monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "1")
     with consolidation_lock(home):
-        refused = consolidate_publish(str(demo / "sources.toml"), home=str(home))
+        state = consolidate_publish(str(demo / "sources.toml"), home=str(home),
+                                    return_state=True)
+    # Prefect sees the failure, with the reason, and what stays published
+    assert state.is_failed() and "another consolidation is running" in state.message
+    assert "stays published" in state.message
+    refused = summary_of(state)
     (step,) = [s for s in refused.steps if s.step == "consolidate"]
     assert step.status == "failed" and "another consolidation is running" in step.message
     # with room to wait, it runs once the first one is done
@@ -94,13 +100,34 @@ def test_a_second_consolidation_waits_or_refuses_and_nothing_is_corrupted(demo, 
     holder = threading.Thread(target=lambda: _hold(home, 2.0))
     holder.start()
     time.sleep(0.3)
-    waited = consolidate_publish(str(demo / "sources.toml"), home=str(home))
+    waited = run_summary(consolidate_publish, str(demo / "sources.toml"), home=str(home))
     holder.join()
     assert {s.status for s in waited.steps} <= {"ok", "unchanged"}
     with connect(WarehousePaths(home).database) as con:
         assert con.execute("SELECT count(*) FROM core.structures").fetchone()[0] > 0
     assert check_geojson(home / "publish" / "siae.geojson") > 0
     assert query(home, "SELECT count(DISTINCT run_id) FROM ops.runs")[0][0] == 3
+
+
+def test_an_ingest_run_ends_failed_when_its_source_failed_and_completed_otherwise(demo,
+                                                                                 tmp_path):
+    from flows.sync import ingest_source
+
+    home = tmp_path / "wh"
+    good = ingest_source(str(demo / "sources.toml"), "emplois_aura", home=str(home),
+                         return_state=True)
+    assert good.is_completed() and "source emplois_aura: fetch ok, stage ok" in good.message
+    (demo / "emplois_aura.json").unlink()
+    bad = ingest_source(str(demo / "sources.toml"), "emplois_aura", home=str(home),
+                        return_state=True)
+    assert bad.is_failed()
+    assert bad.message.startswith("source emplois_aura failed, its last good data are kept")
+    assert "emplois_aura.json" in bad.message
+    assert summary_of(bad).failed_sources == ["emplois_aura"]
+    # the whole sync still publishes: Completed, saying which source kept its last good data
+    whole = sync(str(demo / "sources.toml"), home=str(home), return_state=True)
+    assert whole.is_completed()
+    assert "sources that failed and kept their last good data: emplois_aura" in whole.message
 
 
 def _hold(home: Path, seconds: float) -> None:
@@ -119,7 +146,7 @@ def test_siae_geocode_relocates_and_waits_for_a_running_consolidation(demo, tmp_
     from flows.cli import main
 
     home = tmp_path / "wh"
-    sync(str(demo / "sources.toml"), home=str(home))
+    run_summary(sync, str(demo / "sources.toml"), home=str(home))
     args = ["geocode", "--sources", str(demo / "sources.toml"), "--home", str(home)]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -136,7 +163,7 @@ def test_status_json_tells_a_probe_the_sources_publication_and_pending_work(demo
     from flows.cli import main
 
     home = tmp_path / "wh"
-    first = sync(str(demo / "sources.toml"), home=str(home))
+    first = run_summary(sync, str(demo / "sources.toml"), home=str(home))
     args = ["status", "--sources", str(demo / "sources.toml"), "--home", str(home), "--json"]
     assert main(args + ["--check"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -147,7 +174,7 @@ def test_status_json_tells_a_probe_the_sources_publication_and_pending_work(demo
     assert doc["review_pending"] == len(query(
         home, "SELECT * FROM core.match_candidates WHERE band = 'review'"))
     (demo / "emplois_aura.json").write_text("<html>oops</html>")
-    sync(str(demo / "sources.toml"), home=str(home))
+    run_summary(sync, str(demo / "sources.toml"), home=str(home))
     assert main(args + ["--check"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert [(p["source"], p["problem"]) for p in doc["problems"]] == [("emplois_aura", "failed")]

@@ -7,13 +7,13 @@ import pytest
 
 from flows.judgements import append_judgement
 from flows.sync import sync
-from tests.helpers import query
+from tests.helpers import query, run_summary
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 def run(demo: Path, home: Path):
-    return sync(str(demo / "sources.toml"), home=str(home))
+    return run_summary(sync, str(demo / "sources.toml"), home=str(home))
 
 
 def ids(home: Path) -> dict[str, str]:

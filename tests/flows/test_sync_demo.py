@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from flows.sync import sync
-from tests.helpers import ban_handler, check_geojson, query
+from tests.helpers import ban_handler, check_geojson, query, run_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ EXPECTED_REJECTS = {
 
 
 def run(demo: Path, home: Path, **kw):
-    return sync(str(demo / "sources.toml"), home=str(home), **kw)
+    return run_summary(sync, str(demo / "sources.toml"), home=str(home), **kw)
 
 
 def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
@@ -267,7 +267,7 @@ priority = 60
 [geocoder]
 base_url = "{base}geocodage"
 """, encoding="utf-8")
-    summary = sync(str(tmp_path / "sources.toml"), home=str(tmp_path / "wh"))
+    summary = run_summary(sync, str(tmp_path / "sources.toml"), home=str(tmp_path / "wh"))
     assert {s.status for s in summary.steps} == {"ok"}
     assert summary.structures == 2 and summary.features == 2
     assert summary.published_by_precision == {"housenumber": 2}  # the local BAN's answers
