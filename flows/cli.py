@@ -77,6 +77,10 @@ def cmd_sync(args) -> int:
     for problem in spec_problems(spec, args.only or None):
         print(f"warning: {problem} (this source will fail; its last good data are kept)",
               file=sys.stderr)
+    if args.no_prefect:
+        # no flow run to log to: our progress lines once, on stderr
+        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "")
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     _progress_logging(args.verbose)
     _prefect_defaults(args.verbose)
     from flows.local_server import temporary_server
@@ -151,6 +155,23 @@ def _site_settings(args):
 
     sources = _sources(args)
     return _spec(args).site if sources.exists() else SiteSettings()
+
+
+def cmd_sql(args) -> int:
+    from flows.reports import rows_text
+    from warehouse.paths import WarehousePaths
+    from warehouse.snapshot import SnapshotQueryError, query_snapshot
+
+    path = WarehousePaths.resolve(args.home).snapshot
+    if not path.exists():
+        raise CommandError(f"no analysts' snapshot at {path}: it is written by each "
+                           "consolidation (`siae sync`, or `siae sync --demo`)")
+    try:
+        columns, rows = query_snapshot(path, args.query)
+    except SnapshotQueryError as exc:
+        raise CommandError(f"{exc} (in {path}, read-only)") from exc
+    sys.stdout.write(rows_text(columns, rows, args.format))
+    return 0
 
 
 def cmd_site(args) -> int:
@@ -456,6 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     p.set_defaults(func=cmd_changes)
+    p = sub.add_parser("sql", help="query the analysts' snapshot of the warehouse (read-only)")
+    p.add_argument("query", help='one SQL statement, e.g. "SELECT * FROM marts.siae LIMIT 5"')
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--home", default=None)
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
+    p.set_defaults(func=cmd_sql)
     p = sub.add_parser("site", help="the static mini-site of the current publication")
     site_sub = p.add_subparsers(dest="site_command", required=True)
     b = site_sub.add_parser("build", help="build the site (a folder any static host serves)")

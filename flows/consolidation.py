@@ -43,6 +43,7 @@ from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes, communes_by_code
 from warehouse.registry import export_registry
+from warehouse.snapshot import write_snapshot
 
 
 @dataclass
@@ -342,7 +343,20 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
         built, err, secs = run.call(site, run.root, run.spec.site)
         run.step(StepResult("site", None, "failed" if err else "ok", secs, message=err,
                             rows_out=None if err else built["structures"]), start)
+    start = dt.datetime.now()
+    written, err, secs = run.call(analysts_snapshot, run.root)
+    run.step(StepResult("snapshot", None, "failed" if err else "ok", secs, message=err,
+                        bytes=None if err else written["bytes"],
+                        details={} if err else {"tables": written["tables"]}), start)
     return True
+
+
+@task(cache_policy=NO_CACHE)
+def analysts_snapshot(home: Path) -> dict:
+    """Write the analysts' copy of the warehouse and swap it in (warehouse/snapshot.py)."""
+    paths = WarehousePaths(home)
+    with connect(paths.database) as con:
+        return write_snapshot(con, paths.snapshot)
 
 
 @task(cache_policy=NO_CACHE)

@@ -3,7 +3,9 @@ the publications, the evaluation. Pure renderings of values the flows return."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterable
 
@@ -148,3 +150,45 @@ def evaluation_text(result, cv, pairs_file: str, thresholds) -> str:
                  f"precision >= 0.99): precision {cv.precision:.3f}  recall {cv.recall:.3f}  "
                  "thresholds " + ", ".join(f"{t:.2f}" for t in cv.merge_thresholds))
     return "\n".join(lines) + "\n"
+
+
+def rows_text(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
+    """`siae sql`: a query's result as an aligned table, CSV or JSON (one object per row).
+    Lists and structs are written as JSON in the table and the CSV."""
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, row, strict=True)) for row in rows],
+                          ensure_ascii=False, indent=1, default=_json_value) + "\n"
+    flat = [[_cell(v) for v in row] for row in rows]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(flat)
+        return out.getvalue()
+    if not columns:
+        return "(no result)\n"
+    widths = [min(60, max([len(c)] + [len(v) for v in col]))
+              for c, col in zip(columns, zip(*flat, strict=True) if flat else
+                                [[] for _ in columns], strict=True)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join((v if len(v) <= w else v[:w - 1] + "…").ljust(w)
+                        for v, w in zip(row, widths, strict=True)).rstrip() for row in flat]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list | dict | tuple):
+        return json.dumps(v, ensure_ascii=False, default=_json_value)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _json_value(v):
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)  # Decimal, UUID, bytes…

@@ -76,7 +76,8 @@ def problems(statuses: list[SourceStatus], now: dt.datetime,
 
 # Pseudo-sources of the pipeline's own problems, in alerts and `siae status --check`.
 PIPELINE_PROBLEMS = {"publish": "(publication)", "consolidate": "(consolidation)",
-                     "merge": "(consolidation)", "locate": "(consolidation)"}
+                     "merge": "(consolidation)", "locate": "(consolidation)",
+                     "site": "(site)", "snapshot": "(snapshot)"}
 
 
 def pipeline_problems(home: Path) -> list[dict]:

@@ -96,7 +96,9 @@ def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyCo
                 raise WarehouseUnavailable(
                     f"the warehouse {path} is locked by another process"
                     f"{f' (PID {holder.group(1)})' if holder else ''}; waited "
-                    f"{wait_seconds:.0f} s (SIAE_DB_LOCK_WAIT)") from exc
+                    f"{wait_seconds:.0f} s (SIAE_DB_LOCK_WAIT); analysts read "
+                    f"{path.with_name('analysts.duckdb').name} (siae sql), never this file"
+                ) from exc
             raise WarehouseUnavailable(
                 f"the warehouse {path} cannot be opened ({text.splitlines()[0]}): move it "
                 "away and run `siae rebuild`") from exc

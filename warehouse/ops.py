@@ -109,16 +109,17 @@ def source_health(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
     return out
 
 
-PIPELINE_STEPS = ("consolidate", "merge", "locate", "publish")
+PIPELINE_STEPS = ("consolidate", "merge", "locate", "publish", "site", "snapshot")
 
 
 def pipeline_failures(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """The pipeline's steps (consolidation, publication) whose newest attempt failed: what
-    stops a publication, even when every source is fine."""
+    """The pipeline's steps (consolidation, publication, site, analysts' snapshot) whose newest
+    attempt failed: what is wrong even when every source is fine."""
     rows = con.execute(
         "SELECT step, ended_at, status, message FROM ops.runs WHERE source IS NULL AND step IN "
-        "(SELECT UNNEST(?)) QUALIFY row_number() OVER (PARTITION BY CASE WHEN step = "
-        "'publish' THEN 'publication' ELSE 'consolidation' END ORDER BY ended_at DESC) = 1",
+        "(SELECT UNNEST(?)) QUALIFY row_number() OVER (PARTITION BY CASE WHEN step IN "
+        "('consolidate', 'merge', 'locate') THEN 'consolidation' ELSE step END ORDER BY "
+        "ended_at DESC) = 1",
         [list(PIPELINE_STEPS)]).fetchall()
     return [{"step": step, "at": ended, "message": message}
             for step, ended, status, message in rows if status == "failed"]

@@ -24,6 +24,11 @@ class WarehousePaths:
         return self.home / "siae.duckdb"
 
     @property
+    def snapshot(self) -> Path:
+        """The analysts' copy of the warehouse (warehouse/snapshot.py): what they open."""
+        return self.home / "analysts.duckdb"
+
+    @property
     def raw(self) -> Path:
         return self.home / "raw"
 
