@@ -137,11 +137,13 @@ def cmd_publish(args) -> int:
         rows = list_publications(home)
         sys.stdout.write(publications_text(rows) if rows else "no publication yet\n")
         return 0
-    settings = _spec(args).publication if _sources(args).exists() else Publication()
+    spec = _spec(args) if _sources(args).exists() else None
+    settings = spec.publication if spec else Publication()
     try:
         # never beside a consolidation, which publishes too
         with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
-            result = publish_release(home, settings, force=args.force)
+            result = publish_release(home, settings, force=args.force,
+                                     link_base=spec.site.base_url if spec else "")
     except PublishRefused as exc:
         raise CommandError(f"refused: {exc}") from exc
     except (PublishError, WarehouseBusy) as exc:

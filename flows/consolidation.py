@@ -193,9 +193,10 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
 
 
 @task(cache_policy=NO_CACHE)
-def publish(home: Path, settings: Publication, force: bool = False) -> dict:
+def publish(home: Path, settings: Publication, force: bool = False,
+            link_base: str = "") -> dict:
     """Build a release of every published file and swap it in (flows.publish)."""
-    return publish_release(home, settings, force=force)
+    return publish_release(home, settings, force=force, link_base=link_base)
 
 
 def consolidate(run: Run, force_publish: bool, force: bool = False) -> None:
@@ -322,7 +323,8 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
     """Publish a release from the warehouse; False when it failed or was refused."""
     summary = run.summary
     start = dt.datetime.now()
-    published, err, secs = run.call(publish, run.root, run.spec.publication, force_publish)
+    published, err, secs = run.call(publish, run.root, run.spec.publication, force_publish,
+                                    run.spec.site.base_url)
     if err:
         run.step(StepResult("publish", None, "failed", secs, message=err), start)
         return False

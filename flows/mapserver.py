@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 log = logging.getLogger("siae.map")
 mimetypes.add_type("application/geo+json", ".geojson")
 mimetypes.add_type("application/json", ".json")
+mimetypes.add_type("application/geopackage+sqlite3", ".gpkg")
 
 
 class SiteHandler(SimpleHTTPRequestHandler):

@@ -2,7 +2,8 @@
 
 Layout under the warehouse home:
 
-    releases/<release_id>/siae.geojson, siae.csv, siae.parquet, regions/<code>.geojson,
+    releases/<release_id>/siae.geojson, siae.csv, siae.parquet, siae.gpkg,
+                          regions/<code>.geojson, datainclusion/structures.json and .csv,
                           datapackage.json, changes.json, redirects.json
     publish -> releases/<release_id>      (a symbolic link, replaced atomically)
 
@@ -22,16 +23,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from transforms import datainclusion_export as di
+from transforms.datapackage import datapackage, resource
 from transforms.geojson import build_feature_collection
+from transforms.geopackage import gpkg_bytes
 from transforms.invariants import siret_conflicts
-from transforms.publication import (
-    compute_changes,
-    csv_bytes,
-    datapackage,
-    dumps,
-    parquet_bytes,
-    table_schema,
-)
+from transforms.publication import compute_changes, csv_bytes, dumps, parquet_bytes
 from transforms.spec import Publication
 from warehouse import core, publications
 from warehouse.db import connect
@@ -78,18 +75,25 @@ def _previous_rows(release: Path | None) -> list[dict] | None:
     return pq.read_table(release / "siae.parquet").to_pylist()
 
 
-def build_files(rows: list[dict]) -> dict[str, bytes]:
-    """Every data file of a release, by relative path."""
+def build_files(rows: list[dict], link_base: str = "",
+                changed_on: dict | None = None) -> tuple[dict[str, bytes], dict]:
+    """Every data file of a release, by relative path, and the report of the data·inclusion
+    export (rows written, left out, values emptied). `link_base`: the site's address, for
+    data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
+    changed, data·inclusion's date_maj when no source dates it."""
     text, _ = build_feature_collection(rows)
     files = {"siae.geojson": text.encode("utf-8"), "siae.csv": csv_bytes(rows),
-             "siae.parquet": parquet_bytes(rows)}
+             "siae.parquet": parquet_bytes(rows), "siae.gpkg": gpkg_bytes(rows)}
     by_region: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         if r.get("region"):
             by_region[r["region"]].append(r)
     for region, members in sorted(by_region.items()):
         files[f"regions/{region}.geojson"] = build_feature_collection(members)[0].encode()
-    return files
+    docs, report = di.structure_rows(rows, link_base, changed_on)
+    files["datainclusion/structures.json"] = di.json_bytes(docs)
+    files["datainclusion/structures.csv"] = di.csv_bytes(docs)
+    return files, report
 
 
 def _swap(paths: WarehousePaths, release_dir: Path) -> None:
@@ -114,8 +118,9 @@ def _prune(paths: WarehousePaths, keep: int, current: Path) -> list[str]:
 
 
 def publish_release(home: Path, settings: Publication | None = None, force: bool = False,
-                    redirects: dict[str, str] | None = None) -> dict:
-    """Build and swap in a release from `marts.siae`; report what was done."""
+                    redirects: dict[str, str] | None = None, link_base: str = "") -> dict:
+    """Build and swap in a release from `marts.siae`; report what was done. `link_base`: the
+    mini-site's address (`[site] base_url`), for links to each structure's page."""
     settings = settings or Publication()
     paths = WarehousePaths(home).ensure_releases()
     clean_building(paths)  # callers hold the consolidation lock: no publication is running
@@ -123,6 +128,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
         conflicts = siret_conflicts(core.structures_with_several_sirets(con),
                                     core.same_judgements(con))
         rows = publications.published_rows(con)
+        changed_on = publications.version_dates(con)
         held = publications.held_back(con)
         sources = publications.source_contents(con)
         if redirects is None:
@@ -142,7 +148,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"the new publication has {len(rows)} structures against {len(previous)} in the "
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
-    files = build_files(rows)
+    files, di_report = build_files(rows, link_base, changed_on)
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
     files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
                                                    for k, v in sorted(redirects.items())]})
@@ -152,7 +158,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             by_precision[r.get("geo_precision") or "unknown"] += 1
     result = {"structures": len(rows), "features": features, "held_back": held,
               "by_precision": dict(sorted(by_precision.items())),
-              "without_coordinates": len(rows) - features,
+              "without_coordinates": len(rows) - features, "datainclusion": di_report,
               "bytes": {k: len(v) for k, v in files.items() if k in DATA_FILES}}
     if current is not None and all(
             (current / name).exists() and _sha((current / name).read_bytes()) == _sha(data)
@@ -171,21 +177,8 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
                               {k: v for k, v in redirects.items() if k in previous_ids})
     changes = {"release": release_id, "previous": current.name if current else None, **changes}
     files["changes.json"] = dumps(changes)
-    resources = []
-    for name, data in sorted(files.items()):
-        if name in ("changes.json", "redirects.json"):
-            continue
-        res = {"name": name.replace("/", "-").rsplit(".", 1)[0] + "-" + name.rsplit(".", 1)[1],
-               "path": name, "bytes": len(data), "hash": f"sha256:{_sha(data)}"}
-        if name.endswith(".csv"):
-            res.update(format="csv", mediatype="text/csv", encoding="utf-8",
-                       dialect={"delimiter": ",", "header": True}, schema=table_schema())
-        elif name.endswith(".parquet"):
-            res.update(format="parquet", mediatype="application/vnd.apache.parquet",
-                       schema=table_schema())
-        else:
-            res.update(format="geojson", mediatype="application/geo+json")
-        resources.append(res)
+    resources = [resource(name, data) for name, data in sorted(files.items())
+                 if name not in ("changes.json", "redirects.json")]
     files["datapackage.json"] = dumps(datapackage(
         resources,
         [{"name": s[0], "sha256": s[1], "staged_at": s[2].isoformat(timespec="seconds"),

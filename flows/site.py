@@ -203,10 +203,12 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
                                            "attribution": settings.attribution,
                                            "mainland": MAINLAND})
     # the publication itself, for download and for map sites (GeoJSON pre-compressed)
-    for name in ("siae.geojson", "siae.csv", "siae.parquet", "datapackage.json",
-                 "redirects.json", "changes.json"):
+    for name in ("siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg", "datapackage.json",
+                 "redirects.json", "changes.json", "datainclusion/structures.json",
+                 "datainclusion/structures.csv"):
         if (release / name).exists():
             data = (release / name).read_bytes()
+            (folder / "donnees" / name).parent.mkdir(parents=True, exist_ok=True)
             if name.endswith((".geojson", ".json", ".csv")):
                 _write_compressed(folder / "donnees" / name, data)
             else:

@@ -1,12 +1,11 @@
-"""The publication as data products: schema, CSV, Parquet, per-région GeoJSON, change log,
-Frictionless datapackage. Everything here is a pure function of the published rows, so the same
-rows always give the same bytes.
+"""The publication as data products: schema, CSV, Parquet, per-région GeoJSON, change log
+(the datapackage: transforms/datapackage.py). Everything here is a pure function of the
+published rows, so the same rows always give the same bytes.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import math
@@ -146,24 +145,6 @@ def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
         "moved": moved,
         "changed": changed,
         "redirects": [{"from": k, "to": v} for k, v in sorted((redirects or {}).items())],
-    }
-
-
-def datapackage(resources: list[dict], sources: list[dict], created: dt.datetime | None,
-                rows: int) -> dict:
-    """The Frictionless Data Package descriptor of a publication."""
-    return {
-        "profile": "data-package",
-        "name": "siae-atlas",
-        "title": "SIAE Atlas — structures d'insertion par l'activité économique",
-        "description": "Annuaire géolocalisé des SIAE (ACI, AI, EI, ETTI, EITI): une ligne par "
-                       "lieu, fusionné à partir des sources listées.",
-        "licenses": [{"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence 2.0",
-                      "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}],
-        "created": created.isoformat(timespec="seconds") if created else None,
-        "rows": rows,
-        "sources": sources,
-        "resources": resources,
     }
 
 

@@ -80,3 +80,13 @@ def value_sources(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple]]
     for sid, field_, source, date in rows:
         out.setdefault(sid, {})[field_] = (source, date)
     return out
+
+
+def version_dates(con: duckdb.DuckDBPyConnection) -> dict[str, dt.date]:
+    """structure_id → the day its current version was recorded (core.structures_history):
+    when our record of it last changed."""
+    if not table_exists(con, "core", "structures_history"):
+        return {}
+    return dict(con.execute(
+        "SELECT structure_id, CAST(max(valid_from) AS DATE) FROM core.structures_history "
+        "WHERE valid_to IS NULL GROUP BY 1").fetchall())

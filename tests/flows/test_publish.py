@@ -25,11 +25,13 @@ def test_first_release_has_every_file_described_by_the_datapackage(tmp_path):
     package = json.loads((publish / "datapackage.json").read_text())
     for res in package["resources"]:
         data = (publish / res["path"]).read_bytes()
-        assert res["bytes"] == len(data)
-        assert res["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert res.get("bytes", res.get("x-bytes")) == len(data)
+        assert res.get("hash", "sha256:" + res.get("x-sha256", "")) == \
+            "sha256:" + hashlib.sha256(data).hexdigest()
     paths = {r["path"] for r in package["resources"]}
-    assert paths == {"siae.geojson", "siae.csv", "siae.parquet", "regions/84.geojson",
-                     "regions/11.geojson"}
+    assert paths == {"siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg",
+                     "regions/84.geojson", "regions/11.geojson",
+                     "datainclusion/structures.json", "datainclusion/structures.csv"}
     schema = next(r for r in package["resources"] if r["path"] == "siae.csv")["schema"]
     names = [f["name"] for f in schema["fields"]]
     rows = list(csv.DictReader(io.StringIO((publish / "siae.csv").read_text())))
@@ -38,6 +40,51 @@ def test_first_release_has_every_file_described_by_the_datapackage(tmp_path):
     regions = json.loads((publish / "regions" / "11.geojson").read_text())
     assert [f["id"] for f in regions["features"]] == ["siae-0021"]
     assert package["rows"] == 22 and package["licenses"][0]["name"] == "etalab-2.0"
+
+
+def test_the_datapackage_passes_frictionless_and_each_geojson_its_json_schema(tmp_path):
+    import frictionless
+    import jsonschema
+
+    load(tmp_path, BASE)
+    publish_release(tmp_path)
+    publish = tmp_path / "publish"
+    report = frictionless.validate(str(publish / "datapackage.json"))
+    assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "message"])[:5]
+    package = json.loads((publish / "datapackage.json").read_text())
+    geojsons = [r for r in package["resources"] if r["format"] == "geojson"]
+    assert len(geojsons) == 3
+    for res in geojsons:
+        jsonschema.validate(json.loads((publish / res["path"]).read_text()), res["jsonSchema"],
+                            format_checker=jsonschema.FormatChecker())
+    # the schema has teeth: a property of the wrong type, an unknown kind, a missing field
+    doc = json.loads((publish / "siae.geojson").read_text())
+    schema = geojsons[0]["jsonSchema"]
+    for broken in ({"nom": 12}, {"types": ["XYZ"]}, {"structure_id": None}):
+        bad = json.loads(json.dumps(doc))
+        bad["features"][0]["properties"].update(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def test_the_geopackage_holds_the_located_structures_for_gis_tools(tmp_path):
+    import pyogrio
+
+    load(tmp_path, BASE)
+    result = publish_release(tmp_path)
+    path = tmp_path / "publish" / "siae.gpkg"
+    info = pyogrio.read_info(path, layer="siae")
+    assert info["features"] == result["features"] == 21  # the one without a point left out
+    assert info["geometry_type"] == "Point" and "4326" in info["crs"]
+    frame = pyogrio.read_dataframe(path, layer="siae")
+    geojson = json.loads((tmp_path / "publish" / "siae.geojson").read_text())
+    first = geojson["features"][0]
+    row = frame.set_index("structure_id").loc[first["id"]]
+    assert (round(row.geometry.x, 6), round(row.geometry.y, 6)) == tuple(
+        first["geometry"]["coordinates"])
+    assert row["types"] == "|".join(first["properties"]["types"])
+    # an unchanged publication gives the same bytes: nothing new is published
+    assert publish_release(tmp_path)["status"] == "unchanged"
 
 
 def test_identical_input_publishes_nothing_new(tmp_path):

@@ -1,0 +1,49 @@
+"""siae.gpkg: the published structures as a GeoPackage layer for GIS users (QGIS, ArcGIS),
+written with geopandas. Byte-stable: the same rows give the same file (GDAL's timestamp is
+pinned), so an unchanged publication stays unchanged."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+from shapely.geometry import Point
+
+from transforms.publication import FIELDS, LIST_DELIMITER
+
+LAYER = "siae"
+# GDAL stamps the file with the current time unless told otherwise.
+_FIXED_DATE = {"OGR_CURRENT_DATE": "2000-01-01T00:00:00Z"}
+
+
+def _cell(value: object, kind: str) -> object:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if kind == "list":
+        return LIST_DELIMITER.join(str(v) for v in value)
+    return value
+
+
+def gpkg_bytes(rows: list[Mapping[str, object]]) -> bytes:
+    """The structures that have a point, one layer `siae` in WGS 84, lists joined by `|`."""
+    located = [r for r in rows if r.get("latitude") is not None
+               and r.get("longitude") is not None]
+    columns = {name: [_cell(r.get(name), kind) for r in located] for name, kind, _ in FIELDS}
+    frame = pd.DataFrame(columns)
+    for name, kind, _ in FIELDS:
+        if kind == "date":
+            frame[name] = pd.to_datetime(frame[name]).dt.date
+        elif kind == "boolean":
+            frame[name] = frame[name].astype("boolean")
+    geometry = [Point(float(r["longitude"]), float(r["latitude"])) for r in located]
+    layer = gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
+    pyogrio.set_gdal_config_options(_FIXED_DATE)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "siae.gpkg"
+        layer.to_file(path, layer=LAYER, driver="GPKG", engine="pyogrio")
+        return path.read_bytes()
