@@ -101,9 +101,7 @@ def cmd_sync(args) -> int:
                                       home=args.home, force=args.force,
                                       force_publish=args.force_publish, return_state=True))
     sys.stdout.write(summary_text(summary))
-    if not summary.published:
-        return 1
-    return 2 if summary.failed_sources else 0
+    return summary.exit_code
 
 
 def cmd_check(args) -> int:
@@ -127,8 +125,11 @@ def cmd_check(args) -> int:
 
 
 def cmd_publish(args) -> int:
+    from dataclasses import asdict
+
     from flows.publish import PublishError, PublishRefused, list_publications, publish_release
     from flows.reports import publications_text
+    from flows.targets import publish_to_targets
     from transforms.spec import Publication
     from warehouse.lock import WarehouseBusy, consolidation_lock
 
@@ -140,16 +141,21 @@ def cmd_publish(args) -> int:
     spec = _spec(args) if _sources(args).exists() else None
     settings = spec.publication if spec else Publication()
     try:
-        # never beside a consolidation, which publishes too
+        # never beside a consolidation, which publishes too (and prunes old releases)
         with consolidation_lock(home, float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))):
             result = publish_release(home, settings, force=args.force,
                                      link_base=spec.site.base_url if spec else "")
+            targets = publish_to_targets(home, settings, force=args.force)
     except PublishRefused as exc:
         raise CommandError(f"refused: {exc}") from exc
     except (PublishError, WarehouseBusy) as exc:
         raise CommandError(str(exc)) from exc
+    result["targets"] = [asdict(t) for t in targets]
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    failed = [t for t in targets if t.status in ("failed", "refused")]
+    for t in failed:
+        print(f"error: {t.target}: {t.status}: {t.message}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _site_settings(args):
@@ -274,9 +280,7 @@ def cmd_rebuild(args) -> int:
     if aside:
         print(f"the damaged warehouse was set aside as {aside}")
     sys.stdout.write(summary_text(summary))
-    if not summary.published:
-        return 1
-    return 2 if summary.failed_sources else 0
+    return summary.exit_code
 
 
 def cmd_review(args) -> int:
@@ -480,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     p.set_defaults(func=cmd_changes)
     p = sub.add_parser("sql", help="query the analysts' snapshot of the warehouse (read-only)")
-    p.add_argument("query", help='one SQL statement, e.g. "SELECT * FROM marts.siae LIMIT 5"')
+    p.add_argument("query", help="one read-only SQL statement, run on analysts.duckdb "
+                   "(README: The warehouse)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--home", default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")

@@ -25,6 +25,7 @@ from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.run_report import Run, StepResult
 from flows.site import build_site, site_is_current
+from flows.targets import publish_to_targets
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.matching import score_pairs
 from transforms.merge import Edge, merge_records, record_key
@@ -340,6 +341,7 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
                         else "unchanged", secs, rows_in=structures,
                         rows_out=published["features"], bytes=sum(published["bytes"].values()),
                         details=details), start)
+    _upload_steps(run, force_publish)
     if run.spec.site.build and not site_is_current(run.root):
         start = dt.datetime.now()
         built, err, secs = run.call(site, run.root, run.spec.site)
@@ -351,6 +353,31 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
                         bytes=None if err else written["bytes"],
                         details={} if err else {"tables": written["tables"]}), start)
     return True
+
+
+def _upload_steps(run: Run, force: bool) -> None:
+    """One step per publication target: the current release copied there, then pointed to."""
+    if not run.spec.publication.targets:
+        return
+    start = dt.datetime.now()
+    results, err, secs = run.call(upload, run.root, run.spec.publication, force)
+    if err:
+        run.step(StepResult("upload", None, "failed", secs, message=err,
+                            details={"target": ", ".join(run.spec.publication.targets)}), start)
+        return
+    for r in results:
+        status = {"uploaded": "ok", "unchanged": "unchanged"}.get(r.status, "failed")
+        run.step(StepResult("upload", None, status, secs / len(results), rows_out=r.objects or None,
+                            bytes=r.bytes or None,
+                            message=f"{r.target}: " + (r.message or f"release {r.release}"),
+                            details={"target": r.target, "release": r.release,
+                                     "pruned": r.pruned}), start)
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def upload(home: Path, settings: Publication, force: bool = False) -> list:
+    """Copy the current release to every publication target (flows/targets.py)."""
+    return publish_to_targets(home, settings, force)
 
 
 @task(cache_policy=NO_CACHE)

@@ -30,14 +30,21 @@ def ingest_state(summary: RunSummary, source: str, note: str = "") -> State:
 
 def consolidation_state(summary: RunSummary) -> State:
     """Failed when no publication is current after the run (merge, location or publication
-    failed or was refused); Completed otherwise, naming the sources that kept their last good
-    data and any step that failed without stopping the publication."""
+    failed or was refused) or when a publication target did not get it; Completed otherwise,
+    naming the sources that kept their last good data and any step that failed without
+    stopping the publication."""
     if not summary.published:
         kept = summary.current_release
         stays = (f"release {kept['release_id']} stays published" if kept
                  else "there is no publication yet")
         reasons = "; ".join(_failures(summary)) or "nothing was published"
         return Failed(message=f"not published ({stays}): {reasons}"[:1000], data=summary)
+    uploads = [s for s in summary.steps if s.step == "upload" and s.status == "failed"]
+    if uploads:
+        # the map sites that read a target did not get this release
+        return Failed(message=("published locally, not to every target: "
+                               + "; ".join(s.message or "failed" for s in uploads))[:1000],
+                      data=summary)
     message = f"published {summary.features} features"
     if summary.failed_sources:
         message += (f"; sources that failed and kept their last good data: "

@@ -63,6 +63,9 @@ def summary_text(summary) -> str:
     if summary.failed_sources:
         lines.append(f"FAILED sources (last good data kept): "
                      f"{', '.join(summary.failed_sources)}")
+    if summary.failed_targets:
+        lines.append(f"FAILED publication targets (they keep their previous release): "
+                     f"{', '.join(summary.failed_targets)}")
     return "\n".join(lines) + "\n"
 
 

@@ -60,6 +60,20 @@ class RunSummary:
     def failed_sources(self) -> list[str]:
         return sorted({s.source for s in self.steps if s.source and s.status == "failed"})
 
+    @property
+    def failed_targets(self) -> list[str]:
+        """Publication targets that did not get this run's release (or refused it)."""
+        return sorted({(s.details or {}).get("target") or "?" for s in self.steps
+                       if s.step == "upload" and s.status == "failed"})
+
+    @property
+    def exit_code(self) -> int:
+        """What `siae sync` exits with: 1 nothing published; 2 published, but a source kept its
+        last good data or a publication target did not get the release; 0 otherwise."""
+        if not self.published:
+            return 1
+        return 2 if self.failed_sources or self.failed_targets else 0
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -187,4 +201,7 @@ def report_markdown(summary: RunSummary) -> str:
     if summary.failed_sources:
         lines.append(f"**failed sources** (last good data kept): "
                      f"{', '.join(summary.failed_sources)}")
+    if summary.failed_targets:
+        lines.append(f"**failed publication targets** (previous release kept): "
+                     f"{', '.join(summary.failed_targets)}")
     return "\n".join(lines) + "\n"

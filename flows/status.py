@@ -77,7 +77,7 @@ def problems(statuses: list[SourceStatus], now: dt.datetime,
 # Pseudo-sources of the pipeline's own problems, in alerts and `siae status --check`.
 PIPELINE_PROBLEMS = {"publish": "(publication)", "consolidate": "(consolidation)",
                      "merge": "(consolidation)", "locate": "(consolidation)",
-                     "site": "(site)", "snapshot": "(snapshot)"}
+                     "site": "(site)", "snapshot": "(snapshot)", "upload": "(upload)"}
 
 
 def pipeline_problems(home: Path) -> list[dict]:

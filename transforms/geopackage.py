@@ -4,10 +4,9 @@ pinned), so an unchanged publication stays unchanged."""
 
 from __future__ import annotations
 
+import io
 import math
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -43,7 +42,8 @@ def gpkg_bytes(rows: list[Mapping[str, object]]) -> bytes:
     geometry = [Point(float(r["longitude"]), float(r["latitude"])) for r in located]
     layer = gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
     pyogrio.set_gdal_config_options(_FIXED_DATE)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "siae.gpkg"
-        layer.to_file(path, layer=LAYER, driver="GPKG", engine="pyogrio")
-        return path.read_bytes()
+    # written in GDAL's memory, not a temporary file: building the release's files touches no
+    # disk, so a full disk is met (and reported) where the release is written
+    buffer = io.BytesIO()
+    layer.to_file(buffer, layer=LAYER, driver="GPKG", engine="pyogrio")
+    return buffer.getvalue()

@@ -162,6 +162,19 @@ class Publication(StrictModel):
     max_drop_share: float = Field(0.10, ge=0, le=1)  # refuse losing more structures than this
     move_threshold_m: float = Field(100.0, ge=0)  # a point moving farther is in changes.json
     schedule: Cron = "30 7 * * *"  # the consolidation + publication deployment's cron
+    # Copies of each release beside the local folder: S3-compatible buckets ("s3://bucket/
+    # prefix"), credentials and endpoint from the environment (AWS_*), flows/targets.py.
+    targets: list[str] = []
+    # How long map sites may cache a target's current.json (release files never change).
+    pointer_max_age: int = Field(60, ge=0)
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for target in value:
+            if not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", target):
+                raise ValueError(f"{target!r}: a target is s3://<bucket>[/<prefix>]")
+        return [t.rstrip("/") for t in value]
 
 
 class GeocoderSettings(StrictModel):

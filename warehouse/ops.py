@@ -109,7 +109,7 @@ def source_health(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
     return out
 
 
-PIPELINE_STEPS = ("consolidate", "merge", "locate", "publish", "site", "snapshot")
+PIPELINE_STEPS = ("consolidate", "merge", "locate", "publish", "site", "snapshot", "upload")
 
 
 def pipeline_failures(con: duckdb.DuckDBPyConnection) -> list[dict]:

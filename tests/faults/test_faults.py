@@ -77,9 +77,7 @@ def run(folder: Path, home: Path, **kw):
 
 def exit_code(summary) -> int:
     """What `siae sync` exits with for this summary."""
-    if not summary.published:
-        return 1
-    return 2 if summary.failed_sources else 0
+    return summary.exit_code
 
 
 def failed(summary, step: str, source: str | None = None) -> str:
