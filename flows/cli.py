@@ -27,6 +27,8 @@ def _progress_logging(verbose: bool) -> None:
     logger = logging.getLogger("siae")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # printed once: Prefect's console handler on the root logger would print each line again
+    logger.propagate = False
     if verbose:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
 
@@ -113,14 +115,15 @@ def cmd_check(args) -> int:
         where = s.path or s.url or s.base_url or DEFAULT_BASE_URLS.get(s.kind)
         state = "" if s.enabled else " (disabled)"
         print(f"{s.name:<24}{s.kind:<23}priority {s.priority:<4}{where}{state}")
-    problems = spec_problems(spec)
+    problems = [] if args.file_only else spec_problems(spec)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         print(f"{_sources(args)}: {len(spec.sources)} sources, {len(problems)} problem(s)",
               file=sys.stderr)
         return 1
-    print(f"{_sources(args)}: {len(spec.sources)} sources, valid")
+    scope = " (the file alone)" if args.file_only else ""
+    print(f"{_sources(args)}: {len(spec.sources)} sources, valid{scope}")
     return 0
 
 
@@ -350,6 +353,7 @@ def cmd_serve(args) -> int:
     from prefect.settings import PREFECT_API_URL
 
     from flows.deployments import (
+        WORKER_HOME,
         api_reachable,
         deployment_specs,
         prefect_yaml,
@@ -360,9 +364,14 @@ def cmd_serve(args) -> int:
     sources = _sources(args)
     spec = _spec(args)
     if args.write_prefect_yaml:
-        rel = os.path.relpath(sources.resolve(), Path(args.write_prefect_yaml).resolve().parent)
-        Path(args.write_prefect_yaml).write_text(prefect_yaml(spec, rel, args.home),
-                                                 encoding="utf-8")
+        # the sources file relative to the checkout the runs move to (prefect.yaml's folder)
+        # when it is inside it, else by its absolute path
+        folder = Path(args.write_prefect_yaml).resolve().parent
+        named = (str(sources.resolve().relative_to(folder))
+                 if sources.resolve().is_relative_to(folder) else str(sources.resolve()))
+        home = str(Path(args.home).resolve()) if args.home else WORKER_HOME
+        Path(args.write_prefect_yaml).write_text(
+            prefect_yaml(spec, args.work_pool, home, named), encoding="utf-8")
         print(f"wrote {args.write_prefect_yaml}")
         return 0
     problem = api_reachable(PREFECT_API_URL.value())
@@ -432,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("check", help="validate a sources file")
     common(p, "check samples/sources.toml")
+    p.add_argument("--file-only", action="store_true",
+                   help="validate the file alone, not what only the machine that runs it can "
+                        "tell (export files, sheets, token variables): prefect.yaml's build step")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("publish", help="publish a new release from the warehouse")
     common(p, "read the [publication] settings of samples/sources.toml")
@@ -469,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, "serve the demo's sources")
     p.add_argument("--limit", type=int, default=None, help="at most this many runs at once")
     p.add_argument("--write-prefect-yaml", metavar="PATH",
-                   help="write the deployments as a prefect.yaml (work pools) and exit")
+                   help="write the deployments as a prefect.yaml (work pools) and exit; "
+                        "--home is then the warehouse on the workers (default /data/warehouse)")
+    p.add_argument("--work-pool", default="siae-pool", help="prefect.yaml's work pool")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("status", help="per source: last success, last failure, freshness")
     common(p, "the demo's sources")

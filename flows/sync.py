@@ -9,6 +9,8 @@ state that its run report implies (flows/outcome.py), carrying the run summary: 
 
 from __future__ import annotations
 
+import os
+
 from prefect import flow
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment as prefect_deployment
@@ -59,12 +61,18 @@ def sync_direct(sources_file: str, only: list[str] | None = None, home: str | No
 CONSOLIDATE_DEPLOYMENT = "siae-consolidate/consolidate"
 
 
+def deployed_sources_file(sources_file: str | None) -> str:
+    """A deployment's sources file: its parameter, else the worker's `SIAE_SOURCES` (set by
+    prefect.yaml's job variables), else `sources.toml` in the working directory."""
+    return sources_file or os.environ.get("SIAE_SOURCES") or "sources.toml"
+
+
 @flow(name="siae-ingest", log_prints=False)
-def ingest_source(sources_file: str, source: str, home: str | None = None,
+def ingest_source(source: str, sources_file: str | None = None, home: str | None = None,
                   force: bool = False, trigger_consolidation: bool = True) -> State:
     """Fetch and stage one source; when it changed and this runs as a deployment, trigger
     the consolidation deployment. Ends Failed when the source failed."""
-    spec = load_spec(sources_file)
+    spec = load_spec(deployed_sources_file(sources_file))
     (src,) = spec.selected([source])
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
     changed = ingest(run, src, prepare(run), force)
@@ -79,12 +87,12 @@ def ingest_source(sources_file: str, source: str, home: str | None = None,
 
 
 @flow(name="siae-consolidate", log_prints=False)
-def consolidate_publish(sources_file: str, home: str | None = None,
+def consolidate_publish(sources_file: str | None = None, home: str | None = None,
                         force_publish: bool = False, force: bool = False) -> State:
     """Merge what is staged, geocode, locate and publish (skipping all but the publication
     when nothing they read has changed, unless `force`). Ends Failed when it could not
     publish."""
-    spec = load_spec(sources_file)
+    spec = load_spec(deployed_sources_file(sources_file))
     run = Run(WarehousePaths.resolve(home).ensure().home, spec)
     prepare(run)
     consolidate(run, force_publish, force)

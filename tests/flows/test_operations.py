@@ -114,11 +114,11 @@ def test_an_ingest_run_ends_failed_when_its_source_failed_and_completed_otherwis
     from flows.sync import ingest_source
 
     home = tmp_path / "wh"
-    good = ingest_source(str(demo / "sources.toml"), "emplois_aura", home=str(home),
+    good = ingest_source("emplois_aura", str(demo / "sources.toml"), home=str(home),
                          return_state=True)
     assert good.is_completed() and "source emplois_aura: fetch ok, stage ok" in good.message
     (demo / "emplois_aura.json").unlink()
-    bad = ingest_source(str(demo / "sources.toml"), "emplois_aura", home=str(home),
+    bad = ingest_source("emplois_aura", str(demo / "sources.toml"), home=str(home),
                         return_state=True)
     assert bad.is_failed()
     assert bad.message.startswith("source emplois_aura failed, its last good data are kept")
@@ -137,8 +137,7 @@ def _hold(home: Path, seconds: float) -> None:
 
 def test_prefect_yaml_agrees_with_sources_toml():
     spec = load_spec(ROOT / "sources.toml")
-    assert (ROOT / "prefect.yaml").read_text(encoding="utf-8") == prefect_yaml(
-        spec, "sources.toml", None)
+    assert (ROOT / "prefect.yaml").read_text(encoding="utf-8") == prefect_yaml(spec)
 
 
 def test_siae_geocode_relocates_and_waits_for_a_running_consolidation(demo, tmp_path,

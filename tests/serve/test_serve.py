@@ -2,84 +2,11 @@
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
-
-import pytest
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from tests.helpers import check_geojson, query
+from tests.serve.prefect_server import BIN, ROOT, http, stop, wait_for
 from transforms.spec import load_spec
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-# The server answers 503 when its SQLite database is busy (e.g. while the scheduler inserts
-# runs) and expects clients to retry, as Prefect's own client does.
-http = requests.Session()
-http.mount("http://", HTTPAdapter(max_retries=Retry(
-    total=8, backoff_factor=0.5, status_forcelist=(503,),
-    allowed_methods=None, respect_retry_after_header=True)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    # A few scheduled runs per deployment are enough to see the schedules work; the default
-    # (100 each) makes SQLite busy on a 2-core machine.
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "5"}
-    env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=log)
-    api = f"http://127.0.0.1:{port}/api"
-
-    def healthy():
-        try:
-            return requests.get(f"{api}/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(healthy, 180, "the Prefect server")
-        yield api
-    finally:
-        stop(proc)
-        log.close()
 
 
 def test_serve_registers_deployments_and_a_triggered_run_completes(server, tmp_path):
