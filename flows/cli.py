@@ -86,7 +86,7 @@ def cmd_sync(args) -> int:
     _progress_logging(args.verbose)
     _prefect_defaults(args.verbose)
     from flows.local_server import temporary_server
-    from flows.reports import summary_text
+    from flows.reports import summary_json, summary_text
 
     if args.no_prefect:
         from flows.sync import sync_direct
@@ -102,7 +102,7 @@ def cmd_sync(args) -> int:
             summary = summary_of(sync(str(_sources(args)), only=args.only or None,
                                       home=args.home, force=args.force,
                                       force_publish=args.force_publish, return_state=True))
-    sys.stdout.write(summary_text(summary))
+    sys.stdout.write(summary_json(summary) if args.json else summary_text(summary))
     return summary.exit_code
 
 
@@ -131,7 +131,7 @@ def cmd_publish(args) -> int:
     from dataclasses import asdict
 
     from flows.publish import PublishError, PublishRefused, list_publications, publish_release
-    from flows.reports import publications_text
+    from flows.reports import publications_json, publications_text
     from flows.targets import publish_to_targets
     from transforms.spec import Publication
     from warehouse.lock import WarehouseBusy, consolidation_lock
@@ -139,7 +139,10 @@ def cmd_publish(args) -> int:
     home = _home(args)
     if args.list:
         rows = list_publications(home)
-        sys.stdout.write(publications_text(rows) if rows else "no publication yet\n")
+        if args.json:
+            sys.stdout.write(publications_json(rows))
+        else:
+            sys.stdout.write(publications_text(rows) if rows else "no publication yet\n")
         return 0
     spec = _spec(args) if _sources(args).exists() else None
     settings = spec.publication if spec else Publication()
@@ -331,7 +334,7 @@ def _evaluate_truth(args) -> int:
 
 
 def cmd_changes(args) -> int:
-    from flows.reports import changes_text
+    from flows.reports import changes_json, changes_text
     from transforms.spec import parse_duration
     from warehouse.db import connect
     from warehouse.history import changes_since
@@ -344,7 +347,7 @@ def cmd_changes(args) -> int:
         raise CommandError(f"--since: {exc}") from exc
     with connect(WarehousePaths(home).database, read_only=True) as con:
         rows = changes_since(con, since, args.structure)
-    sys.stdout.write(changes_text(rows, since))
+    sys.stdout.write(changes_json(rows, since) if args.json else changes_text(rows, since))
     return 0
 
 
@@ -398,18 +401,22 @@ def cmd_status(args) -> int:
     from flows.status import pipeline_problems, pipeline_status, problems, source_statuses
     from warehouse.paths import WarehousePaths
 
-    spec = _spec(args)
-    home = _home(args, must_exist=False)
+    # without --sources (or --demo): what the warehouse knows, never ./sources.toml's names
+    spec = _spec(args) if args.demo or args.sources is not None else None
+    home = _home(args, must_exist=spec is None)
     now = dt.datetime.now()
     statuses = source_statuses(home, spec)
-    found = problems(statuses, now, spec.alerts.on_stale) + pipeline_problems(home)
+    found = problems(statuses, now, spec.alerts.on_stale if spec else False) \
+        + pipeline_problems(home)
     pipeline = pipeline_status(home)
-    if WarehousePaths(home).database.exists():
+    if spec and WarehousePaths(home).database.exists():
+        # with the judgements file as it is now
         pipeline["review_pending"] = len(pending_pairs(home, spec.matching.judgements))
     if args.json:
         print(status_json(statuses, found, pipeline, now))
     else:
-        sys.stdout.write(status_text(statuses, pipeline, now, found))
+        sys.stdout.write(status_text(statuses, pipeline, now, found,
+                                     from_warehouse=spec is None))
     return 1 if args.check and found else 0
 
 
@@ -438,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-prefect", action="store_true",
                    help="run the same steps without Prefect (no server, no run history there)")
+    p.add_argument("--json", action="store_true",
+                   help="print the run report as JSON on stdout (progress stays on stderr)")
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("check", help="validate a sources file")
     common(p, "check samples/sources.toml")
@@ -450,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="publish even when the structures drop beyond max_drop_share")
     p.add_argument("--list", action="store_true", help="list the recorded publications")
+    p.add_argument("--json", action="store_true", help="with --list: as JSON")
     p.set_defaults(func=cmd_publish)
     p = sub.add_parser("geocode", help="geocode the structures' addresses again (BAN)")
     common(p, "use samples/sources.toml's [geocoder] settings")
@@ -487,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("status", help="per source: last success, last failure, freshness")
     common(p, "the demo's sources")
+    # without --sources: the sources the warehouse knows (not ./sources.toml's)
+    (option,) = [a for a in p._actions if a.dest == "sources"]
+    option.default, option.help = None, ("sources file whose sources to check, with their "
+                                         "freshness (default: those the warehouse knows)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when a source is failing or stale (for monitoring)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -494,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("changes", help="what changed in the structures (marts.siae_changes)")
     p.add_argument("--since", default="7d", help="how far back, e.g. 7d, 12h (default 7d)")
     p.add_argument("--structure", metavar="ID", help="only this structure_id")
+    p.add_argument("--json", action="store_true", help="print the changes as JSON")
     p.add_argument("--home", default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     p.set_defaults(func=cmd_changes)

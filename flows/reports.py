@@ -73,11 +73,14 @@ def _when(t: dt.datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M") if t else "never"
 
 
-def status_text(statuses, pipeline: dict, now: dt.datetime, problems: list[dict] = ()) -> str:
+def status_text(statuses, pipeline: dict, now: dt.datetime, problems: list[dict] = (),
+                from_warehouse: bool = False) -> str:
     """`siae status`: one line per source, then the consolidation, the publication, the
     pairs to review and the open alerts."""
-    lines = [f"{'source':<24}{'last success':<18}{'age':>8}{'rows':>8}  {'state':<8}"
-             "last failure"]
+    lines = ["sources as recorded in the warehouse; --sources FILE also judges their "
+             "freshness (expect.max_age)", ""] if from_warehouse else []
+    lines.append(f"{'source':<24}{'last success':<18}{'age':>8}{'rows':>8}  {'state':<8}"
+                 "last failure")
     for st in statuses:
         age = st.age(now)
         state = "FAILING" if st.failing else "STALE" if st.stale(now) else "ok"
@@ -127,6 +130,39 @@ def changes_text(rows: list[tuple], since: dt.datetime) -> str:
     lines.append(f"{len(rows)} changes since {since:%Y-%m-%d %H:%M}: "
                  + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return "\n".join(lines) + "\n"
+
+
+def _json(doc) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False,
+                      default=lambda v: v.isoformat(timespec="seconds")
+                      if hasattr(v, "isoformat") else str(v)) + "\n"
+
+
+def summary_json(summary) -> str:
+    """`siae sync --json`: the run report as one JSON document (the steps, the counts, the
+    failed sources and targets, the exit code)."""
+    from dataclasses import asdict
+
+    doc = asdict(summary)
+    doc |= {"failed_sources": summary.failed_sources, "failed_targets": summary.failed_targets,
+            "exit_code": summary.exit_code}
+    return _json(doc)
+
+
+def changes_json(rows: list[tuple], since: dt.datetime) -> str:
+    """`siae changes --json`: the changes, oldest first, with the counts."""
+    changes = [{"at": at, "change": change, "structure_id": sid, "nom": nom,
+                "fields": list(fields or [])} for at, change, sid, nom, fields in rows]
+    return _json({"since": since, "changes": changes,
+                  "counts": {k: sum(1 for r in rows if r[1] == k)
+                             for k in ("added", "changed", "removed")}})
+
+
+def publications_json(rows: Iterable[tuple]) -> str:
+    """`siae publish --list --json`: the releases, newest first."""
+    keys = ("release_id", "published_at", "structures", "features", "added", "removed",
+            "moved", "changed")
+    return _json([dict(zip(keys, row, strict=True)) for row in rows])
 
 
 def publications_text(rows: Iterable[tuple]) -> str:

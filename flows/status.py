@@ -39,13 +39,18 @@ class SourceStatus:
         return age is None or age > self.max_age
 
 
-def source_statuses(home: Path, spec: Spec) -> list[SourceStatus]:
-    """One status per enabled source of the spec, in file order."""
+def source_statuses(home: Path, spec: Spec | None) -> list[SourceStatus]:
+    """One status per enabled source of the spec, in file order; without a spec, one per
+    source the warehouse has a run of, by name, with no freshness to judge (no max_age)."""
     paths = WarehousePaths(home)
     health: dict[str, dict] = {}
     if paths.database.exists():
         with connect(paths.database, read_only=True) as con:
             health = ops.source_health(con)
+    if spec is None:
+        return [SourceStatus(name, h.get("last_success"), h.get("last_failure"),
+                             h.get("failure_message"), h.get("rows"), None)
+                for name, h in sorted(health.items())]
     out = []
     for name, src in spec.sources.items():
         if not src.enabled:
@@ -103,4 +108,6 @@ def pipeline_status(home: Path) -> dict:
         return out
     with connect(paths.database, read_only=True) as con:
         out.update(ops.pipeline_state(con))
+        # as of the last consolidation (the judgements file it read)
+        out["review_pending"] = ops.pending_review(con)
     return out

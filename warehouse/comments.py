@@ -83,6 +83,13 @@ TABLE_COMMENTS = {
     "marts.publications": (
         "every release: when, counts, added/removed/moved/changed, each file's bytes and sha256"
     ),
+    "ops.publications": (
+        "the log of every release swapped in (read it in French as marts.publications)"
+    ),
+    "marts.doublons_a_verifier": (
+        "pairs of records awaiting an analyst's decision (review band, not yet judged), both "
+        "sides' names, addresses, SIRETs and kinds, best score first"
+    ),
     "ops.runs": (
         "one row per run and step (per source where it applies): times, status, rows in/out, "
         "rejects, bytes, message (or the step's details as JSON)"
@@ -108,6 +115,79 @@ TABLE_COMMENTS = {
 }
 
 
+_SIDE = {"structure_id": "the place this side's record belongs to today",
+         "source": "the source of this side's record",
+         "id_source": "the record's identifier in its source",
+         "nom": "the record's name", "adresse": "the record's street address",
+         "code_postal": "the record's postcode", "commune": "the record's commune",
+         "siret": "the record's SIRET (usable or not)", "types": "the record's kinds"}
+
+# The marts' columns that are not canonical fields (those take the field table's description).
+MART_COLUMNS: dict[str, dict[str, str]] = {
+    "marts.siae_par_departement": {
+        "type": "the kind (ACI, AI, EI, ETTI, EITI…); a structure with two kinds counts in both",
+        "structures": "how many structures of this kind in the département",
+        "sur_la_carte": "how many of them have a point on the map",
+    },
+    "marts.siae_provenance": {
+        "champ": "a published field of the structure",
+        "source": "the source its value came from",
+    },
+    "marts.siae_changes": {
+        "modifie_le": "when the change happened (the consolidation that made it)",
+        "run_id": "the run of that consolidation (ops.runs)",
+        "changement": "added, changed or removed",
+        "champs": "the fields that changed (empty when added or removed)",
+    },
+    "marts.sources_completude": {
+        "source": "the source",
+        "enregistrements": "its records in the last consolidation",
+        "part_siret": "share of its records with a usable SIRET (0 to 1)",
+        "part_adresse": "share with a street address",
+        "part_commune": "share whose commune is known (INSEE code)",
+        "part_coordonnees": "share with coordinates from the source",
+        "part_telephone": "share with a phone number",
+        "part_courriel": "share with an e-mail address",
+        "part_site_web": "share with a website",
+        "date_maj_max": "the newest update date among its records",
+    },
+    "marts.postes_ouverts": {
+        "rome": "the position's ROME code (France Travail's job classification)",
+        "appellation": "the position's title",
+        "cree_le": "when the position was created in les emplois de l'inclusion",
+        "mis_a_jour_le": "when it was last updated there",
+        "source": "the source of the position",
+    },
+    "marts.publications": {
+        "release_id": "the release (its folder under releases/, and in current.json)",
+        "publiee_le": "when it was swapped in",
+        "structures": "structures published (with or without a point)",
+        "points": "features of the GeoJSON (structures with a point)",
+        "ajoutees": "structures added since the previous release",
+        "retirees": "structures removed since the previous release",
+        "deplacees": "structures whose point moved more than move_threshold_m",
+        "modifiees": "structures with another changed field",
+        "fichiers": "each file: bytes and sha256 (JSON)",
+        "precedente": "the release it replaced",
+    },
+    "marts.doublons_a_verifier": {
+        "score": "the matcher's score of the pair (0 to 1); the review band is between the "
+                 "thresholds review and merge of [matching]",
+        **{f"{k}_{side}": v.replace("this side's", f"side {side}'s").replace(
+            "the record", f"record {side}") for side in ("a", "b") for k, v in _SIDE.items()},
+        "indices": "the evidence the score rests on (name, address, phone… similarities), JSON",
+    },
+}
+
+
+def column_comment(table: str, column: str) -> str | None:
+    """The comment of one column: the mart's own, else the field table's description."""
+    own = MART_COLUMNS.get(table, {}).get(column)
+    if own:
+        return own
+    return BY_NAME[column].description if column in BY_NAME else None
+
+
 def apply_comments(con: duckdb.DuckDBPyConnection) -> int:
     """Comment every documented table or view that exists (tables are recreated by the
     consolidation, so this runs after each). Returns how many were commented."""
@@ -125,14 +205,16 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> int:
             literal = "'" + text.replace("'", "''") + "'"
             con.execute(f"COMMENT ON {kind} {name} IS {literal}")
             done += 1
-    described = [n for n in kinds if n in _DESCRIBED_COLUMNS or n.startswith("staging.")]
+    described = [n for n in kinds if n in _DESCRIBED_COLUMNS or n.startswith(("staging.",
+                                                                              "marts."))]
     for name in sorted(described):
         schema, table = name.split(".")
         columns = [c for (c,) in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
             [schema, table]).fetchall()]
         for column in columns:
-            if column in BY_NAME:
-                literal = "'" + BY_NAME[column].description.replace("'", "''") + "'"
+            text = column_comment(name, column)
+            if text:
+                literal = "'" + text.replace("'", "''") + "'"
                 con.execute(f'COMMENT ON COLUMN {name}."{column}" IS {literal}')
     return done

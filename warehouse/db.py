@@ -58,6 +58,14 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    # 2026-11: the publications' log moved to ops.publications; marts.publications is its
+    # French view (marts.sql).
+    if table_exists(con, "marts", "publications", views=False):
+        con.execute("""
+            BEGIN;
+            INSERT INTO ops.publications SELECT * FROM marts.publications;
+            DROP TABLE marts.publications;
+            COMMIT;""")
     # 2026-11: core.structure_ids lost its UNIQUE(structure_id): several keys, one place.
     unique = con.execute(
         "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'core' AND "
@@ -221,11 +229,15 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = No
     return rows[0] if rows else None
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether schema.table exists (a table kept from an earlier run, for instance)."""
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str,
+                 views: bool = True) -> bool:
+    """Whether schema.table exists (a table kept from an earlier run, for instance); with
+    `views=False`, only as a base table."""
+    kinds = ("BASE TABLE", "VIEW", "LOCAL TEMPORARY") if views else ("BASE TABLE",)
     return con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-        "table_name = ?", [schema, table]).fetchall()[0][0] > 0
+        "table_name = ? AND list_contains(?, table_type)", [schema, table, list(kinds)]
+    ).fetchall()[0][0] > 0
 
 
 def fetch_frame(

@@ -73,15 +73,15 @@ def changes_view_sql(columns: list[str]) -> str:
                       for col in compared)
     return f"""
 CREATE OR REPLACE VIEW marts.siae_changes AS
-SELECT c.structure_id, c.valid_from AS changed_at, c.run_id,
-       CASE WHEN p.structure_id IS NULL THEN 'added' ELSE 'changed' END AS change,
+SELECT c.structure_id, c.valid_from AS modifie_le, c.run_id,
+       CASE WHEN p.structure_id IS NULL THEN 'added' ELSE 'changed' END AS changement,
        CASE WHEN p.structure_id IS NULL THEN CAST([] AS VARCHAR[])
-            ELSE list_filter([{diffs}], lambda x: x IS NOT NULL) END AS fields
+            ELSE list_filter([{diffs}], lambda x: x IS NOT NULL) END AS champs
 FROM core.structures_history c
 LEFT JOIN core.structures_history p
   ON p.structure_id = c.structure_id AND p.valid_to = c.valid_from
 -- a new version equal field for field (a column added or reordered by an upgrade) is no change
-WHERE p.structure_id IS NULL OR len(fields) > 0
+WHERE p.structure_id IS NULL OR len(champs) > 0
 UNION ALL
 SELECT h.structure_id, h.valid_to, h.closed_by, 'removed', CAST([] AS VARCHAR[])
 FROM core.structures_history h
@@ -93,14 +93,14 @@ WHERE h.valid_to IS NOT NULL AND NOT EXISTS (
 
 def changes_since(con: duckdb.DuckDBPyConnection, since: dt.datetime,
                   structure_id: str | None = None) -> list[tuple]:
-    """(changed_at, change, structure_id, nom, fields) from marts.siae_changes since a date,
+    """(modifie_le, changement, structure_id, nom, champs) from marts.siae_changes since a date,
     oldest first; the name of a removed structure comes from its history."""
-    sql = ("SELECT c.changed_at, c.change, c.structure_id, coalesce(s.nom, h.nom), c.fields "
+    sql = ("SELECT c.modifie_le, c.changement, c.structure_id, coalesce(s.nom, h.nom), c.champs "
            "FROM marts.siae_changes c LEFT JOIN core.structures s USING (structure_id) "
            "LEFT JOIN (SELECT structure_id, any_value(nom) AS nom FROM core.structures_history "
-           "GROUP BY ALL) h USING (structure_id) WHERE c.changed_at >= ?")
+           "GROUP BY ALL) h USING (structure_id) WHERE c.modifie_le >= ?")
     params: list = [since]
     if structure_id:
         sql += " AND c.structure_id = ?"
         params.append(structure_id)
-    return con.execute(sql + " ORDER BY c.changed_at, c.structure_id", params).fetchall()
+    return con.execute(sql + " ORDER BY c.modifie_le, c.structure_id", params).fetchall()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import duckdb
 
-from warehouse.db import first_row
+from warehouse.db import first_row, table_exists
 
 RUN_COLUMNS = ("run_id", "step", "source", "started_at", "ended_at", "seconds", "status",
                "rows_in", "rows_out", "rejected", "bytes", "message")
@@ -125,6 +125,13 @@ def pipeline_failures(con: duckdb.DuckDBPyConnection) -> list[dict]:
             for step, ended, status, message in rows if status == "failed"]
 
 
+def pending_review(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Pairs awaiting review at the last consolidation (marts.doublons_a_verifier)."""
+    if not table_exists(con, "marts", "doublons_a_verifier"):
+        return None
+    return con.execute("SELECT count(*) FROM marts.doublons_a_verifier").fetchall()[0][0]
+
+
 def pipeline_state(con: duckdb.DuckDBPyConnection) -> dict:
     """The last consolidation that wrote the core tables, the current publication and the open
     alerts."""
@@ -134,7 +141,7 @@ def pipeline_state(con: duckdb.DuckDBPyConnection) -> dict:
     if row:
         out["consolidation"] = {"run_id": row[0], "finished_at": row[1], "incomplete": row[2]}
     row = first_row(con, "SELECT release_id, published_at, structures, features FROM "
-                      "marts.publications ORDER BY published_at DESC LIMIT 1")
+                      "ops.publications ORDER BY published_at DESC LIMIT 1")
     if row:
         out["publication"] = dict(zip(("release_id", "published_at", "structures",
                                        "features"), row, strict=True))

@@ -1,5 +1,5 @@
 """What a publication reads (marts.siae, the sources' states, the redirects) and the record
-of every release swapped in (`marts.publications`)."""
+of every release swapped in (`ops.publications`, read as `marts.publications`)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def record_publication(con: duckdb.DuckDBPyConnection, release_id: str, at: dt.d
                        structures: int, features: int, counts: dict[str, int],
                        files: dict[str, dict], previous: str | None) -> None:
     """A release swapped in: counts, what changed, each file's bytes and sha256."""
-    con.execute("INSERT INTO marts.publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("INSERT INTO ops.publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [release_id, at, structures, features, counts["added"], counts["removed"],
                  counts["moved"], counts["changed"], json.dumps(files), previous])
 
@@ -55,7 +55,7 @@ def publications(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     added, removed, moved, changed)."""
     return con.execute(
         "SELECT release_id, published_at, structures, features, added, removed, moved, "
-        "changed FROM marts.publications ORDER BY published_at DESC").fetchall()
+        "changed FROM ops.publications ORDER BY published_at DESC").fetchall()
 
 
 def published_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
@@ -69,7 +69,7 @@ def value_sources(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple]]
     if not table_exists(con, "core", "links"):
         return {}
     rows = con.execute("""
-        SELECT p.structure_id, p.field, p.source,
+        SELECT p.structure_id, p.champ, p.source,
                coalesce(max(r.date_maj), CAST(max(st.staged_at) AS DATE))
         FROM marts.siae_provenance p
         LEFT JOIN core.links l ON l.structure_id = p.structure_id AND l.source = p.source

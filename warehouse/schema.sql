@@ -79,8 +79,9 @@ CREATE TABLE IF NOT EXISTS ops.reference_versions (
     loaded_at TIMESTAMP NOT NULL
 );
 
--- Every publication swapped in: counts, what changed, and each file's size and checksum.
-CREATE TABLE IF NOT EXISTS marts.publications (
+-- Every publication swapped in: counts, what changed, and each file's size and checksum
+-- (analysts read it in French as marts.publications).
+CREATE TABLE IF NOT EXISTS ops.publications (
     release_id VARCHAR PRIMARY KEY,
     published_at TIMESTAMP NOT NULL,
     structures INTEGER,

@@ -2,6 +2,8 @@
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -158,7 +160,8 @@ def test_siae_geocode_relocates_and_waits_for_a_running_consolidation(demo, tmp_
 
 
 def test_status_json_tells_a_probe_the_sources_publication_and_pending_work(demo, tmp_path,
-                                                                            capsys):
+                                                                            capsys,
+                                                                            monkeypatch):
     from flows.cli import main
 
     home = tmp_path / "wh"
@@ -180,3 +183,36 @@ def test_status_json_tells_a_probe_the_sources_publication_and_pending_work(demo
     # nothing else changed: the consolidation was skipped, the publication is the same
     assert doc["consolidation"]["run_id"] == first.run_id
     assert doc["publication"]["features"] == first.features
+    # without --sources: what the warehouse knows, whatever ./sources.toml holds
+    monkeypatch.chdir(ROOT)  # the repository's sources.toml names other sources
+    assert main(["status", "--home", str(home), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["source"] for s in doc["sources"]] == sorted(load_spec(demo / "sources.toml")
+                                                          .sources)
+    assert doc["review_pending"] == len(query(home, "SELECT * FROM marts.doublons_a_verifier"))
+    assert main(["status", "--home", str(home)]) == 0
+    assert "sources as recorded in the warehouse" in capsys.readouterr().out
+
+
+def test_reports_as_json_and_piped_into_head(demo, tmp_path, capsys):
+    from flows.cli import main
+
+    home = tmp_path / "wh"
+    assert main(["sync", "--sources", str(demo / "sources.toml"), "--home", str(home),
+                 "--no-prefect", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["exit_code"] == 0 and report["published"] and report["features"] > 0
+    assert {s["step"] for s in report["steps"]} >= {"fetch", "stage", "merge", "publish"}
+    assert main(["changes", "--home", str(home), "--json"]) == 0
+    changes = json.loads(capsys.readouterr().out)
+    assert changes["counts"]["added"] == len(changes["changes"]) == report["structures"]
+    assert main(["publish", "--list", "--json", "--home", str(home)]) == 0
+    (release,) = json.loads(capsys.readouterr().out)
+    assert release["release_id"] == (home / "publish").resolve().name
+    # `siae sql … | head -1`: the reader leaves long before the end (far beyond a pipe's
+    # buffer), the command ends quietly
+    out = subprocess.run(f"{sys.executable} -m flows.cli sql 'SELECT * FROM range(300000)' "
+                         f"--format csv --home {home} | head -1; exit $PIPESTATUS",
+                         shell=True, capture_output=True, text=True, cwd=ROOT,
+                         executable="/bin/bash")
+    assert out.stdout == "range\n" and out.stderr == "" and out.returncode == 0

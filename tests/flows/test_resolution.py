@@ -113,8 +113,8 @@ def test_a_network_row_edited_in_place_keeps_its_structure_id(demo, tmp_path, ca
     assert changes["added"] == [] and changes["removed"] == []
     assert {"structure_id": before, "fields": ["telephone"]} in changes["changed"]
     # analysts read the same story, with dates, in the warehouse's history
-    history = "SELECT change, fields FROM marts.siae_changes WHERE structure_id = ? ORDER BY " \
-              "changed_at"
+    history = "SELECT changement, champs FROM marts.siae_changes WHERE structure_id = ? " \
+              "ORDER BY modifie_le"
     assert query(home, history, [before]) == [("added", []), ("changed", ["telephone"])]
     csv.write_bytes(b"".join(line for line in csv.read_bytes().splitlines(keepends=True)
                              if b"Chantier des Gorges" not in line))

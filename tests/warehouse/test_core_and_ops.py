@@ -89,3 +89,49 @@ def test_publications_are_listed_newest_first(con):
                                         {"added": i, "removed": 0, "moved": 0, "changed": 0},
                                         {}, None)
     assert [p[0] for p in publications.publications(con)] == ["rel2", "rel1", "rel0"]
+
+
+def _pair(left: str, right: str, **kw) -> dict:
+    return {"left_source": "a", "left_source_id": left, "right_source": "a",
+            "right_source_id": right, **kw}
+
+
+def test_pairs_awaiting_review_show_both_sides_until_judged(con):
+    candidates = pd.DataFrame([
+        _pair("0", "1", score=0.7, band="review", features='{"name": 1.0}'),
+        _pair("1", "2", score=0.8, band="review", features='{"name": 0.9}'),
+        _pair("0", "2", score=0.95, band="merge", features='{"name": 1.0}')],
+        columns=list(CANDIDATE_TYPES), dtype=object)
+    # the judgement names the pair the other way round: it is the same pair
+    judgements = pd.DataFrame([_pair("2", "1", decision="different", decided_at=NOW,
+                                     author="ana", note=None)],
+                              columns=list(JUDGEMENT_TYPES), dtype=object)
+    core.write_core(con, tables([structure(1, nom="Régie A"), structure(2, nom="Régie B"),
+                                 structure(3, nom="Régie C")],
+                                candidates=candidates, judgements=judgements), "r1", NOW)
+    rows = con.execute("SELECT score, structure_id_a, nom_a, structure_id_b, nom_b "
+                       "FROM marts.doublons_a_verifier").fetchall()
+    assert rows == [(0.7, "siae-0001", "Régie A", "siae-0002", "Régie B")]
+
+
+def test_an_older_warehouse_keeps_its_publications_log(tmp_path):
+    """Before 2026-11 marts.publications was a table; opening the file moves its rows to
+    ops.publications, read in French through the mart."""
+    import duckdb
+
+    from warehouse.db import connect
+
+    path = tmp_path / "siae.duckdb"
+    old = duckdb.connect(str(path))
+    old.execute("CREATE SCHEMA marts; CREATE TABLE marts.publications (release_id VARCHAR "
+                "PRIMARY KEY, published_at TIMESTAMP NOT NULL, structures INTEGER, features "
+                "INTEGER, added INTEGER, removed INTEGER, moved INTEGER, changed INTEGER, files "
+                "JSON, previous VARCHAR)")
+    old.execute("INSERT INTO marts.publications VALUES ('rel0', ?, 10, 9, 10, 0, 0, 0, '{}', "
+                "NULL)", [NOW])
+    old.close()
+    with connect(path) as c:
+        assert [p[0] for p in publications.publications(c)] == ["rel0"]
+        core.write_core(c, tables([structure(1)]), "r1", NOW)  # recreates the marts
+        assert c.execute("SELECT release_id, publiee_le, points, ajoutees FROM "
+                         "marts.publications").fetchall() == [("rel0", NOW, 9, 10)]
