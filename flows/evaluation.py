@@ -63,13 +63,19 @@ def evaluate_resolution(sources_file: Path, truth_file: Path, home: Path) -> Res
     failed = [s for s in run.summary.steps if s.status == "failed"]
     if failed:
         raise RuntimeError("; ".join(f"{s.step} {s.source or ''}: {s.message}" for s in failed))
+    return score_warehouse(spec, truth_file, home, run.run_id)
+
+
+def score_warehouse(spec, truth_file: Path, home: Path, run_id: str) -> ResolutionScore:
+    """Score what the warehouse made of the labelled records (after the run `run_id`, whose
+    rejects explain the records it lost)."""
     with connect(WarehousePaths(home).database, read_only=True) as con:
         structure_of = {}
         for source, source_id, row_number, sid in core.record_structures(con):
             structure_of[(source, source_id)] = sid
             structure_of[(source, f"#row{row_number}")] = sid
         published = publications.published_kinds(con)
-        rejects = staging.run_rejects(con, run.run_id)
+        rejects = staging.run_rejects(con, run_id)
     why: dict[tuple[str, str], str] = {}
     for source, reason, raw in rejects:
         row = json.loads(raw)

@@ -1,17 +1,23 @@
-"""Benchmark: the whole `siae sync` at national size, then a re-run with nothing changed, then
-one with 1% of the rows edited. Prints seconds per step, peak memory and file sizes.
+"""Benchmark: the whole `siae sync` (a Prefect flow) on N synthetic source records, then a
+re-run with nothing changed, then one with 1% of the rows edited; for several N, the ratios
+from one size to the next (x10 records should cost about x10 time). Prints per run and step:
+wall seconds, records/s, peak RSS; the candidate pairs of the matcher; pairwise precision and
+recall against the generator's truth. Writes the same as JSON and as a markdown table.
 
-Four CSV sources describe N places in real communes (2 to 4 sources per place, a tenth of the
-network's rows without SIRET, half with coordinates); the geocoder is a local server speaking
-the BAN's CSV contract. The first run includes Prefect's temporary server start-up.
+Four CSV sources describe the places in real communes (2 to 4 sources per place, about 2.7
+records each; 30% of the network's rows without SIRET, typos, siblings, placeholders); the
+geocoder is a local server speaking the BAN's CSV contract. The first run includes Prefect's
+temporary server start-up.
 
-    uv run python scripts/bench_pipeline.py [--places 5000] [--keep DIR]
+    uv run python scripts/bench_pipeline.py --records 10000 [100000 1000000]
+        [--out DIR] [--keep DIR] [--no-reruns]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import random
 import resource
@@ -59,50 +65,163 @@ def size(path: Path) -> str:
     return f"{path.stat().st_size / 2**20:.1f} MiB"
 
 
+RECORDS_PER_PLACE = 2.7  # what the generator draws on average
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run(folder: Path, home: Path, label: str) -> tuple[dict, object]:
+    t0 = time.perf_counter()
+    summary = summary_of(sync(str(folder / "sources.toml"), home=str(home),
+                              return_state=True))
+    wall = time.perf_counter() - t0
+    steps: dict[str, dict] = {}
+    for st in summary.steps:
+        entry = steps.setdefault(st.step, {"seconds": 0.0, "rows_in": 0})
+        entry["seconds"] += st.seconds
+        entry["rows_in"] += st.rows_in or 0
+    for entry in steps.values():
+        entry["records_per_s"] = (round(entry["rows_in"] / entry["seconds"])
+                                  if entry["rows_in"] and entry["seconds"] > 0 else None)
+        entry["seconds"] = round(entry["seconds"], 2)
+    failed = [f"{st.step} {st.source or ''}: {st.message}" for st in summary.steps
+              if st.status == "failed"]
+    return {"run": label, "wall_s": round(wall, 1), "peak_rss_mib": round(_peak_mib()),
+            "structures": summary.structures, "features": summary.features,
+            "geocoding_requests": summary.geocoding_requests, "steps": steps,
+            "failed": failed}, summary
+
+
+def _pairs(home: Path) -> int:
+    """Candidate pairs the matcher compares on the records of the last consolidation."""
+    from transforms.matching import candidate_pairs
+    from warehouse.db import fetch_frame
+
+    with duckdb.connect(str(home / "siae.duckdb"), read_only=True) as con:
+        rows = fetch_frame(con, "SELECT * FROM core.records").to_dict("records")
+    return len(candidate_pairs(rows))
+
+
+def bench(records: int, folder: Path, ban_url: str, reruns: bool) -> dict:
+    """One size: the first run, then (with `reruns`) the unchanged and 1%-edited ones."""
+    from flows.evaluation import score_warehouse
+    from transforms.spec import load_spec
+
+    places = max(10, round(records / RECORDS_PER_PLACE))
+    counts = write_sources(folder, places, ban_url)
+    home = folder / "wh"
+    out = {"records": counts["rows"], "places": places, "runs": []}
+    first, summary = _run(folder, home, "first")
+    out["runs"].append(first)
+    out["candidate_pairs"] = _pairs(home)
+    score = score_warehouse(load_spec(folder / "sources.toml"), folder / "truth.csv", home,
+                            summary.run_id)
+    out["precision"], out["recall"] = round(score.precision, 4), round(score.recall, 4)
+    out["kinds_exact"] = round(score.kinds_exact, 4)
+    if reruns:
+        ids = _structure_ids(home)
+        out["runs"].append(_run(folder, home, "unchanged")[0])
+        out["edited_rows"] = edit_one_percent(folder)
+        out["runs"].append(_run(folder, home, "1% edited")[0])
+        out["ids_kept_after_edit"] = len(ids & _structure_ids(home)) / max(1, len(ids))
+        out["successions"] = _successions(home)
+    out["warehouse_mib"] = round((home / "siae.duckdb").stat().st_size / 2**20, 1)
+    out["geojson_mib"] = round((home / "publish" / "siae.geojson").stat().st_size / 2**20, 1)
+    return out
+
+
+STEPS = ("prepare", "fetch", "stage", "merge", "geocode", "locate", "publish", "site",
+         "snapshot")
+
+
+def markdown(results: list[dict]) -> str:
+    """The figures as markdown tables: per size and run, then the x10 ratios."""
+    lines = ["| records | run | wall s | peak RSS MiB | " + " | ".join(STEPS)
+             + " | pairs | P | R |",
+             "|---:|---|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
+    for r in results:
+        for run in r["runs"]:
+            first = run["run"] == "first"
+            cells = [f"{run['steps'][s]['seconds']:.1f}" if s in run["steps"] else ""
+                     for s in STEPS]
+            lines.append(f"| {r['records']:,} | {run['run']} | {run['wall_s']:.1f} | "
+                         f"{run['peak_rss_mib']} | " + " | ".join(cells) + " | "
+                         + (f"{r['candidate_pairs']:,} | {r['precision']:.3f} | "
+                            f"{r['recall']:.3f} |" if first else " | | |"))
+    ratios = _ratios(results)
+    if ratios:
+        lines += ["", "| from → to | records | wall | merge | candidate pairs |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {a:,} → {b:,} | x{x['records']:.1f} | x{x['wall']:.1f} | "
+                  f"x{x['merge']:.1f} | x{x['pairs']:.1f} |" for (a, b), x in ratios]
+    return "\n".join(lines) + "\n"
+
+
+def _ratios(results: list[dict]) -> list[tuple[tuple[int, int], dict]]:
+    out = []
+    for a, b in zip(results, results[1:], strict=False):
+        fa, fb = a["runs"][0], b["runs"][0]
+        out.append(((a["records"], b["records"]), {
+            "records": b["records"] / a["records"], "wall": fb["wall_s"] / fa["wall_s"],
+            "merge": fb["steps"]["merge"]["seconds"] / max(fa["steps"]["merge"]["seconds"],
+                                                           0.01),
+            "pairs": b["candidate_pairs"] / max(a["candidate_pairs"], 1)}))
+    return out
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser()
-    ap.add_argument("--places", type=int, default=5000)
-    ap.add_argument("--keep", type=Path, help="keep the folder (sources and warehouse) here")
+    ap.add_argument("--records", type=int, nargs="+", default=[10000],
+                    help="source records per size (default 10000)")
+    ap.add_argument("--out", type=Path, default=Path("test-artifacts/bench"),
+                    help="where bench_pipeline.json and .md go")
+    ap.add_argument("--keep", type=Path, help="keep the folders (sources, warehouse) here")
+    ap.add_argument("--no-reruns", action="store_true", help="first runs only")
     args = ap.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="siae-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
     server = HTTPServer(host="127.0.0.1", port=0)
     server.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
     server.start()
+    results = []
     try:
-        write_sources(folder, args.places, server.url_for("/geocodage"))
-        home = folder / "wh"
-        edited, ids = 0, set()
-        for label in ("first", "unchanged", "1% edited"):
-            if label == "1% edited":
-                edited = edit_one_percent(folder)
-            t0 = time.perf_counter()
-            summary = summary_of(sync(str(folder / "sources.toml"), home=str(home),
-                                      return_state=True))
-            wall = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            steps = {}
-            for s in summary.steps:
-                steps[s.step] = steps.get(s.step, 0.0) + s.seconds
-            detail = ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
-            print(f"{label:<10} {wall:6.1f} s wall; {summary.structures} structures, "
-                  f"{summary.features} features, {summary.geocoding_requests} geocoding "
-                  f"requests; peak RSS {peak:.0f} MiB")
-            print(f"{'':<10} steps (s): {detail}")
-            now = _structure_ids(home)
-            if ids:
-                print(f"{'':<10} structure_ids kept from the previous run: "
-                      f"{len(ids & now)}/{len(ids)}")
-            ids = now
-        print(f"1% edited: {edited} network rows without SIRET re-keyed, {_successions(home)} "
-              f"kept their structure_id by succession")
-        print(f"warehouse {size(home / 'siae.duckdb')}; GeoJSON "
-              f"{size(home / 'publish' / 'siae.geojson')}; folder {folder}")
+        for n in args.records:
+            base = args.keep or Path(tempfile.mkdtemp(prefix="siae-bench-"))
+            folder = base / f"records-{n}"
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                result = bench(n, folder, server.url_for("/geocodage"), not args.no_reruns)
+            finally:
+                if not args.keep:
+                    shutil.rmtree(base, ignore_errors=True)
+            results.append(result)
+            for run in result["runs"]:
+                steps = ", ".join(f"{k} {v['seconds']:.1f}"
+                                  + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"]
+                                     else "") for k, v in run["steps"].items())
+                print(f"{result['records']:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall, "
+                      f"peak RSS {run['peak_rss_mib']} MiB, {run['structures']} structures, "
+                      f"{run['geocoding_requests']} geocoding requests"
+                      + (f"; FAILED {run['failed']}" if run["failed"] else ""))
+                print(f"{'':>9} {'':<10} {steps}")
+            print(f"{'':>9} candidate pairs {result['candidate_pairs']:,}; precision "
+                  f"{result['precision']:.3f}, recall {result['recall']:.3f}, kinds exact "
+                  f"{result['kinds_exact']:.3f}" + (
+                      f"; 1% edited: {result['edited_rows']} rows, "
+                      f"{result['ids_kept_after_edit']:.1%} of IDs kept"
+                      if "edited_rows" in result else ""), flush=True)
     finally:
         server.stop()
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_pipeline.json").write_text(json.dumps(results, indent=1),
+                                                  encoding="utf-8")
+    table = markdown(results)
+    (args.out / "bench_pipeline.md").write_text(table, encoding="utf-8")
+    print()
+    print(table)
+    if any(run["failed"] for r in results for run in r["runs"]):
+        sys.exit(1)
 
 
 def _successions(home: Path) -> int:
