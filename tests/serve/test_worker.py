@@ -36,6 +36,11 @@ def _trigger(server: str, deployment_id: str) -> str:
     return response.json()["id"]
 
 
+def _runs_of(server: str, deployment_id: str) -> list[dict]:
+    return http.post(f"{server}/flow_runs/filter", json={
+        "deployments": {"id": {"any_": [deployment_id]}}}, timeout=10).json()
+
+
 def _finished(server: str, run_id: str):
     run = http.get(f"{server}/flow_runs/{run_id}", timeout=10).json()
     return run if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
@@ -84,6 +89,10 @@ def test_a_process_worker_runs_the_deployments_of_prefect_yaml(server, tmp_path)
             "directory"] == "{{ $SIAE_ATLAS_DIR }}"
         (demo / "emplois_aura.json").unlink()  # this source's file is gone
         bad = _deployment_id(server, "ingest-emplois_aura")
+        # the server is shared with test_serve.py, whose deployments had the same names:
+        # only runs made from now on count
+        consolidate = _deployment_id(server, "consolidate")
+        before = {r["id"] for r in _runs_of(server, consolidate["id"])}
         good_run, bad_run = _trigger(server, good["id"]), _trigger(server, bad["id"])
 
         def logs():
@@ -96,12 +105,9 @@ def test_a_process_worker_runs_the_deployments_of_prefect_yaml(server, tmp_path)
         assert failed["state"]["message"].startswith(
             "source emplois_aura failed, its last good data are kept"), failed["state"]
         # the changed source triggered the consolidation deployment, run by the same worker
-        consolidate = _deployment_id(server, "consolidate")
-
         def consolidated():
-            runs = http.post(f"{server}/flow_runs/filter", json={
-                "deployments": {"id": {"any_": [consolidate["id"]]}}}, timeout=10).json()
-            return [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
+            return [r for r in _runs_of(server, consolidate["id"]) if r["id"] not in before
+                    and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
 
         (run,) = wait_for(consolidated, 300, "the triggered consolidation", every=2)
         assert run["state_type"] == "COMPLETED", logs()
