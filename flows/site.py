@@ -10,11 +10,13 @@ rename (`<home>/site` is a link, like `publish`), so a visitor never sees half a
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import json
 import os
 import shutil
+from collections import OrderedDict
 from pathlib import Path
 
 import brotli
@@ -64,14 +66,35 @@ def _json(path: Path, doc: object) -> None:
     _write_compressed(path, data)
 
 
+# Compressed copies of the large files that rarely change (the communes' list, the outlines),
+# by content: a long-lived process (`siae serve`) compresses them once, not at every build.
+_COMPRESSED: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
+
+
+def _compressed(data: bytes) -> tuple[bytes, bytes]:
+    if len(data) < 65536:
+        return gzip.compress(data, 9, mtime=0), brotli.compress(data, quality=9)
+    key = hashlib.sha256(data).hexdigest()
+    if key in _COMPRESSED:
+        _COMPRESSED.move_to_end(key)
+    else:
+        _COMPRESSED[key] = (gzip.compress(data, 9, mtime=0), brotli.compress(data, quality=9))
+        while len(_COMPRESSED) > 16:
+            _COMPRESSED.popitem(last=False)
+    return _COMPRESSED[key]
+
+
 def _write_compressed(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, 9, mtime=0))
-    path.with_name(path.name + ".br").write_bytes(brotli.compress(data, quality=9))
+    gz, br = _compressed(data)
+    path.with_name(path.name + ".gz").write_bytes(gz)
+    path.with_name(path.name + ".br").write_bytes(br)
 
 
+@functools.cache
 def _environment() -> Environment:
+    # one per process: Jinja compiles each template once (they ship with the code)
     env = Environment(loader=FileSystemLoader(WEBMAP / "templates"),
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                       lstrip_blocks=True)
