@@ -18,7 +18,16 @@ import pandas as pd
 from werkzeug import Request, Response
 
 from transforms.fields import RECORD
-from warehouse.db import MARTS_SQL, RECORD_TYPES, STRUCTURE_TYPES, connect, replace_table
+from warehouse.db import (
+    CANDIDATE_TYPES,
+    JUDGEMENT_TYPES,
+    LINK_TYPES,
+    MARTS_SQL,
+    RECORD_TYPES,
+    STRUCTURE_TYPES,
+    connect,
+    replace_table,
+)
 from warehouse.paths import WarehousePaths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,15 +83,23 @@ def structure(n, lon=4.4, lat=44.6, region="84", **kw) -> dict:
     return r
 
 
+def create_marts(con, structures: list[dict]) -> None:
+    """core.structures holding these rows, the other core tables the marts read empty (the
+    merged records, their links, the matcher's pairs, the judgements), then the marts."""
+    replace_table(con, "core.structures", pd.DataFrame(structures, dtype=object),
+                  STRUCTURE_TYPES)
+    for table, types in (("core.records", RECORD_TYPES), ("core.links", LINK_TYPES),
+                         ("core.match_candidates", CANDIDATE_TYPES),
+                         ("core.judgements", JUDGEMENT_TYPES)):
+        replace_table(con, table, pd.DataFrame(columns=list(types)), types)
+    con.execute(MARTS_SQL)
+
+
 def load(home, rows) -> None:
     """A warehouse under `home` whose core.structures holds these rows, marts created."""
     paths = WarehousePaths(home).ensure()
     with connect(paths.database) as con:
-        replace_table(con, "core.structures", pd.DataFrame(rows, dtype=object), STRUCTURE_TYPES)
-        # the marts also read the merged records: none here
-        replace_table(con, "core.records", pd.DataFrame(columns=list(RECORD_TYPES)),
-                      RECORD_TYPES)
-        con.execute(MARTS_SQL)
+        create_marts(con, rows)
 
 
 BASE = [structure(i) for i in range(20)] + [structure(20, lon=None, lat=None),

@@ -85,10 +85,11 @@ def test_the_snapshot_holds_the_marts_core_and_ops_tables_with_their_comments(de
         tables = {f"{s}.{t}" for s, t in con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
         published = con.execute("SELECT count(*) FROM marts.siae").fetchall()[0][0]
-    assert {"marts.siae", "marts.siae_changes", "marts.siae_provenance"} <= set(views)
+    assert {"marts.siae", "marts.siae_changes", "marts.siae_provenance", "marts.publications",
+            "marts.doublons_a_verifier"} <= set(views)
     assert all(views.values()), "every view keeps its comment"
     assert {"core.structures", "core.structures_history", "ops.runs", "ops.rejects",
-            "marts.publications"} <= tables
+            "ops.publications"} <= tables
     assert published == query(home, "SELECT count(*) FROM marts.siae")[0][0] > 0
 
 

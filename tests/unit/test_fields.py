@@ -3,14 +3,14 @@
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
+from tests.helpers import create_marts
 from transforms import fields
 from transforms.merge import STRUCTURE_COLUMNS
 from transforms.publication import FIELD_NAMES, table_schema
 from transforms.spec import MAPPABLE_FIELDS
 from transforms.staging import RECORD_COLUMNS
-from warehouse.db import MARTS_SQL, RECORD_TYPES, STRUCTURE_TYPES, apply_schema, replace_table
+from warehouse.db import RECORD_TYPES, STRUCTURE_TYPES, apply_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,9 +40,7 @@ def test_published_fields_are_structure_fields_and_types_are_known():
 def test_marts_siae_has_the_published_columns_and_their_comments():
     con = duckdb.connect()
     apply_schema(con)
-    replace_table(con, "core.structures", pd.DataFrame(), STRUCTURE_TYPES)
-    replace_table(con, "core.records", pd.DataFrame(), RECORD_TYPES)
-    con.execute(MARTS_SQL)
+    create_marts(con, [])
     from warehouse.comments import apply_comments
 
     apply_comments(con)
