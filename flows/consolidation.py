@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,10 @@ from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.run_report import Run, StepResult
+from flows.scoring import score_records
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
-from transforms.matching import score_pairs
 from transforms.merge import Edge, merge_records, record_key
 from transforms.postes import poste_rows
 from transforms.spec import (
@@ -98,10 +99,21 @@ def consolidation_inputs(con, spec: Spec, now: dt.datetime) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass
+class Staged:
+    """What the merge reads: the staged records of the enabled sources, the identities and
+    the judgements, with the successions of re-keyed records already carried."""
+
+    names: list[str]
+    records: pd.DataFrame
+    known: object  # core.Identities
+    judgements: dict
+    inherited: list[Succession]
+
+
 @task(cache_policy=NO_CACHE)
-def merge(spec: Spec, home: Path) -> Merged:
-    """Union the staged sources and cluster them into places, keeping known IDs (nothing
-    written)."""
+def load_staged(spec: Spec, home: Path) -> Staged:
+    """Union the staged sources and read the identities the warehouse knows."""
     with connect(WarehousePaths(home).database) as con:
         present = staging.staged_sources(con)
         names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
@@ -110,28 +122,55 @@ def merge(spec: Spec, home: Path) -> Merged:
         records = staging.staged_records(con, names)
         known = core.identities(con)
     judgements = load_judgements(spec.matching.judgements)
-    rows = records.to_dict("records")
-    # A record re-keyed by its source (a row hash that changed) keeps its place's ID.
-    inherited = successions(known.previous, rows, known.known, spec.matching)
-    ids_in = {**known.known, **{s.new_key: s.structure_id for s in inherited}}
+    # A record re-keyed by its source (a row hash that changed) keeps its place's ID...
+    inherited = successions(known.previous, records.to_dict("records"), known.known,
+                            spec.matching)
     # ...and the analysts' judgements on its old key still bind it.
     judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
                                                                for s in inherited])
-    scored = score_pairs(rows, spec.matching)
-    keys = [record_key(r["source"], r["source_id"]) for r in rows]
+    return Staged(names, records, known, judgements, inherited)
+
+
+@task(cache_policy=NO_CACHE)
+def cluster(spec: Spec, staged: Staged, scored: list) -> Merged:
+    """Cluster the records into places from the rules and the matcher's pairs, keeping known
+    IDs (nothing written)."""
+    records, known = staged.records, staged.known
+    ids_in = {**known.known, **{s.new_key: s.structure_id for s in staged.inherited}}
+    keys = [record_key(s, i) for s, i in zip(records["source"], records["source_id"],
+                                             strict=True)]
     edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
-    priority = {n: spec.sources[n].priority for n in names}
-    result = merge_records(records, priority, ids_in, edges, judgements, known.first_seen)
+    priority = {n: spec.sources[n].priority for n in staged.names}
+    result = merge_records(records, priority, ids_in, edges, staged.judgements,
+                           known.first_seen)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
+    sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
     candidates = pd.DataFrame(
-        [[rows[i]["source"], rows[i]["source_id"], rows[j]["source"], rows[j]["source_id"], sc,
+        [[sources[i], source_ids[i], sources[j], source_ids[j], sc,
           "review" if blocked else band,
           json.dumps({**f, **({"blocked": blocked} if blocked else {})}, sort_keys=True)]
          for i, j, sc, band, f in scored
          for blocked in [result.demoted.get(frozenset((keys[i], keys[j])))]],
         columns=list(CANDIDATE_TYPES), dtype=object)
     return Merged(records, result.structures, result.links, result.ids, known.known,
-                  result.redirects, candidates, judgements, inherited)
+                  result.redirects, candidates, staged.judgements, staged.inherited)
+
+
+def merge(run: Run) -> tuple[Merged | None, str | None, float, int]:
+    """(merged, error, seconds, partitions): load, score the candidate pairs one task per
+    partition on the `[runtime]` task runner, cluster."""
+    staged, err, secs = run.call(load_staged, run.spec, run.root)
+    if err:
+        return None, err, secs, 0
+    t0 = time.perf_counter()
+    try:
+        scored, partitions = score_records(staged.records, run.spec.matching, run.spec.runtime,
+                                           direct=run.direct)
+    except Exception as exc:  # a partition's task failed, or the Dask cluster is unreachable
+        return None, f"matching: {exc}", secs + time.perf_counter() - t0, 0
+    secs += time.perf_counter() - t0
+    merged, err, more = run.call(cluster, run.spec, staged, scored)
+    return merged, err, round(secs + more, 3), partitions
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
@@ -274,7 +313,7 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
     spec, root, summary = run.spec, run.root, run.summary
     settings = settings or spec.geocoder
     start = dt.datetime.now()
-    merged, err, secs = run.call(merge, spec, root)
+    merged, err, secs, partitions = merge(run)
     if err:
         run.step(StepResult("merge", None, "failed", secs, message=err), start)
         return False
@@ -285,7 +324,8 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
                                  "to_review": bands.get("review", 0),
                                  "judgements": len(merged.judgements),
                                  "redirects": len(merged.redirects),
-                                 "ids_inherited": len(merged.successions)}), start)
+                                 "ids_inherited": len(merged.successions),
+                                 "partitions": partitions}), start)
     geocoded = Geocoded()
     start = dt.datetime.now()
     if not settings.enabled:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 from collections import defaultdict
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from flows.fingerprints import PIPELINE_HASH
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
 from transforms.geojson import build_feature_collection
@@ -35,6 +37,9 @@ from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 
 DATA_FILES = ("siae.geojson", "siae.csv", "siae.parquet")
+# Under releases/: what the current release was built from, and its report, so that a run
+# whose inputs are unchanged answers without rebuilding a single file.
+INPUTS_FILE = ".inputs.json"
 
 
 class PublishRefused(RuntimeError):
@@ -73,6 +78,28 @@ def _previous_rows(release: Path | None) -> list[dict] | None:
     if release is None or not (release / "siae.parquet").exists():
         return None
     return pq.read_table(release / "siae.parquet").to_pylist()
+
+
+def _stored_inputs(paths: WarehousePaths, release: Path | None, key: str) -> dict | None:
+    """The stored report of the current release when it was built from these inputs and its
+    files are all there; None otherwise."""
+    try:
+        stored = json.loads((paths.releases / INPUTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (release is None or stored.get("release") != release.name
+            or stored.get("inputs") != key
+            or not all((release / name).is_file() for name in stored.get("files", []))):
+        return None
+    return stored
+
+
+def _store_inputs(paths: WarehousePaths, release: Path, key: str, files: list[str],
+                  result: dict) -> None:
+    tmp = paths.releases / f"{INPUTS_FILE}.tmp"
+    tmp.write_text(json.dumps({"release": release.name, "inputs": key, "files": sorted(files),
+                               "result": result}, default=str), encoding="utf-8")
+    os.replace(tmp, paths.releases / INPUTS_FILE)
 
 
 def build_files(rows: list[dict], link_base: str = "",
@@ -124,9 +151,20 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     settings = settings or Publication()
     paths = WarehousePaths(home).ensure_releases()
     clean_building(paths)  # callers hold the consolidation lock: no publication is running
+    current = current_release(paths)
     with connect(paths.database) as con:
         conflicts = siret_conflicts(core.structures_with_several_sirets(con),
                                     core.same_judgements(con))
+        key = _sha(json.dumps([PIPELINE_HASH, link_base,
+                               publications.inputs_digest(con)]).encode())
+        # (redirects given by the caller are not in the digest: build then)
+        stored = (None if force or redirects is not None
+                  else _stored_inputs(paths, current, key))
+        if stored is not None and not conflicts:
+            # Change first: nothing a release is built from has changed since the current
+            # one, so building every file again would give the same bytes.
+            return {**stored["result"], "status": "unchanged", "release": current.name,
+                    "path": str(paths.geojson)}
         rows = publications.published_rows(con)
         changed_on = publications.version_dates(con)
         held = publications.held_back(con)
@@ -138,7 +176,6 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
         raise PublishRefused(
             f"{len(conflicts)} structure(s) hold SIRETs that no recorded succession links "
             f"({shown}): the current publication is kept")
-    current = current_release(paths)
     previous = _previous_rows(current)
     features = sum(1 for r in rows if r.get("latitude") is not None)
     if features == 0:
@@ -163,6 +200,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     if current is not None and all(
             (current / name).exists() and _sha((current / name).read_bytes()) == _sha(data)
             for name, data in files.items()):
+        _store_inputs(paths, current, key, list(files), result)
         return {**result, "status": "unchanged", "release": current.name,
                 "path": str(paths.geojson)}
 
@@ -203,6 +241,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
                            "publication is kept") from exc
     pruned = _prune(paths, settings.keep, release_dir)
     counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
+    _store_inputs(paths, release_dir, key, list(files), result)
     with connect(paths.database) as con:
         publications.record_publication(
             con, release_id, dt.datetime.now(), len(rows), features, counts,

@@ -6,6 +6,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Before anything imports prefect: a project-local home, no telemetry, patience on 2 cores.
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
+# Under pytest-xdist each worker gets its own home: the temporary Prefect servers that the
+# subprocess tests start keep their SQLite database there, and two writers would lock it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _home = Path(os.environ["PREFECT_HOME"]) / "workers" / os.environ["PYTEST_XDIST_WORKER"]
+    _home.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(_home)
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

@@ -212,6 +212,25 @@ class AlertSettings(StrictModel):
     repeat_after: Duration = dt.timedelta(days=1)
 
 
+class RuntimeSettings(StrictModel):
+    """[runtime]: where the partitioned steps (matching, one task per group of départements)
+    run. Never part of a consolidation's inputs: every runner gives the same result."""
+
+    # "threads": Prefect's default runner, in the flow's process. "dask": prefect-dask, on
+    # the cluster at dask_address, else on a temporary local cluster of dask_workers processes.
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None  # e.g. "tcp://scheduler:8786"
+    dask_workers: int | None = Field(None, ge=1)  # temporary cluster; none: this machine's cores
+    # Matching partitions; 0: one with threads (the GIL gives no gain), two per Dask worker.
+    partitions: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _dask_only(self) -> RuntimeSettings:
+        if self.task_runner != "dask" and (self.dask_address or self.dask_workers):
+            raise ValueError('dask_address and dask_workers need task_runner = "dask"')
+        return self
+
+
 class SiteSettings(StrictModel):
     """[site]: the static mini-site built from each publication (flows/site.py)."""
 

@@ -29,6 +29,7 @@ from transforms.settings import (
     GeocoderSettings,
     MatchingSettings,
     Publication,
+    RuntimeSettings,
     SiteSettings,
     SpecPath,
     StrictModel,
@@ -39,8 +40,8 @@ from transforms.settings import (
 )
 
 __all__ = ["AlertSettings", "Defaults", "Expect", "GeocoderSettings", "MatchingSettings",
-           "Publication", "SiteSettings", "SourceSpec", "Spec", "SpecError", "load_spec",
-           "parse_duration", "parse_spec"]
+           "Publication", "RuntimeSettings", "SiteSettings", "SourceSpec", "Spec", "SpecError",
+           "load_spec", "parse_duration", "parse_spec"]
 
 # Canonical fields a source may map a column to (the field table); derived fields such as
 # `siren` or `region` are computed, never mapped. A mapped `departement` is only checked
@@ -58,7 +59,8 @@ _KIND_KEYS = {
     "asp_fluxiae": {"path", "annexes_path"},
 }
 FORMATS = ("csv", "xlsx", "json", "parquet")
-_SECTIONS = ("defaults", "sources", "publication", "geocoder", "matching", "alerts", "site")
+_SECTIONS = ("defaults", "sources", "publication", "geocoder", "matching", "alerts", "site",
+             "runtime")
 
 # The départements, the unit public APIs are queried by, and the collectivités d'outre-mer
 # that have SIAE (Saint-Pierre-et-Miquelon, Saint-Barthélemy, Saint-Martin).
@@ -244,6 +246,7 @@ class Spec(StrictModel):
     matching: MatchingSettings = MatchingSettings()
     alerts: AlertSettings = AlertSettings()
     site: SiteSettings = SiteSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     def selected(self, only: list[str] | None = None) -> list[SourceSpec]:
         """Enabled sources in file order, restricted to `only` when given."""

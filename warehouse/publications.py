@@ -90,3 +90,21 @@ def version_dates(con: duckdb.DuckDBPyConnection) -> dict[str, dt.date]:
     return dict(con.execute(
         "SELECT structure_id, CAST(max(valid_from) AS DATE) FROM core.structures_history "
         "WHERE valid_to IS NULL GROUP BY 1").fetchall())
+
+
+def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of everything a release is built from (marts.siae, the redirects, the
+    current versions' dates, the staged sources), computed in DuckDB without reading the
+    rows into Python: equal digests give the same files. Row order does not count."""
+    parts = [duckdb.__version__,  # its hash function may change between versions
+             str(con.execute("SELECT count(*), bit_xor(hash(s)) FROM marts.siae s")
+                 .fetchall()[0])]
+    for table, sql in (
+            ("structure_redirects", "SELECT count(*), bit_xor(hash(from_id, to_id)) "
+                                    "FROM core.structure_redirects"),
+            ("structures_history", "SELECT count(*), bit_xor(hash(structure_id, valid_from)) "
+                                   "FROM core.structures_history WHERE valid_to IS NULL")):
+        if table_exists(con, "core", table):
+            parts.append(str(con.execute(sql).fetchall()[0]))
+    parts.append(repr(source_contents(con)))
+    return "|".join(parts)

@@ -95,6 +95,31 @@ def test_identical_input_publishes_nothing_new(tmp_path):
     assert len(list_publications(tmp_path)) == 1
 
 
+def test_unchanged_inputs_are_answered_without_building_a_file(tmp_path, monkeypatch):
+    import flows.publish as publish
+
+    load(tmp_path, BASE)
+    first = publish_release(tmp_path)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the files were built again")
+
+    with monkeypatch.context() as m:
+        m.setattr(publish, "build_files", no_build)
+        again = publish_release(tmp_path)
+    # the same report as the release's own, without reading a row
+    assert again["status"] == "unchanged" and again["release"] == first["release"]
+    assert {k: again[k] for k in ("features", "by_precision", "bytes", "held_back")} == \
+        {k: first[k] for k in ("features", "by_precision", "bytes", "held_back")}
+    # a missing file, a changed row or another site address: built again
+    (tmp_path / "publish" / "siae.csv").unlink()
+    restored = publish_release(tmp_path)
+    assert restored["status"] == "published" and (tmp_path / "publish" / "siae.csv").exists()
+    assert publish_release(tmp_path, link_base="https://example.org")["status"] == "published"
+    load(tmp_path, BASE[:-1] + [structure(21, lon=2.36, lat=48.85, region="11")])
+    assert publish_release(tmp_path, link_base="https://example.org")["status"] == "published"
+
+
 def test_a_large_drop_is_refused_unless_forced(tmp_path):
     load(tmp_path, BASE)
     first = publish_release(tmp_path)
@@ -132,7 +157,7 @@ def test_older_releases_are_pruned_to_keep(tmp_path):
     for i in range(4):
         load(tmp_path, BASE + [structure(100 + i)])
         publish_release(tmp_path, Publication(keep=1))
-    releases = sorted(p.name for p in (tmp_path / "releases").iterdir())
+    releases = sorted(p.name for p in (tmp_path / "releases").iterdir() if p.is_dir())
     assert len(releases) == 2
     assert (tmp_path / "publish").resolve().name == releases[-1]
     assert len(list_publications(tmp_path)) == 4
