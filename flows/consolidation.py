@@ -391,7 +391,8 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
     written, err, secs = run.call(analysts_snapshot, run.root)
     run.step(StepResult("snapshot", None, "failed" if err else "ok", secs, message=err,
                         bytes=None if err else written["bytes"],
-                        details={} if err else {"tables": written["tables"]}), start)
+                        details={} if err else {"tables": written["tables"],
+                                                "copied": written["copied"]}), start)
     return True
 
 

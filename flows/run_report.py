@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import MissingContextError
+from prefect.utilities.annotations import quote
 
 from flows.alerts import notify
 from flows.status import PIPELINE_PROBLEMS, pipeline_problems, problems, source_statuses
@@ -88,7 +89,10 @@ def _alive(pid: int) -> bool:
 def run_task(fn, *args, **kwargs):
     """Call a task, returning (value or None, error message or None, seconds)."""
     t0 = time.perf_counter()
-    state = fn(*args, return_state=True, **kwargs)
+    # quote(): Prefect would otherwise walk every list, dict and dataclass passed (the
+    # records, the pairs, the identities), seconds at national size; no future is passed.
+    state = fn(*map(quote, args), return_state=True,
+               **{k: quote(v) for k, v in kwargs.items()})
     seconds = round(time.perf_counter() - t0, 3)
     if state.is_completed():
         return state.result(), None, seconds

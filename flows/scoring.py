@@ -47,10 +47,24 @@ def task_runner(runtime: RuntimeSettings) -> AbstractContextManager | None:
     from prefect_dask import DaskTaskRunner  # imported only when asked for
 
     if runtime.dask_address:
+        # the cluster's workers report to the Prefect API their own environment names
         return DaskTaskRunner(address=runtime.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": runtime.dask_workers or os.cpu_count(),
-                                          "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None})
+    kwargs = {"n_workers": runtime.dask_workers or os.cpu_count(), "threads_per_worker": 1,
+              "processes": True, "dashboard_address": None}
+    url = _api_url()
+    if url:
+        # The workers are new processes: without the flow's API address they would start a
+        # temporary Prefect server of their own and report the tasks there.
+        kwargs["env"] = {"PREFECT_API_URL": url}
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def _api_url() -> str | None:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    url = str(ctx.client.api_url) if ctx and ctx.client else os.environ.get("PREFECT_API_URL")
+    return url if url and url.startswith(("http://", "https://")) else None
 
 
 def score_records(records: pd.DataFrame, settings: MatchingSettings, runtime: RuntimeSettings,

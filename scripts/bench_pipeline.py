@@ -10,7 +10,12 @@ geocoder is a local server speaking the BAN's CSV contract. The first run includ
 temporary server start-up.
 
     uv run python scripts/bench_pipeline.py --records 10000 [100000 1000000]
-        [--out DIR] [--keep DIR] [--no-reruns]
+        [--out DIR] [--keep DIR] [--no-reruns] [--dask-workers 1 2]
+
+`--dask-workers`: after the runs of each size, consolidate again (forced) with matching on a
+temporary Dask cluster of each number of worker processes (`[runtime] task_runner = "dask"`),
+and print the merge step's seconds (cluster start included) and the speed-up against the
+first number.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import random
 import resource
 import shutil
@@ -28,6 +34,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# As in the tests: no telemetry (this machine has no internet), patience on 2 cores.
+for _name, _value in (("DO_NOT_TRACK", "1"), ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+                      ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")):
+    os.environ.setdefault(_name, _value)
 
 import duckdb  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
@@ -72,9 +82,9 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run(folder: Path, home: Path, label: str) -> tuple[dict, object]:
+def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dict, object]:
     t0 = time.perf_counter()
-    summary = summary_of(sync(str(folder / "sources.toml"), home=str(home),
+    summary = summary_of(sync(str(folder / "sources.toml"), home=str(home), force=force,
                               return_state=True))
     wall = time.perf_counter() - t0
     steps: dict[str, dict] = {}
@@ -94,6 +104,18 @@ def _run(folder: Path, home: Path, label: str) -> tuple[dict, object]:
             "failed": failed}, summary
 
 
+def print_run(records: int, run: dict) -> None:
+    """One run's figures, printed as soon as it ends (a long benchmark shows its progress)."""
+    steps = ", ".join(f"{k} {v['seconds']:.1f}"
+                      + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"] else "")
+                      for k, v in run["steps"].items())
+    print(f"{records:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall, "
+          f"peak RSS {run['peak_rss_mib']} MiB, {run['structures']} structures, "
+          f"{run['geocoding_requests']} geocoding requests"
+          + (f"; FAILED {run['failed']}" if run["failed"] else ""))
+    print(f"{'':>9} {'':<10} {steps}", flush=True)
+
+
 def _pairs(home: Path) -> int:
     """Candidate pairs the matcher compares on the records of the last consolidation."""
     from transforms.matching import candidate_pairs
@@ -104,7 +126,26 @@ def _pairs(home: Path) -> int:
     return len(candidate_pairs(rows))
 
 
-def bench(records: int, folder: Path, ban_url: str, reruns: bool) -> dict:
+def on_dask(folder: Path, home: Path, workers: list[int]) -> dict:
+    """The merge step's seconds of a forced consolidation per number of Dask workers."""
+    sources = folder / "sources.toml"
+    original = sources.read_text(encoding="utf-8")
+    out = {}
+    try:
+        for w in workers:
+            sources.write_text(original + f'\n[runtime]\ntask_runner = "dask"\n'
+                                          f"dask_workers = {w}\n", encoding="utf-8")
+            run, _ = _run(folder, home, f"dask x{w}", force=True)
+            print_run(int(run["steps"]["merge"]["rows_in"]), run)
+            out[w] = {"merge_s": run["steps"]["merge"]["seconds"], "wall_s": run["wall_s"],
+                      "failed": run["failed"]}
+    finally:
+        sources.write_text(original, encoding="utf-8")
+    return out
+
+
+def bench(records: int, folder: Path, ban_url: str, reruns: bool,
+          dask_workers: list[int] | None = None) -> dict:
     """One size: the first run, then (with `reruns`) the unchanged and 1%-edited ones."""
     from flows.evaluation import score_warehouse
     from transforms.spec import load_spec
@@ -114,6 +155,7 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool) -> dict:
     home = folder / "wh"
     out = {"records": counts["rows"], "places": places, "runs": []}
     first, summary = _run(folder, home, "first")
+    print_run(counts["rows"], first)
     out["runs"].append(first)
     out["candidate_pairs"] = _pairs(home)
     score = score_warehouse(load_spec(folder / "sources.toml"), folder / "truth.csv", home,
@@ -123,10 +165,14 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool) -> dict:
     if reruns:
         ids = _structure_ids(home)
         out["runs"].append(_run(folder, home, "unchanged")[0])
+        print_run(counts["rows"], out["runs"][-1])
         out["edited_rows"] = edit_one_percent(folder)
         out["runs"].append(_run(folder, home, "1% edited")[0])
+        print_run(counts["rows"], out["runs"][-1])
         out["ids_kept_after_edit"] = len(ids & _structure_ids(home)) / max(1, len(ids))
         out["successions"] = _successions(home)
+    if dask_workers:
+        out["dask"] = on_dask(folder, home, dask_workers)
     out["warehouse_mib"] = round((home / "siae.duckdb").stat().st_size / 2**20, 1)
     out["geojson_mib"] = round((home / "publish" / "siae.geojson").stat().st_size / 2**20, 1)
     return out
@@ -156,6 +202,14 @@ def markdown(results: list[dict]) -> str:
                   "|---|---:|---:|---:|---:|"]
         lines += [f"| {a:,} → {b:,} | x{x['records']:.1f} | x{x['wall']:.1f} | "
                   f"x{x['merge']:.1f} | x{x['pairs']:.1f} |" for (a, b), x in ratios]
+    dask = [(r["records"], r["dask"]) for r in results if r.get("dask")]
+    if dask:
+        lines += ["", "| records | Dask workers | merge s (cluster start included) | speed-up |",
+                  "|---:|---:|---:|---:|"]
+        for n, by_workers in dask:
+            base = next(iter(by_workers.values()))["merge_s"]
+            lines += [f"| {n:,} | {w} | {d['merge_s']:.1f} | x{base / d['merge_s']:.2f} |"
+                      for w, d in by_workers.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +234,8 @@ def main() -> None:
                     help="where bench_pipeline.json and .md go")
     ap.add_argument("--keep", type=Path, help="keep the folders (sources, warehouse) here")
     ap.add_argument("--no-reruns", action="store_true", help="first runs only")
+    ap.add_argument("--dask-workers", type=int, nargs="+",
+                    help="also match on a temporary Dask cluster of each number of workers")
     args = ap.parse_args()
     server = HTTPServer(host="127.0.0.1", port=0)
     server.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
@@ -191,26 +247,21 @@ def main() -> None:
             folder = base / f"records-{n}"
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                result = bench(n, folder, server.url_for("/geocodage"), not args.no_reruns)
+                result = bench(n, folder, server.url_for("/geocodage"), not args.no_reruns,
+                               args.dask_workers)
             finally:
                 if not args.keep:
                     shutil.rmtree(base, ignore_errors=True)
             results.append(result)
-            for run in result["runs"]:
-                steps = ", ".join(f"{k} {v['seconds']:.1f}"
-                                  + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"]
-                                     else "") for k, v in run["steps"].items())
-                print(f"{result['records']:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall, "
-                      f"peak RSS {run['peak_rss_mib']} MiB, {run['structures']} structures, "
-                      f"{run['geocoding_requests']} geocoding requests"
-                      + (f"; FAILED {run['failed']}" if run["failed"] else ""))
-                print(f"{'':>9} {'':<10} {steps}")
             print(f"{'':>9} candidate pairs {result['candidate_pairs']:,}; precision "
                   f"{result['precision']:.3f}, recall {result['recall']:.3f}, kinds exact "
                   f"{result['kinds_exact']:.3f}" + (
                       f"; 1% edited: {result['edited_rows']} rows, "
                       f"{result['ids_kept_after_edit']:.1%} of IDs kept"
                       if "edited_rows" in result else ""), flush=True)
+            for w, d in (result.get("dask") or {}).items():
+                print(f"{'':>9} Dask x{w}: merge {d['merge_s']:.1f} s, wall {d['wall_s']:.1f} s"
+                      + (f"; FAILED {d['failed']}" if d["failed"] else ""), flush=True)
     finally:
         server.stop()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +271,8 @@ def main() -> None:
     (args.out / "bench_pipeline.md").write_text(table, encoding="utf-8")
     print()
     print(table)
-    if any(run["failed"] for r in results for run in r["runs"]):
+    if any(run["failed"] for r in results for run in r["runs"]) or any(
+            d["failed"] for r in results for d in (r.get("dask") or {}).values()):
         sys.exit(1)
 
 

@@ -97,12 +97,12 @@ def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:
     current versions' dates, the staged sources), computed in DuckDB without reading the
     rows into Python: equal digests give the same files. Row order does not count."""
     parts = [duckdb.__version__,  # its hash function may change between versions
-             str(con.execute("SELECT count(*), bit_xor(hash(s)) FROM marts.siae s")
+             str(con.execute("SELECT count(*), sum(hash(s)::HUGEINT) FROM marts.siae s")
                  .fetchall()[0])]
     for table, sql in (
-            ("structure_redirects", "SELECT count(*), bit_xor(hash(from_id, to_id)) "
+            ("structure_redirects", "SELECT count(*), sum(hash(from_id, to_id)::HUGEINT) "
                                     "FROM core.structure_redirects"),
-            ("structures_history", "SELECT count(*), bit_xor(hash(structure_id, valid_from)) "
+            ("structures_history", "SELECT count(*), sum(hash(structure_id, valid_from)::HUGEINT) "
                                    "FROM core.structures_history WHERE valid_to IS NULL")):
         if table_exists(con, "core", table):
             parts.append(str(con.execute(sql).fetchall()[0]))

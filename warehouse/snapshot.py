@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -33,12 +34,28 @@ def _remove(path: Path) -> None:
             p.unlink()
 
 
+def _digest(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: str) -> tuple:
+    """A table's columns and a digest of its rows (order-independent, duplicates counted)."""
+    columns = con.execute(
+        "SELECT list((column_name, data_type) ORDER BY column_index) FROM duckdb_columns() "
+        "WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+        [database, schema, table]).fetchall()[0][0]
+    name = f"{database}.{schema}.{_quoted(table)}"
+    rows = con.execute(f"SELECT count(*), sum(hash(t)::HUGEINT) FROM {name} t").fetchall()[0]
+    return columns, rows
+
+
 def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
-    """Copy every table of the warehouse open on `con` into a new file, recreate the marts'
-    views and every comment there, then rename it over `target`. Returns the tables and
-    bytes written. The previous snapshot stays in place when anything fails."""
+    """Write the analysts' copy of every table of the warehouse open on `con`, its marts'
+    views and every comment into a new file, then rename it over `target`.
+
+    The new file starts as a copy of the previous snapshot, and only the tables whose columns
+    or rows differ are copied again (a run that changed nothing rewrites the ops tables
+    only). Returns the tables, those copied, and the bytes. The previous snapshot stays in
+    place when anything fails."""
     building = target.with_name(f".{target.name}.building-{os.getpid()}")
     _remove(building)
+    here = con.execute("SELECT current_database()").fetchall()[0][0]
     tables = con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
         "current_database() AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
@@ -48,14 +65,31 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
         "database_name = current_database() AND schema_name IN (SELECT unnest(?))",
         [list(SCHEMAS)]).fetchall()
     literal = "'" + str(building).replace("'", "''") + "'"
+    copied = 0
     try:
+        if target.exists():
+            shutil.copyfile(target, building)
         con.execute(f"ATTACH {literal} AS analysts_snapshot")
         try:
+            kept = {(sc, t) for sc, t in con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
+                "'analysts_snapshot'").fetchall()}
+            for schema, name in con.execute(
+                    "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND "
+                    "database_name = 'analysts_snapshot'").fetchall():
+                con.execute(f"DROP VIEW analysts_snapshot.{schema}.{_quoted(name)}")
+            for schema, table in sorted(kept - set(tables)):  # gone from the warehouse
+                con.execute(f"DROP TABLE analysts_snapshot.{schema}.{_quoted(table)}")
             for schema in SCHEMAS:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS analysts_snapshot.{schema}")
             for schema, table in tables:
+                if (schema, table) in kept and _digest(con, here, schema, table) == \
+                        _digest(con, "analysts_snapshot", schema, table):
+                    continue
                 name = f"{schema}.{_quoted(table)}"
-                con.execute(f"CREATE TABLE analysts_snapshot.{name} AS SELECT * FROM {name}")
+                con.execute(f"CREATE OR REPLACE TABLE analysts_snapshot.{name} AS "
+                            f"SELECT * FROM {name}")
+                copied += 1
         finally:
             con.execute("DETACH analysts_snapshot")
         with duckdb.connect(str(building)) as snap:
@@ -67,7 +101,8 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
         _remove(building)
         raise
     _sync_folder(target.parent)
-    return {"tables": len(tables), "bytes": target.stat().st_size, "path": str(target)}
+    return {"tables": len(tables), "copied": copied, "bytes": target.stat().st_size,
+            "path": str(target)}
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, views: list[tuple]) -> None:

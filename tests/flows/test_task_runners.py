@@ -62,3 +62,22 @@ def test_an_unreachable_cluster_fails_the_merge_and_keeps_the_publication(demo, 
     assert merge.status == "failed" and "matching" in merge.message
     assert first.exit_code == 0 and second.exit_code != 0
     assert (home / "publish" / "siae.geojson").read_bytes() == before
+
+
+def test_a_temporary_cluster_reports_to_the_flows_prefect_api():
+    from prefect import flow
+
+    from flows.scoring import task_runner
+    from transforms.settings import RuntimeSettings
+
+    @flow
+    def probe() -> tuple[dict, str]:
+        from prefect.context import FlowRunContext
+
+        runner = task_runner(RuntimeSettings(task_runner="dask", dask_workers=2))
+        return runner.cluster_kwargs, str(FlowRunContext.get().client.api_url)
+
+    kwargs, api = probe()
+    # new worker processes get the API address, or they would start a server of their own
+    assert kwargs["env"] == {"PREFECT_API_URL": api} and api.startswith("http://")
+    assert kwargs["n_workers"] == 2 and kwargs["processes"] is True

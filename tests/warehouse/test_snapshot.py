@@ -1,0 +1,66 @@
+"""The analysts' snapshot copies again only the tables that changed, and always ends equal
+to the warehouse."""
+
+import duckdb
+
+from warehouse.snapshot import write_snapshot
+
+
+def tables(path) -> dict:
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                            "WHERE schema_name IN ('raw', 'staging', 'core', 'ops', 'marts') "
+                            "ORDER BY ALL").fetchall()
+        return {f"{s}.{t}": con.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall()
+                for s, t in names}
+
+
+def test_an_unchanged_table_is_kept_and_every_change_is_copied(con, tmp_path):
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.big AS SELECT range AS id, 'x' || range AS nom "
+                "FROM range(5000)")
+    con.execute("CREATE TABLE ops.runs_log (run_id VARCHAR, n INTEGER)")
+    con.execute("INSERT INTO ops.runs_log VALUES ('a', 1)")
+    con.execute("CREATE TABLE staging.src (id INTEGER, tags VARCHAR[])")
+    con.execute("INSERT INTO staging.src VALUES (1, ['a', 'b']), (1, ['a', 'b'])")
+    con.execute("CREATE VIEW marts.big_count AS SELECT count(*) AS n FROM core.big")
+    first = write_snapshot(con, target)
+    assert first["copied"] == first["tables"]
+
+    # nothing changed: nothing copied, the same content
+    assert write_snapshot(con, target)["copied"] == 0
+    assert tables(target) == tables_of(con)
+
+    # a row added, a column added, a duplicate removed, a table dropped: each one copied
+    con.execute("INSERT INTO ops.runs_log VALUES ('b', 2)")
+    con.execute("ALTER TABLE core.big ADD COLUMN ville VARCHAR")
+    con.execute("DELETE FROM staging.src")
+    con.execute("INSERT INTO staging.src VALUES (1, ['a', 'b'])")
+    con.execute("CREATE TABLE ops.gone AS SELECT 1 AS x")
+    assert write_snapshot(con, target)["copied"] == 4
+    con.execute("DROP TABLE ops.gone")
+    fourth = write_snapshot(con, target)
+    assert fourth["copied"] == 0 and "ops.gone" not in tables(target)
+    assert tables(target) == tables_of(con)
+    with duckdb.connect(str(target), read_only=True) as snap:
+        assert snap.execute("SELECT n FROM marts.big_count").fetchall() == [(5000,)]
+        assert [c[0] for c in snap.execute("DESCRIBE core.big").fetchall()] == \
+            ["id", "nom", "ville"]
+
+
+def test_the_changed_tables_are_counted(con, tmp_path):
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
+    con.execute("CREATE TABLE core.b AS SELECT 1 AS x")
+    write_snapshot(con, target)
+    con.execute("UPDATE core.b SET x = 2")
+    assert write_snapshot(con, target)["copied"] == 1
+    assert tables(target)["core.b"] == [(2,)]
+
+
+def tables_of(con) -> dict:
+    names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE "
+                        "database_name = current_database() AND schema_name IN "
+                        "('raw', 'staging', 'core', 'ops', 'marts') ORDER BY ALL").fetchall()
+    return {f"{s}.{t}": con.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall()
+            for s, t in names}
