@@ -124,7 +124,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     judgements = load_judgements(spec.matching.judgements)
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID...
     inherited = successions(known.previous, records.to_dict("records"), known.known,
-                            spec.matching)
+                            spec.matching) if len(known.previous) else []
     # ...and the analysts' judgements on its old key still bind it.
     judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
                                                                for s in inherited])
