@@ -163,7 +163,9 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
         if stored is not None and not conflicts:
             # Change first: nothing a release is built from has changed since the current
             # one, so building every file again would give the same bytes.
-            return {**stored["result"], "status": "unchanged", "release": current.name,
+            # (the counts held back come from core.structures, not from the digest)
+            return {**stored["result"], "held_back": publications.held_back(con),
+                    "status": "unchanged", "release": current.name,
                     "path": str(paths.geojson)}
         rows = publications.published_rows(con)
         changed_on = publications.version_dates(con)
