@@ -1,0 +1,134 @@
+"""The mini-site's build without a browser: a rebuild renders only what changed and shares the
+rest with the previous site (hard links), and what it shares is what a full build makes."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+
+import pytest
+
+from flows.publish import publish_release
+from flows.site import build_site
+from tests.helpers import load, structure
+from transforms.site import phone_display
+from transforms.spec import SiteSettings
+from warehouse.db import connect
+from warehouse.paths import WarehousePaths
+from warehouse.reference import ensure_communes
+
+
+def _rows(names: dict[int, str] | None = None) -> list[dict]:
+    names = names or {}
+    return [structure(i, nom=names.get(i, f"Atelier {i}"), departement="07", region="84",
+                      commune="Aubenas", code_postal="07200", code_insee="07019",
+                      telephone="+33465711234") for i in range(12)]
+
+
+def _publish(home, rows) -> None:
+    load(home, rows)
+    publish_release(home)
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "wh"
+    with connect(WarehousePaths(home).ensure().database) as con:
+        ensure_communes(con)
+    _publish(home, _rows())
+    return home
+
+
+def _page(home, n: int) -> str:
+    return (home / "site" / "structures" / f"siae-{n:04d}.html").read_text(encoding="utf-8")
+
+
+def test_a_rebuild_renders_only_the_changed_structure_and_links_the_rest(home, tmp_path):
+    first = build_site(home)
+    assert first["reused"] == 0
+    old_site = (home / "site").resolve()
+    _publish(home, _rows({3: "Recyclerie du Vivarais"}))
+    second = build_site(home)
+    site = (home / "site").resolve()
+    assert site != old_site and old_site.exists()  # the previous site is kept (keep = 3)
+    assert "Recyclerie du Vivarais" in _page(home, 3) and "Atelier 3" not in _page(home, 3)
+    # the 11 other pages are the same files as before, not copies
+    same = [i for i in range(12) if (site / "structures" / f"siae-{i:04d}.html").stat().st_ino
+            == (old_site / "structures" / f"siae-{i:04d}.html").stat().st_ino]
+    assert same == [i for i in range(12) if i != 3]
+    # unchanged data files (the communes, the outlines) are shared with their compressed copies
+    for name in ("communes.json", "communes.json.br", "outline.geojson.gz"):
+        assert (site / "data" / name).samefile(old_site / "data" / name)
+    assert not (site / "data" / "index.json").samefile(old_site / "data" / "index.json")
+    assert second["reused"] >= 11 + 3
+
+    # a build from nothing gives the same files, byte for byte
+    for manifest in (home / "sites").glob("*.files.json"):
+        manifest.unlink()
+    fresh = tmp_path / "fresh"
+    assert build_site(home, out=fresh)["reused"] == 0
+    compared = filecmp.dircmp(site, fresh)
+    assert _differences(compared) == []
+
+
+def _differences(cmp: filecmp.dircmp) -> list[str]:
+    out = cmp.left_only + cmp.right_only + cmp.funny_files
+    _, mismatch, errors = filecmp.cmpfiles(cmp.left, cmp.right, cmp.common_files, shallow=False)
+    out += mismatch + errors
+    for sub in cmp.subdirs.values():
+        out += _differences(sub)
+    return out
+
+
+def test_structure_pages_carry_no_release_date_but_the_home_page_does(home):
+    build_site(home)
+    created = json.loads((home / "publish" / "datapackage.json").read_text())["created"]
+    assert f"Données du <time datetime=\"{created}\">" in (
+        home / "site" / "index.html").read_text(encoding="utf-8")
+    assert "Données du" not in _page(home, 0)
+
+
+def test_a_new_title_or_report_address_renders_every_page_again(home):
+    build_site(home)
+    _publish(home, _rows({5: "Envol"}))
+    result = build_site(home, SiteSettings(title="Les SIAE de l'Ardèche",
+                                           report_url="https://example.org/signaler?id={id}"))
+    site = (home / "site").resolve()
+    assert not any(p.stat().st_nlink > 1 for p in (site / "structures").iterdir())
+    assert result["reused"] < 12
+    assert "https://example.org/signaler?id=siae-0000" in _page(home, 0)
+
+
+def test_older_sites_leave_with_their_manifests(home):
+    for n in range(4):
+        _publish(home, _rows({0: f"Atelier numéro {n}"}))
+        build_site(home, SiteSettings(keep=1))
+    sites = home / "sites"
+    folders = sorted(p.name for p in sites.iterdir() if p.is_dir())
+    manifests = sorted(p.name.removesuffix(".files.json") for p in sites.glob("*.files.json"))
+    assert len(folders) == 2 and manifests == folders
+    assert "Atelier numéro 3" in _page(home, 0)
+
+
+def test_a_missing_previous_file_is_rendered_again(home):
+    build_site(home)
+    old_site = (home / "site").resolve()
+    (old_site / "structures" / "siae-0007.html").unlink()
+    _publish(home, _rows({1: "Envol"}))
+    build_site(home)
+    assert "Atelier 7" in _page(home, 7)
+
+
+@pytest.mark.parametrize("number", [
+    "+33123456789", "+33465711234", "+33612345678", "+33712345678", "+33912345678",
+    "+33800123456", "+33899123456", "+262262123456", "+590590123456", "+596696123456",
+    "+508508123456", "+3312345678", "+441632960000", "pas un numéro"])
+def test_a_phone_is_shown_as_phonenumbers_formats_it(number):
+    import phonenumbers
+
+    try:
+        expected = phonenumbers.format_number(phonenumbers.parse(number, None),
+                                              phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        expected = number
+    assert phone_display(number) == expected
