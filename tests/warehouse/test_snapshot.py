@@ -3,7 +3,7 @@ to the warehouse."""
 
 import duckdb
 
-from warehouse.snapshot import write_snapshot
+from warehouse.snapshot import NOT_COPIED, write_snapshot
 
 
 def tables(path) -> dict:
@@ -63,4 +63,4 @@ def tables_of(con) -> dict:
                         "database_name = current_database() AND schema_name IN "
                         "('raw', 'staging', 'core', 'ops', 'marts') ORDER BY ALL").fetchall()
     return {f"{s}.{t}": con.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall()
-            for s, t in names}
+            for s, t in names if (s, t) not in NOT_COPIED}

@@ -1,0 +1,89 @@
+"""Matching with ops.match_cache scores only the communes whose records changed, and gives
+the pairs of scoring every record, whatever changed."""
+
+import json
+
+import pytest
+
+from flows.scoring import score_with_cache
+from tests.unit.test_partitions import COMMUNES, records
+from transforms.match_cache import commune_keys
+from transforms.matching import score_pairs
+from transforms.settings import MatchingSettings, RuntimeSettings
+from warehouse import match_cache
+from warehouse.db import connect
+
+RUNTIME = RuntimeSettings(partitions=3)
+
+
+def digests(frame) -> list[str]:
+    """A stand-in for DuckDB's row hash: any value that changes with the row."""
+    return [json.dumps(row, sort_keys=True, default=str) for row in frame.to_dict("records")]
+
+
+def run(con, frame, settings=None):
+    """One consolidation's matching: read the cache, score, write the cache."""
+    settings = settings or MatchingSettings()
+    matching = score_with_cache(frame, digests(frame), match_cache.load(con), settings,
+                                RUNTIME, direct=True)
+    match_cache.save(con, matching.entries, matching.communes)
+    assert matching.scored == score_pairs(frame.to_dict("records"), settings)
+    return matching
+
+
+@pytest.fixture
+def con(tmp_path):
+    with connect(tmp_path / "siae.duckdb") as c:
+        yield c
+
+
+def test_a_first_run_scores_every_commune_and_a_second_none(con):
+    frame = records()
+    first = run(con, frame)
+    keys = set(commune_keys(frame)) - {None}  # INSEE codes, and postcodes where no code
+    assert len(keys) > len(set(COMMUNES)) and first.rescored == len(keys)
+    assert len(first.scored) >= len(COMMUNES) * 2
+    second = run(con, frame)
+    assert (second.rescored, second.records_scored, second.partitions) == (0, 0, 0)
+    assert second.scored == first.scored
+
+
+def test_an_edited_record_rescores_its_commune_only(con):
+    frame = records()
+    run(con, frame)
+    frame.at[3, "nom"] = "Tout autre chose"
+    edited = run(con, frame)
+    key = commune_keys(frame)[3]
+    assert edited.rescored == 1
+    assert edited.records_scored == commune_keys(frame).count(key) > 1
+
+
+@pytest.mark.parametrize("change", ["removed", "added elsewhere", "moved", "re-keyed"])
+def test_records_removed_added_moved_or_rekeyed_give_the_full_pairs(con, change):
+    frame = records()
+    run(con, frame)
+    if change == "removed":
+        frame = frame.drop(index=[0, 1]).reset_index(drop=True)
+    elif change == "added elsewhere":
+        frame.loc[len(frame)] = {**frame.loc[0].to_dict(), "source_id": "new",
+                                 "code_insee": "75056"}
+    elif change == "moved":
+        frame.at[5, "code_insee"] = "69123"
+    else:
+        frame.at[1, "source_id"] = "other-key"
+    run(con, frame)  # asserts the equality
+
+
+def test_a_commune_left_empty_leaves_the_cache(con):
+    frame = records()
+    run(con, frame)
+    frame = frame[frame["code_insee"] != "43157"].reset_index(drop=True)
+    run(con, frame)
+    assert "43157" not in match_cache.load(con)
+
+
+def test_new_thresholds_rescore_everything(con):
+    frame = records()
+    run(con, frame)
+    again = run(con, frame, MatchingSettings(merge_threshold=0.9, review_threshold=0.5))
+    assert again.rescored == len(set(commune_keys(frame)) - {None})

@@ -1,0 +1,71 @@
+"""Matching once per commune: every block holds records of one commune (its code INSEE, else
+its postcode), so the scored pairs of a commune whose records are all unchanged are the pairs
+the last consolidation found. A commune's digest covers its records' keys and row digests, the
+thresholds and the matcher's code; the pairs are kept with the records' keys, not positions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+# (key a, key b, score, band, features): one scored pair, by the records' keys
+KeyedPair = tuple[str, str, float, str, dict]
+
+
+def commune_keys(records: pd.DataFrame) -> list[str | None]:
+    """The commune part of each record's blocks (transforms.matching): the code INSEE, else
+    the postcode; None when neither is there (such a record is in no block)."""
+    out = []
+    for insee, postcode in zip(records["code_insee"], records["code_postal"], strict=True):
+        value = insee if isinstance(insee, str) and insee else postcode
+        out.append(value if isinstance(value, str) and value else None)
+    return out
+
+
+def commune_digests(communes: Sequence[str | None], keys: Sequence[str],
+                    row_digests: Iterable[object], salt: str) -> dict[str, str]:
+    """A digest per commune of its records (their keys and row digests) and of `salt` (what
+    else the pairs depend on: the thresholds, the matcher's code)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for commune, key, row in zip(communes, keys, row_digests, strict=True):
+        if commune is not None:
+            groups[commune].append(f"{key}\t{row}")
+    return {c: hashlib.blake2b("\n".join([salt, *sorted(members)]).encode("utf-8"),
+                               digest_size=16).hexdigest()
+            for c, members in groups.items()}
+
+
+def stale_communes(digests: Mapping[str, str], cached: Mapping[str, tuple[str, list]]
+                   ) -> set[str]:
+    """The communes to score again: new ones, and those whose digest changed."""
+    return {c for c, d in digests.items() if c not in cached or cached[c][0] != d}
+
+
+def reused_pairs(digests: Mapping[str, str], cached: Mapping[str, tuple[str, list]],
+                 stale: set[str], position: Mapping[str, int]
+                 ) -> list[tuple[int, int, float, str, dict]]:
+    """The cached pairs of the unchanged communes, at the records' positions."""
+    out = []
+    for commune in digests:
+        if commune in stale:
+            continue
+        for a, b, score, band, features in cached[commune][1]:
+            out.append((position[a], position[b], score, band, features))
+    return out
+
+
+def new_entries(digests: Mapping[str, str], stale: set[str], communes: Sequence[str | None],
+                keys: Sequence[str], scored: Iterable[tuple[int, int, float, str, dict]]
+                ) -> dict[str, tuple[str, list[KeyedPair]]]:
+    """The cache entries of the communes scored again (with no pair, an empty list: they
+    are skipped next time too)."""
+    out: dict[str, tuple[str, list[KeyedPair]]] = {c: (digests[c], []) for c in stale}
+    for i, j, score, band, features in scored:
+        commune = communes[i]
+        if commune in out:
+            out[commune][1].append((keys[i], keys[j], score, band, features))
+    return out
