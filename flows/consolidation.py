@@ -28,6 +28,7 @@ from flows.run_report import Run, StepResult
 from flows.scoring import score_with_cache
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
+from transforms.frames import rows_of
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.merge import Edge, merge_records, record_key
 from transforms.postes import poste_rows
@@ -125,8 +126,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     row_digests = records.pop("row_digest").tolist()
     judgements = load_judgements(spec.matching.judgements)
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID...
-    inherited = successions(known.previous, records.to_dict("records"), known.known,
-                            spec.matching) if len(known.previous) else []
+    inherited = successions(known.previous, records, known.known, spec.matching)
     # ...and the analysts' judgements on its old key still bind it.
     judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
                                                                for s in inherited])
@@ -193,12 +193,17 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
     client = make_client(settings, user_agent)
     try:
         with connect(WarehousePaths(home).database) as con:
-            accepted, stats = geocode_structures(con, structures.to_dict("records"), settings,
+            accepted, stats = geocode_structures(con, rows_of(structures), settings,
                                                  client, resend_all=resend_all,
                                                  progress=progress)
     finally:
         client.close()
     return Geocoded(accepted, stats)
+
+
+def _with_postes(records: pd.DataFrame) -> pd.DataFrame:
+    # Few records list positions (les emplois): only those are turned into rows.
+    return records[[bool(p) for p in records["postes"]]]
 
 
 @task(cache_policy=NO_CACHE)
@@ -230,7 +235,7 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
             disagreements=flags,
-            postes=poste_rows(merged.records.to_dict("records"), {
+            postes=poste_rows(rows_of(_with_postes(merged.records)), {
                 (s, i): sid for sid, s, i in zip(merged.links["structure_id"],
                                                  merged.links["source"],
                                                  merged.links["source_id"], strict=True)})),

@@ -18,6 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fingerprints import TRANSFORMS_HASH
+from transforms.frames import rows_of
 from transforms.match_cache import (
     commune_digests,
     commune_keys,
@@ -37,7 +38,7 @@ Scored = list[tuple[int, int, float, str, dict]]
 def score_partition(part: pd.DataFrame, settings: MatchingSettings) -> Scored:
     """The candidate pairs of one partition, scored, with positions in the whole set (the
     partition's index)."""
-    rows, positions = part.to_dict("records"), part.index.tolist()
+    rows, positions = rows_of(part), part.index.tolist()
     return [(positions[i], positions[j], s, band, f)
             for i, j, s, band, f in score_pairs(rows, settings)]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 import shapely
 
+from transforms.frames import rows_of
 from transforms.geocoding import distance_km
 
 # Bounding boxes (lon_min, lon_max, lat_min, lat_max): metropolitan France with Corsica,
@@ -119,7 +120,7 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
     geocoded = geocoded or {}
     out = structures.copy()
     located = []
-    for s in out.to_dict("records"):
+    for s in rows_of(out):
         shape = (
             shapes.get(s.get("code_arrondissement") or "")
             or shapes.get(s.get("code_insee") or "")
@@ -146,7 +147,7 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
 def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
     """Source points far from the geocoder's, or refused (outside France or their commune)."""
     out = []
-    for s in located.to_dict("records"):
+    for s in rows_of(located):
         sid = s["structure_id"]
         if s["geo_source"] == "ban":
             ban = (s["longitude"], s["latitude"])
@@ -170,7 +171,7 @@ def communes_from_geocoder(structures: pd.DataFrame, geocoded: dict[str, tuple],
     provenance of the address fields so filled says `ban`.
     """
     out = structures.copy()
-    for i, s in zip(out.index, out.to_dict("records"), strict=True):
+    for i, s in zip(out.index, rows_of(out), strict=True):
         answer = geocoded.get(s["structure_id"])
         code = answer[4] if answer is not None and len(answer) > 4 else None
         if s.get("code_insee") or not code or code not in communes:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from transforms.fields import FIELDS, merged_by
+from transforms.frames import rows_of
 from transforms.identifiers import is_placeholder_siret
 from transforms.kinds import KNOWN_KINDS
 from transforms.postes import open_titles
@@ -218,7 +219,7 @@ def merge_records(
     different = {pair for pair, d in judgements.items() if d == "different"}
     uf = _Clusters(different)
     how: dict[str, tuple[str, float | None]] = {}
-    rows = records.to_dict("records")
+    rows = rows_of(records)
     for r in rows:
         rk = record_key(r["source"], r["source_id"])
         uf.add(rk)

@@ -14,6 +14,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
+
+from transforms.frames import rows_of
 from transforms.matching import candidate_pairs, features, score
 from transforms.merge import identity_key, record_key
 from transforms.settings import MatchingSettings
@@ -32,31 +35,64 @@ def _keys(r: Mapping) -> set[str]:
             identity_key(r.get("siret"), r["source"], r["source_id"])[0]}
 
 
-def successions(previous: Sequence[Mapping], current: Sequence[Mapping],
-                known: Mapping[str, str], thresholds: MatchingSettings) -> list[Succession]:
+Rows = pd.DataFrame | Sequence[Mapping]
+
+
+def _column(rows: Rows, name: str) -> list:
+    if isinstance(rows, pd.DataFrame):
+        return rows[name].tolist() if name in rows.columns else [None] * len(rows)
+    return [r.get(name) for r in rows]
+
+
+def _subset(rows: Rows, positions: list[int]) -> list[Mapping]:
+    """The rows at these positions, as mappings (only those are turned into dicts)."""
+    if isinstance(rows, pd.DataFrame):
+        return rows_of(rows.iloc[positions])
+    return [rows[i] for i in positions]
+
+
+def _row_keys(rows: Rows) -> list[set[str]]:
+    """_keys of every row, read from the columns (no row is turned into a dict)."""
+    return [_keys({"source": s, "source_id": i, "siret": siret}) for s, i, siret in zip(
+        _column(rows, "source"), _column(rows, "source_id"), _column(rows, "siret"),
+        strict=True)]
+
+
+def successions(previous: Rows, current: Rows, known: Mapping[str, str],
+                thresholds: MatchingSettings) -> list[Succession]:
     """Pairs (new record, vanished record) of one source judged the same place.
 
     previous: the records of the last consolidation, each with the `structure_id` it was
-    published under; current: this one's; known: the persisted key → structure_id map. Only
-    records nothing identifies are candidates: a new record none of whose keys is known, and a
-    vanished record whose ID no current key claims (its place would otherwise disappear).
-    Pairs are taken best score first, each record at most once.
+    published under; current: this one's (rows or frames); known: the persisted key →
+    structure_id map. Only records nothing identifies are candidates: a new record none of
+    whose keys is known, and a vanished record whose ID no current key claims (its place would
+    otherwise disappear). Pairs are taken best score first, each record at most once.
     """
-    current_keys = set().union(*(_keys(r) for r in current)) if current else set()
+    if not len(previous) or not len(current):
+        return []
+    current_row_keys = _row_keys(current)
+    current_keys = set().union(*current_row_keys)
     claimed = {known[k] for k in current_keys if k in known}
-    vanished: dict[str, list[Mapping]] = defaultdict(list)
+    vanished_at: list[int] = []
     last_id: dict[str, str] = {}  # vanished record key → the ID it was published under
-    for r in previous:
-        key = record_key(r["source"], r["source_id"])
+    for pos, (source, source_id, sid) in enumerate(zip(
+            _column(previous, "source"), _column(previous, "source_id"),
+            _column(previous, "structure_id"), strict=True)):
+        key = record_key(source, source_id)
         # The ID it had last time, which a split may have changed since its key was stored.
-        sid = r.get("structure_id") or known.get(key)
+        sid = sid if isinstance(sid, str) and sid else known.get(key)
         if key not in current_keys and sid is not None and sid not in claimed:
-            vanished[r["source"]].append(r)
+            vanished_at.append(pos)
             last_id[key] = sid
+    vanished: dict[str, list[Mapping]] = defaultdict(list)
+    for r in _subset(previous, vanished_at):
+        vanished[r["source"]].append(r)
+    fresh_at = [pos for pos, (source, keys) in enumerate(zip(
+        _column(current, "source"), current_row_keys, strict=True))
+        if source in vanished and not any(k in known for k in keys)]
     fresh: dict[str, list[Mapping]] = defaultdict(list)
-    for r in current:
-        if r["source"] in vanished and not any(k in known for k in _keys(r)):
-            fresh[r["source"]].append(r)
+    for r in _subset(current, fresh_at):
+        fresh[r["source"]].append(r)
 
     scored = []
     for source in sorted(fresh):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from transforms.frames import rows_of
 from warehouse.comments import apply_comments
 from warehouse.db import (
     CANDIDATE_TYPES,
@@ -40,7 +41,7 @@ class Identities:
 
     known: dict[str, str]  # identity key → structure_id
     first_seen: dict[str, object]  # structure_id → when its oldest key was first seen
-    previous: list[dict]  # the last consolidation's records, with their structure_id
+    previous: pd.DataFrame  # the last consolidation's records, with their structure_id
     renamed: list[tuple[str, str]]  # (old_key, new_key) successions, oldest first
 
 
@@ -52,8 +53,8 @@ def identities(con: duckdb.DuckDBPyConnection) -> Identities:
         "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL").fetchall())
     # The last consolidation's records (whatever their schema then) for succession.
     previous = (fetch_frame(con, "SELECT r.*, l.structure_id FROM core.records r JOIN "
-                                 "core.links l USING (source, source_id)").to_dict("records")
-                if table_exists(con, "core", "records") else [])
+                                 "core.links l USING (source, source_id)")
+                if table_exists(con, "core", "records") else pd.DataFrame())
     renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
                           "ORDER BY decided_at, new_key").fetchall()
     return Identities(known, first_seen, previous, [tuple(r) for r in renamed])
@@ -132,7 +133,7 @@ def review_pairs(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[dict]
     pairs = fetch_frame(con, "SELECT * FROM core.match_candidates WHERE band = 'review' "
                              "ORDER BY score DESC, left_source, left_source_id")
     records = fetch_frame(con, "SELECT * FROM core.records")
-    return pairs.to_dict("records"), records.to_dict("records")
+    return rows_of(pairs), rows_of(records)
 
 
 def record_structures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, str]]:

@@ -183,7 +183,9 @@ def arrow_table(df: pd.DataFrame, types: dict[str, str]) -> pa.Table:
     thousands of rows are empty lists, a column of NULLs then dates)."""
     arrays = []
     for column, kind in types.items():
-        values = [_clean(v) for v in df[column].tolist()] if column in df else [None] * len(df)
+        # text, the most common value, skips the call
+        values = ([v if type(v) is str else _clean(v) for v in df[column].tolist()]
+                  if column in df else [None] * len(df))
         try:
             arrays.append(pa.array(values, type=_ARROW[kind]))
         except (pa.ArrowException, TypeError, ValueError) as exc:

@@ -8,12 +8,13 @@ import json
 
 import duckdb
 
+from transforms.frames import rows_of
 from warehouse.db import fetch_frame, table_exists
 
 
 def published_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """The rows of marts.siae, sorted by structure_id."""
-    return fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id").to_dict("records")
+    return rows_of(fetch_frame(con, "SELECT * FROM marts.siae ORDER BY structure_id"))
 
 
 def held_back(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -79,3 +79,20 @@ def test_the_id_inherited_is_the_one_last_published_not_the_first_stored():
     split = {**JARDINS, "structure_id": "siae-cccc"}
     (s,) = successions([split], [JARDINS_NEW_PHONE], KNOWN, T)
     assert s.structure_id == "siae-cccc"
+
+
+def test_frames_as_read_from_the_warehouse_give_what_rows_give():
+    import pandas as pd
+
+    split = {**JARDINS, "structure_id": "siae-cccc"}
+    other = rec("reseau", "h-other", "Recyclerie du Vivarais", code_insee="07010")
+    unchanged = rec("emplois", "e1", "Tremplin", siret="19070916200019")
+    previous = [split, unchanged, {**other, "structure_id": None}]
+    current = [JARDINS_NEW_PHONE, unchanged, rec("reseau", "h-new0", "Jardin du Coiron",
+                                                 telephone="+33475222222")]
+    known = {**KNOWN, record_key("reseau", "h-other"): "siae-dddd"}
+    rows = successions(previous, current, known, T)
+    assert [s.structure_id for s in rows] == ["siae-cccc"]
+    frames = successions(pd.DataFrame(previous, dtype=object),
+                         pd.DataFrame(current, dtype=object), known, T)
+    assert frames == rows

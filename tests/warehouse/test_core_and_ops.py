@@ -40,7 +40,7 @@ def test_a_consolidation_is_written_whole_and_read_back(con):
     assert core.structure_count(con) == 2
     known = core.identities(con)
     assert known.known == {"record:a:0": "siae-0001", "record:a:1": "siae-0002"}
-    assert [r["structure_id"] for r in known.previous] == ["siae-0001", "siae-0002"]
+    assert known.previous["structure_id"].tolist() == ["siae-0001", "siae-0002"]
     assert publications.redirects(con) == {"siae-old": "siae-0001"}
     assert [r["structure_id"] for r in publications.published_rows(con)] == \
         ["siae-0001", "siae-0002"]
