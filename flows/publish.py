@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from flows.fingerprints import PIPELINE_HASH
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
-from transforms.geojson import build_feature_collection
+from transforms.geojson import collection_text, feature_lines
 from transforms.geopackage import gpkg_bytes
 from transforms.invariants import siret_conflicts
 from transforms.publication import compute_changes, csv_bytes, dumps, parquet_bytes
@@ -108,15 +108,21 @@ def build_files(rows: list[dict], link_base: str = "",
     export (rows written, left out, values emptied). `link_base`: the site's address, for
     data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
     changed, data·inclusion's date_maj when no source dates it."""
-    text, _ = build_feature_collection(rows)
-    files = {"siae.geojson": text.encode("utf-8"), "siae.csv": csv_bytes(rows),
-             "siae.parquet": parquet_bytes(rows), "siae.gpkg": gpkg_bytes(rows)}
-    by_region: dict[str, list[dict]] = defaultdict(list)
+    lines, _ = feature_lines(rows)
+    ids = sorted(lines)
+    files = {"siae.geojson": collection_text(lines[i] for i in ids).encode("utf-8"),
+             "siae.csv": csv_bytes(rows), "siae.parquet": parquet_bytes(rows),
+             "siae.gpkg": gpkg_bytes(rows)}
+    region_of = {r["structure_id"]: r.get("region") for r in rows}
+    by_region: dict[str, list[str]] = defaultdict(list)
     for r in rows:
-        if r.get("region"):
-            by_region[r["region"]].append(r)
+        if r.get("region"):  # a region whose structures have no point: an empty file
+            by_region.setdefault(r["region"], [])
+    for i in ids:
+        if region_of[i]:
+            by_region[region_of[i]].append(lines[i])
     for region, members in sorted(by_region.items()):
-        files[f"regions/{region}.geojson"] = build_feature_collection(members)[0].encode()
+        files[f"regions/{region}.geojson"] = collection_text(members).encode("utf-8")
     docs, report = di.structure_rows(rows, link_base, changed_on)
     files["datainclusion/structures.json"] = di.json_bytes(docs)
     files["datainclusion/structures.csv"] = di.csv_bytes(docs)
