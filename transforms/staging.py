@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -105,6 +106,27 @@ def _row_hash(values: dict[str, str]) -> str:
     return "h" + hashlib.sha256(blob).hexdigest()[:16]
 
 
+def once_per_value(normalize: Callable) -> Callable:
+    """`normalize`, run once per distinct arguments: sources repeat their communes, kinds,
+    dates and postcodes on thousands of rows. An InvalidValue is raised again, anew, for
+    each row that has the value."""
+    done: dict[tuple, tuple[bool, object]] = {}
+
+    def cached(*args):
+        hit = done.get(args)
+        if hit is None:
+            try:
+                hit = (True, normalize(*args))
+            except InvalidValue as exc:
+                hit = (False, (exc.reason, exc.detail))
+            done[args] = hit
+        if hit[0]:
+            return hit[1]
+        raise InvalidValue(*hit[1])
+
+    return cached
+
+
 def stage_table(
     table: Table, spec: SourceSpec, communes: CommuneIndex, kinds: tuple[str, ...]
 ) -> Staged:
@@ -120,6 +142,11 @@ def stage_table(
     unmapped = [c for c in table.columns if c not in mapped and c not in spec.ignore_columns]
     records, rejects, warnings = [], [], []
     seen_ids: dict[str, int] = {}
+    types_lookup = spec.lookups.get("types")
+    kinds_of = once_per_value(lambda value: parse_kinds(value, types_lookup))
+    resolve = once_per_value(communes.resolve)
+    normalizers = {f: once_per_value(f) for f in (normalize_postcode, normalize_departement,
+                                                  parse_date, parse_coordinate)}
 
     for number, raw_row, reason, raw_text in [(n, None, r, t) for n, r, t in table.bad_rows] + [
         (n, dict(zip(table.columns, r, strict=True)), None, None)
@@ -160,10 +187,10 @@ def stage_table(
         if not nom:
             reject("nom", "nom_manquant", "no name")
             continue
-        types, unknown = parse_kinds(values.get("types", ""), spec.lookups.get("types"))
+        types, unknown = kinds_of(values.get("types", ""))
         # Kinds a source gives without tying them to this establishment (per SIREN): kept,
         # published only once another source confirms them.
-        candidates, _ = parse_kinds(values.get("types_candidats", ""), spec.lookups.get("types"))
+        candidates, _ = kinds_of(values.get("types_candidats", ""))
         if not types and not candidates:
             if unknown:
                 reject("types", "type_inconnu", f"unknown kind(s): {', '.join(unknown)}")
@@ -210,9 +237,9 @@ def stage_table(
                 warn(fld, exc.reason, exc.detail)
                 return None
 
-        code_postal = lenient("code_postal", normalize_postcode)
+        code_postal = lenient("code_postal", normalizers[normalize_postcode])
         commune_name = _text(values.get("commune"))
-        place = communes.resolve(code_postal, commune_name, _text(values.get("code_insee")))
+        place = resolve(code_postal, commune_name, _text(values.get("code_insee")))
         if place is None and (code_postal or commune_name):
             warn("commune", "commune_inconnue",
                  f"no commune for postcode {code_postal!r} and name {commune_name!r}")
@@ -222,7 +249,7 @@ def stage_table(
             warn("commune", APPROXIMATE_METHODS[place.method],
                  f"{given!r} is {place.commune} ({place.code_insee}) today "
                  f"[{place.method}]")
-        declared = lenient("departement", normalize_departement)
+        declared = lenient("departement", normalizers[normalize_departement])
         departement = (place.departement if place
                        else departement_of_postcode(code_postal) or declared)
         if declared and departement and declared != departement:
@@ -230,7 +257,8 @@ def stage_table(
             warn("departement", "departement_incoherent",
                  f"the source says {declared}, its commune or postcode is in {departement}")
 
-        coords = {f: lenient(f, parse_coordinate) for f in ("latitude", "longitude")}
+        coords = {f: lenient(f, normalizers[parse_coordinate])
+                  for f in ("latitude", "longitude")}
         if (coords["latitude"] is None) != (coords["longitude"] is None):
             warn("latitude", "coordonnees_incompletes", "latitude or longitude missing")
             coords = {"latitude": None, "longitude": None}
@@ -239,7 +267,7 @@ def stage_table(
             "courriel": lenient("courriel", normalize_email),
             "site_web": lenient("site_web", normalize_website),
         }
-        dates = {f: lenient(f, parse_date) for f in ("date_maj", "date_fermeture")}
+        dates = {f: lenient(f, normalizers[parse_date]) for f in ("date_maj", "date_fermeture")}
         # The SIRET the ASP convention was signed with; kept to link it to the current one.
         siret_signature = lenient("siret_signature", normalize_siret)
 

@@ -58,3 +58,33 @@ def test_website(raw, expected):
 def test_invalid_website():
     with pytest.raises(InvalidValue, match="site_web_invalide"):
         normalize_website("en construction")
+
+
+def _numbers():
+    """French national numbers over every leading pair (valid ranges and not), written the
+    ways sources write them, for mainland, Corsican and overseas départements."""
+    import random
+
+    rng = random.Random(3)
+    out = []
+    for lead in range(10, 100):
+        for sep in (" ", ".", "-", ""):
+            digits = f"0{lead}" + "".join(str(rng.randint(0, 9)) for _ in range(7))
+            text = sep.join(digits[i:i + 2] for i in range(0, 10, 2))
+            out += [(text, dep) for dep in (None, "69", "2A", "974")]
+    return out
+
+
+def test_the_fast_path_gives_what_parsing_gives():
+    from transforms.contacts import _parsed_phone
+
+    for raw, dep in _numbers():
+        try:
+            expected = _parsed_phone(raw, raw, dep)
+        except InvalidValue:
+            expected = "invalid"
+        try:
+            got = normalize_phone(raw, dep)
+        except InvalidValue:
+            got = "invalid"
+        assert got == expected, (raw, dep)
