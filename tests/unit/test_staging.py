@@ -151,6 +151,17 @@ def test_bad_secondary_fields_are_dropped_with_a_warning_and_the_row_kept(
     assert out.warnings.iloc[0]["reason"] == reason
 
 
+def test_a_bad_value_repeated_on_several_rows_warns_on_each(tiny_communes):
+    # normalisers run once per distinct value: the warning must still come for every row
+    rows = [row(SIRET="", Nom=f"Atelier {n}", CP="ABC", MAJ="31/02/2020") for n in range(3)]
+    out = stage(rows, tiny_communes)
+    assert len(out.records) == 3
+    by_reason = out.warnings.groupby("reason")["row_number"].apply(list).to_dict()
+    assert by_reason["code_postal_invalide"] == by_reason["date_invalide"] == [2, 3, 4]
+    assert out.records["code_postal"].isna().all()
+    assert (out.records["commune"] == "Aubenas").all()  # the same name, resolved each time
+
+
 def test_duplicate_rows_are_rejected_as_doublon(tiny_communes):
     out = stage([row(), row()], tiny_communes)
     assert len(out.records) == 1
