@@ -11,6 +11,9 @@ from transforms.errors import InvalidValue
 
 _SCIENTIFIC = re.compile(r"^\d+(?:[.,]\d+)?[eE]\+?\d+$")
 _PLACEHOLDER = re.compile(r"^\d{9}999\d{2}$")
+_FLOAT_TAIL = re.compile(r"\.0$")
+_SEPARATORS = re.compile(r"[\s.\u00a0-]")
+_DOUBLED = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9]  # a Luhn digit doubled, digits summed
 # Values typed where a SIRET was required but unknown: they may pass the Luhn check
 # (00000000000000 does) and would make unrelated structures one place.
 _FILLER_SIRENS = {"123456789", "012345678", "987654321"}
@@ -28,7 +31,7 @@ def normalize_siret(value: str) -> str | None:
         return None
     if _SCIENTIFIC.match(raw.replace(" ", "")):
         raise InvalidValue("siret_invalide", f"{raw!r} is in scientific notation, digits lost")
-    cleaned = re.sub(r"[\s.\u00a0-]", "", re.sub(r"\.0$", "", raw))
+    cleaned = _SEPARATORS.sub("", _FLOAT_TAIL.sub("", raw))
     if not cleaned.isdigit():
         raise InvalidValue("siret_invalide", f"{raw!r} is not made of digits")
     if len(cleaned) == 13:
@@ -37,11 +40,23 @@ def normalize_siret(value: str) -> str | None:
         raise InvalidValue("siret_invalide", f"{raw!r} has {len(cleaned)} digits, not 14")
     if is_filler_siret(cleaned):
         raise InvalidValue("siret_factice", f"{raw!r} is a filler, not a real SIRET")
-    if not stdnum_siret.is_valid(cleaned):
+    if not (_surely_valid(cleaned) or stdnum_siret.is_valid(cleaned)):
         if is_placeholder_siret(cleaned) and stdnum_siren.is_valid(cleaned[:9]):
             return cleaned  # an antenne's ASP placeholder: kept, never used as identity
         raise InvalidValue("siret_invalide", f"{raw!r} fails the Luhn check")
     return cleaned
+
+
+def _luhn(digits: str) -> bool:
+    return (sum(int(c) for c in digits[-1::-2])
+            + sum(_DOUBLED[int(c)] for c in digits[-2::-2])) % 10 == 0
+
+
+def _surely_valid(siret: str) -> bool:
+    """A quick yes for the common case, python-stdnum deciding the others: both Luhn checks
+    pass and it is not La Poste's (whose SIRETs follow a rule of their own). Never says yes
+    where stdnum says no; it only saves stdnum's generic path (a quarter of staging)."""
+    return not siret.startswith("356000000") and _luhn(siret) and _luhn(siret[:9])
 
 
 def is_filler_siret(siret: str) -> bool:

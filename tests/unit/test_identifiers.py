@@ -62,3 +62,22 @@ def test_filler_sirets_are_not_identities(raw):
     with pytest.raises(InvalidValue) as err:
         normalize_siret(raw)
     assert err.value.reason == "siret_factice"
+
+
+def test_the_quick_check_never_accepts_what_stdnum_refuses():
+    import random
+
+    from stdnum.fr import siret as stdnum_siret
+
+    from transforms.identifiers import _surely_valid
+
+    rng = random.Random(5)
+    numbers = ["".join(str(rng.randint(0, 9)) for _ in range(14)) for _ in range(20000)]
+    numbers += [f"356000000{rng.randint(0, 99999):05d}" for _ in range(2000)]  # La Poste
+    numbers += ["35600000000048", "19070916200019", "42385519600014"]
+    accepted = [n for n in numbers if _surely_valid(n)]
+    assert len(accepted) > 100  # about 1 in 100 random numbers passes both checks
+    assert all(stdnum_siret.is_valid(n) for n in accepted)
+    # and it says yes to the valid ones outside La Poste
+    assert all(_surely_valid(n) for n in numbers
+               if stdnum_siret.is_valid(n) and not n.startswith("356000000"))
