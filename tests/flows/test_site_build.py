@@ -50,7 +50,7 @@ def test_a_rebuild_renders_only_the_changed_structure_and_links_the_rest(home, t
     _publish(home, _rows({3: "Recyclerie du Vivarais"}))
     second = build_site(home)
     site = (home / "site").resolve()
-    assert site != old_site and old_site.exists()  # the previous site is kept (keep = 3)
+    assert site != old_site and old_site.exists()  # the previous site is kept ([site] keep)
     assert "Recyclerie du Vivarais" in _page(home, 3) and "Atelier 3" not in _page(home, 3)
     # the 11 other pages are the same files as before, not copies
     same = [i for i in range(12) if (site / "structures" / f"siae-{i:04d}.html").stat().st_ino
