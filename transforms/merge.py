@@ -26,6 +26,13 @@ from transforms.postes import open_titles
 # merged fields, then the candidate points that locating chooses from.
 SINGLE_FIELDS = merged_by("first")
 ADDRESS_FIELDS = merged_by("address")
+# The other strategies' fields, looked up once (not once per place).
+_KIND_FIELDS = merged_by("kinds")
+_CANDIDATE_FIELDS = merged_by("candidates")
+_LATEST_FIELDS = merged_by("latest")
+_CLOSED_FIELDS = merged_by("closed")
+_POSTES = bool(merged_by("postes"))
+_SOURCE_FIELDS = merged_by("sources")
 STRUCTURE_COLUMNS = [
     "structure_id",
     "identity_key",
@@ -57,6 +64,11 @@ def new_structure_id(key: str, taken: set[str]) -> str:
 def _present(value: object) -> bool:
     if value is None:
         return False
+    kind = type(value)
+    if kind is str:  # the common case, without pandas
+        return True
+    if kind is float:
+        return value == value  # NaN is not
     try:
         return not pd.isna(value)
     except (TypeError, ValueError):
@@ -105,12 +117,20 @@ class _Clusters:
         self.different = different
         self.sirets: dict[str, set[str]] = {}  # root → the SIRET keys of its cluster
         self.kinds: dict[str, set[str]] = {}  # root → the confirmed kinds of its records
+        # root → the keys of its cluster that a "different" judgement names: a union looks
+        # at judgements only when both sides hold some (not at every judgement each time)
+        self.judged: dict[str, set[str]] = {}
+        self._judged_keys = {k for pair in different for k in pair}
+        for key in sorted(self._judged_keys):
+            self.add(key)
 
     def add(self, key: str) -> None:
         if key not in self.parent:
             self.parent[key] = key
             if key.startswith("siret:"):
                 self.sirets[key] = {key}
+            if key in self._judged_keys:
+                self.judged[key] = {key}
 
     def find(self, key: str) -> str:
         self.add(key)
@@ -141,23 +161,24 @@ class _Clusters:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
-        for pair in self.different:
-            x, y = tuple(pair)
-            rx, ry = self.find(x), self.find(y)
-            if {rx, ry} == {ra, rb}:
-                return False
-        sa, sb = self.sirets.get(ra, set()), self.sirets.get(rb, set())
+        ja, jb = self.judged.get(ra), self.judged.get(rb)
+        if ja and jb and any(frozenset((x, y)) in self.different for x in ja for y in jb):
+            return False
+        sa, sb = self.sirets.get(ra), self.sirets.get(rb)
         if sa and sb and not linked:
             return False  # two places with their own SIRETs are never one by resemblance
         # the smaller key becomes the root, so the result does not depend on the order
-        ra, rb = sorted((ra, rb))
+        if rb < ra:
+            ra, rb = rb, ra
         self.parent[rb] = ra
-        if sa or sb:
-            self.sirets[ra] = sa | sb
-            self.sirets.pop(rb, None)
-        kinds = self.kinds.pop(rb, set()) | self.kinds.get(ra, set())
-        if kinds:
-            self.kinds[ra] = kinds
+        for sets in (self.sirets, self.kinds, self.judged):
+            moved = sets.pop(rb, None)
+            if moved:
+                kept = sets.get(ra)
+                if kept is None:
+                    sets[ra] = moved
+                else:
+                    kept |= moved
         return True
 
     def groups(self) -> dict[str, list[str]]:
@@ -360,29 +381,29 @@ def _golden(rows: list[dict]) -> dict[str, object]:
         if block and _present(block[f]):
             provenance[f] = block["source"]
     confirmed: set[str] = set()
-    for f in merged_by("kinds"):
+    for f in _KIND_FIELDS:
         confirmed = {k for r in rows for k in (r[f] or [])}
         out[f] = [k for k in KNOWN_KINDS if k in confirmed]
         # which source gave each kind (confirmed or only proposed)
         for k in out[f]:
             provenance[f"{f}:{k}"] = ", ".join(sorted({r["source"] for r in rows
                                                        if k in (r[f] or [])}))
-    for f in merged_by("candidates"):
+    for f in _CANDIDATE_FIELDS:
         proposed = {k for r in rows for k in (r.get(f) or [])} - confirmed
         out[f] = [k for k in KNOWN_KINDS if k in proposed]
         for k in out[f]:
             provenance[f"{f}:{k}"] = ", ".join(sorted({r["source"] for r in rows
                                                        if k in (r.get(f) or [])}))
-    for f in merged_by("latest"):
+    for f in _LATEST_FIELDS:
         values = [r[f] for r in rows if _present(r[f])]
         out[f] = max(values) if values else None
-    for f in merged_by("closed"):
+    for f in _CLOSED_FIELDS:
         # A place is closed as soon as one source (SIRENE through the annuaire) says so.
         states = {r[f] for r in rows if _present(r[f])}
         out[f] = "F" if "F" in states else ("A" if states else None)
-    if merged_by("postes"):
+    if _POSTES:
         out["recrute"], out["postes_ouverts"] = open_titles(r.get("postes") for r in rows)
-    for f in merged_by("sources"):
+    for f in _SOURCE_FIELDS:
         out[f] = sorted({r["source"] for r in rows})
     # SIRETs a source gave but that were set aside (invalid, filler): kept for the record
     set_aside = sorted({f"{r['source']}: {r['siret_ecarte']}" for r in rows

@@ -245,7 +245,12 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str,
 def fetch_frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
 ) -> pd.DataFrame:
-    """Query result as an object DataFrame of native Python values (date, list, None)."""
-    cur = con.execute(sql, params or [])
-    columns = [d[0] for d in cur.description]
-    return pd.DataFrame(cur.fetchall(), columns=columns, dtype=object)
+    """Query result as an object DataFrame of native Python values (date, list, None).
+
+    Read through Arrow, column by column: about twice as fast as `fetchall()`, whose rows
+    pandas then splits into columns again."""
+    table = con.sql(sql, params=params or None).to_arrow_table()
+    frame = pd.DataFrame({i: pd.Series(column.to_pylist(), dtype=object)
+                          for i, column in enumerate(table.columns)})
+    frame.columns = table.column_names  # positions first: a name may repeat
+    return frame

@@ -138,6 +138,19 @@ def test_judgement_different_even_splits_a_shared_siret():
     assert len(merge_records(records, PRIORITY, {}, [], {pair: "different"}).structures) == 2
 
 
+def test_judgement_different_holds_across_a_chain_of_matches():
+    # a ~ b ~ c by the matcher, but an analyst said a and c differ: b joins one of them only,
+    # whichever judgements (many, unrelated) are on file
+    records = frame(rec("a", "1", None, nom="Atelier"), rec("b", "1", None, nom="Atelier"),
+                    rec("c", "1", None, nom="Atelier"))
+    a, b, c = (record_key(s, "1") for s in "abc")
+    unrelated = {frozenset({f"record:x:{i}", f"record:y:{i}"}): "different" for i in range(50)}
+    result = merge_records(records, PRIORITY, {}, [Edge(a, b, 0.95), Edge(b, c, 0.9)],
+                           {**unrelated, frozenset({a, c}): "different"})
+    ids = dict(zip(result.links["source"], result.links["structure_id"], strict=True))
+    assert ids["a"] == ids["b"] != ids["c"]
+
+
 def test_judgement_same_merges_what_the_matcher_kept_apart():
     pair = frozenset({EDGE.left, EDGE.right})
     result = merge_records(MATCHED, PRIORITY, {}, [], {pair: "same"})
