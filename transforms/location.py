@@ -8,6 +8,7 @@ longitude, write 0,0, or keep a head office's point, and those must not reach a 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -39,15 +40,22 @@ def in_france(lon: float, lat: float) -> bool:
     return any(a <= lon <= b and c <= lat <= d for a, b, c, d in FRANCE_BOXES)
 
 
+@functools.lru_cache(maxsize=4096)
+def _polygon(polygon_wkb: bytes):
+    """A commune's polygon, parsed and prepared once: a commune holds many structures."""
+    polygon = shapely.from_wkb(polygon_wkb)
+    shapely.prepare(polygon)
+    return polygon
+
+
 def km_outside(polygon_wkb: bytes, lon: float, lat: float) -> float:
     """Distance in km from the point to the polygon (0 inside), on a local flat projection.
 
     At the scale of a commune an equirectangular projection centred on the point is accurate to
     well under 1 %, which is all a plausibility check needs.
     """
-    polygon = shapely.from_wkb(polygon_wkb)
-    point = shapely.Point(lon, lat)
-    if polygon.covers(point):
+    polygon = _polygon(polygon_wkb)
+    if shapely.intersects_xy(polygon, lon, lat):  # a point intersects what covers it
         return 0.0
     kx = _KM_PER_DEGREE * math.cos(math.radians(lat))
 

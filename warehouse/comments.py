@@ -116,6 +116,11 @@ TABLE_COMMENTS = {
         "every alert posted: when, run, source, problem (failed, stale), open or recovered, "
         "delivered or not"
     ),
+    "ops.snapshot_tables": (
+        "in the analysts' snapshot only: each table it holds, its rows, a digest of its "
+        "columns and rows, and when it was last copied from the warehouse (a snapshot copies "
+        "only the tables whose digest changed)"
+    ),
 }
 
 
@@ -192,33 +197,53 @@ def column_comment(table: str, column: str) -> str | None:
     return BY_NAME[column].description if column in BY_NAME else None
 
 
-def apply_comments(con: duckdb.DuckDBPyConnection) -> int:
+def table_comment(name: str) -> str | None:
+    """The comment of one table or view ("schema.name"), if documented."""
+    text = TABLE_COMMENTS.get(name)
+    if text is None and name.startswith("staging."):
+        text = TABLE_COMMENTS["staging.<source>"].replace("the source", name.split(".")[1])
+    return text
+
+
+def _describes_columns(name: str) -> bool:
+    return name in _DESCRIBED_COLUMNS or name.startswith(("staging.", "marts."))
+
+
+def comments_of(name: str, columns: list[str]) -> list[tuple[str | None, str]]:
+    """The comments apply_comments writes on one table or view: (None, its own text) and
+    (column, text) for each documented column."""
+    out: list[tuple[str | None, str]] = []
+    text = table_comment(name)
+    if text is not None:
+        out.append((None, text))
+    if _describes_columns(name):
+        out += [(c, t) for c in columns for t in [column_comment(name, c)] if t]
+    return out
+
+
+def apply_comments(con: duckdb.DuckDBPyConnection, only: set[str] | None = None) -> int:
     """Comment every documented table or view that exists (tables are recreated by the
-    consolidation, so this runs after each). Returns how many were commented."""
+    consolidation, so this runs after each), or those of `only` ("schema.name"). Returns how
+    many were commented."""
     kinds = {f"{s}.{n}": "TABLE" for s, n in con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
     kinds |= {f"{s}.{n}": "VIEW" for s, n in con.execute(
         "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if only is not None:
+        kinds = {n: k for n, k in kinds.items() if n in only}
     done = 0
     for name, kind in sorted(kinds.items()):
-        text = TABLE_COMMENTS.get(name)
-        if text is None and name.startswith("staging."):
-            text = TABLE_COMMENTS["staging.<source>"].replace("the source", name.split(".")[1])
-        if text is not None:
-            # COMMENT ON takes no parameters: a quoted literal
-            literal = "'" + text.replace("'", "''") + "'"
-            con.execute(f"COMMENT ON {kind} {name} IS {literal}")
-            done += 1
-    described = [n for n in kinds if n in _DESCRIBED_COLUMNS or n.startswith(("staging.",
-                                                                              "marts."))]
-    for name in sorted(described):
         schema, table = name.split(".")
         columns = [c for (c,) in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-            [schema, table]).fetchall()]
-        for column in columns:
-            text = column_comment(name, column)
-            if text:
-                literal = "'" + text.replace("'", "''") + "'"
+            [schema, table]).fetchall()] if _describes_columns(name) else []
+        comments = comments_of(name, columns)
+        for column, text in comments:
+            # COMMENT ON takes no parameters: a quoted literal
+            literal = "'" + text.replace("'", "''") + "'"
+            if column is None:
+                con.execute(f"COMMENT ON {kind} {name} IS {literal}")
+            else:
                 con.execute(f'COMMENT ON COLUMN {name}."{column}" IS {literal}')
+        done += any(c is None for c, _ in comments)
     return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import os
 import re
@@ -167,6 +168,10 @@ _ARROW = {
 }
 
 
+# Values Arrow takes as they are (floats may be NaN, numpy values need converting).
+_PLAIN = frozenset({str, type(None), int, bool, list, dt.date, dt.datetime})
+
+
 def _clean(value: object) -> object:
     if value is None or value is pd.NaT:
         return None
@@ -183,8 +188,8 @@ def arrow_table(df: pd.DataFrame, types: dict[str, str]) -> pa.Table:
     thousands of rows are empty lists, a column of NULLs then dates)."""
     arrays = []
     for column, kind in types.items():
-        # text, the most common value, skips the call
-        values = ([v if type(v) is str else _clean(v) for v in df[column].tolist()]
+        # text and NULL, the most common values, skip the call
+        values = ([v if type(v) in _PLAIN else _clean(v) for v in df[column].tolist()]
                   if column in df else [None] * len(df))
         try:
             arrays.append(pa.array(values, type=_ARROW[kind]))

@@ -11,13 +11,16 @@ closes), and a new session reads the newest one.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 import duckdb
 
-from warehouse.comments import apply_comments
+from warehouse.comments import apply_comments, comments_of
 
 # Copied: the layers an analyst reads. raw.* holds the fetches' metadata (the payloads stay on
 # disk); staging.* the sources' last good records.
@@ -25,6 +28,9 @@ SCHEMAS = ("raw", "staging", "core", "ops", "marts")
 # Not copied: the matcher's cache (megabytes of JSON pairs that core.match_candidates holds in
 # readable form).
 NOT_COPIED = {("ops", "match_cache")}
+# In the snapshot only: each copied table's digest, documentation and copy time, so that the
+# next snapshot compares digests without reading its own tables again.
+LEDGER = ("ops", "snapshot_tables")
 
 
 def _quoted(name: str) -> str:
@@ -48,13 +54,32 @@ def _digest(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: s
     return columns, rows
 
 
+def _comments_digest(name: str, columns: list) -> str:
+    texts = comments_of(name, [c for c, _ in columns])
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+
+
+def _ledger(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple]:
+    """(schema, table) → (digest, comments digest, copied_at) as the snapshot recorded them
+    (nothing for a snapshot written before the ledger)."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                       "'analysts_snapshot' AND schema_name = ? AND table_name = ?",
+                       list(LEDGER)).fetchall()[0][0]:
+        return {}
+    rows = con.execute("SELECT schema_name, table_name, digest, comments_digest, copied_at "
+                       f"FROM analysts_snapshot.{LEDGER[0]}.{LEDGER[1]}").fetchall()
+    return {(sc, t): (d, c, at) for sc, t, d, c, at in rows}
+
+
 def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
     """Write the analysts' copy of every table of the warehouse open on `con`, its marts'
     views and every comment into a new file, then rename it over `target`.
 
     The new file starts as a copy of the previous snapshot, and only the tables whose columns
     or rows differ are copied again (a run that changed nothing rewrites the ops tables
-    only). Returns the tables, those copied, and the bytes. The previous snapshot stays in
+    only). The previous snapshot's digests are read from its ledger (`ops.snapshot_tables`),
+    not recomputed; only the tables copied or whose documentation changed are commented
+    again. Returns the tables, those copied, and the bytes. The previous snapshot stays in
     place when anything fails."""
     building = target.with_name(f".{target.name}.building-{os.getpid()}")
     _remove(building)
@@ -63,13 +88,16 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
         "current_database() AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
         [list(SCHEMAS)]).fetchall()
-    tables = [t for t in tables if t not in NOT_COPIED]
+    tables = [t for t in tables if t not in NOT_COPIED and t != LEDGER]
     views = con.execute(
         "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal AND "
         "database_name = current_database() AND schema_name IN (SELECT unnest(?))",
         [list(SCHEMAS)]).fetchall()
     literal = "'" + str(building).replace("'", "''") + "'"
+    now = dt.datetime.now()
     copied = 0
+    to_comment = {f"{schema}.{name}" for schema, name, _ in views}
+    ledger_rows = []
     try:
         if target.exists():
             shutil.copyfile(target, building)
@@ -78,27 +106,38 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
             kept = {(sc, t) for sc, t in con.execute(
                 "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
                 "'analysts_snapshot'").fetchall()}
+            ledger = _ledger(con)
             for schema, name in con.execute(
                     "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND "
                     "database_name = 'analysts_snapshot'").fetchall():
                 con.execute(f"DROP VIEW analysts_snapshot.{schema}.{_quoted(name)}")
-            for schema, table in sorted(kept - set(tables)):  # gone from the warehouse
+            for schema, table in sorted(kept - set(tables) - {LEDGER}):  # gone
                 con.execute(f"DROP TABLE analysts_snapshot.{schema}.{_quoted(table)}")
             for schema in SCHEMAS:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS analysts_snapshot.{schema}")
             for schema, table in tables:
-                if (schema, table) in kept and _digest(con, here, schema, table) == \
-                        _digest(con, "analysts_snapshot", schema, table):
-                    continue
-                name = f"{schema}.{_quoted(table)}"
-                con.execute(f"CREATE OR REPLACE TABLE analysts_snapshot.{name} AS "
-                            f"SELECT * FROM {name}")
-                copied += 1
+                columns, (count, total) = _digest(con, here, schema, table)
+                digest = json.dumps([columns, count, str(total)])
+                documented = _comments_digest(f"{schema}.{table}", columns)
+                prior = ledger.get((schema, table)) if (schema, table) in kept else None
+                same = (prior[0] == digest if prior else (schema, table) in kept and
+                        _digest(con, "analysts_snapshot", schema, table) == (columns,
+                                                                              (count, total)))
+                if not same:
+                    name = f"{schema}.{_quoted(table)}"
+                    con.execute(f"CREATE OR REPLACE TABLE analysts_snapshot.{name} AS "
+                                f"SELECT * FROM {name}")
+                    copied += 1
+                if not same or not prior or prior[1] != documented:
+                    to_comment.add(f"{schema}.{table}")
+                ledger_rows.append([schema, table, count, digest, documented,
+                                    prior[2] if same and prior else now])
+            _write_ledger(con, ledger_rows)
         finally:
             con.execute("DETACH analysts_snapshot")
         with duckdb.connect(str(building)) as snap:
             _create_views(snap, views)  # over the copied tables
-            apply_comments(snap)
+            apply_comments(snap, only=to_comment | {".".join(LEDGER)})
             snap.execute("CHECKPOINT")
         os.replace(building, target)
     except BaseException:
@@ -107,6 +146,15 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
     _sync_folder(target.parent)
     return {"tables": len(tables), "copied": copied, "bytes": target.stat().st_size,
             "path": str(target)}
+
+
+def _write_ledger(con: duckdb.DuckDBPyConnection, rows: list[list]) -> None:
+    name = f"analysts_snapshot.{LEDGER[0]}.{LEDGER[1]}"
+    con.execute(f"CREATE OR REPLACE TABLE {name} (schema_name VARCHAR, table_name VARCHAR, "
+                "row_count BIGINT, digest VARCHAR, comments_digest VARCHAR, "
+                "copied_at TIMESTAMP)")
+    if rows:
+        con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, views: list[tuple]) -> None:

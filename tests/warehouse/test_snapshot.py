@@ -3,16 +3,24 @@ to the warehouse."""
 
 import duckdb
 
-from warehouse.snapshot import NOT_COPIED, write_snapshot
+from warehouse.snapshot import LEDGER, NOT_COPIED, write_snapshot
 
 
 def tables(path) -> dict:
+    """The snapshot's tables and rows, but its ledger."""
     with duckdb.connect(str(path), read_only=True) as con:
         names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
                             "WHERE schema_name IN ('raw', 'staging', 'core', 'ops', 'marts') "
                             "ORDER BY ALL").fetchall()
         return {f"{s}.{t}": con.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall()
-                for s, t in names}
+                for s, t in names if (s, t) != LEDGER}
+
+
+def ledger(path) -> dict:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {f"{s}.{t}": (n, at) for s, t, n, at in con.execute(
+            "SELECT schema_name, table_name, row_count, copied_at FROM ops.snapshot_tables"
+        ).fetchall()}
 
 
 def test_an_unchanged_table_is_kept_and_every_change_is_copied(con, tmp_path):
@@ -64,3 +72,34 @@ def tables_of(con) -> dict:
                         "('raw', 'staging', 'core', 'ops', 'marts') ORDER BY ALL").fetchall()
     return {f"{s}.{t}": con.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall()
             for s, t in names if (s, t) not in NOT_COPIED}
+
+
+def test_the_ledger_says_when_each_table_was_copied(con, tmp_path):
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.a AS SELECT range AS x FROM range(3)")
+    con.execute("CREATE TABLE core.b AS SELECT 1 AS x")
+    write_snapshot(con, target)
+    first = ledger(target)
+    assert first["core.a"][0] == 3 and first["core.b"][0] == 1
+    con.execute("UPDATE core.b SET x = 2")
+    second = ledger(target) if write_snapshot(con, target)["copied"] == 1 else None
+    assert second["core.a"] == first["core.a"]  # kept: its copy time stays
+    assert second["core.b"][1] > first["core.b"][1]
+    with duckdb.connect(str(target), read_only=True) as snap:
+        comment = snap.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'ops' "
+                               "AND table_name = 'snapshot_tables'").fetchall()[0][0]
+    assert "snapshot" in comment
+
+
+def test_a_snapshot_without_ledger_is_compared_table_by_table(con, tmp_path):
+    # a snapshot written before the ledger existed: its own tables are read for the digests
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
+    con.execute("CREATE TABLE core.b AS SELECT 1 AS x")
+    write_snapshot(con, target)
+    with duckdb.connect(str(target)) as snap:
+        snap.execute("DROP TABLE ops.snapshot_tables")
+    con.execute("UPDATE core.b SET x = 2")
+    assert write_snapshot(con, target)["copied"] == 1
+    assert tables(target) == tables_of(con)
+    assert set(ledger(target)) == set(tables_of(con))
