@@ -37,7 +37,10 @@ _KM_PER_DEGREE = 111.32
 
 def in_france(lon: float, lat: float) -> bool:
     """True when the point falls in one of France's boxes."""
-    return any(a <= lon <= b and c <= lat <= d for a, b, c, d in FRANCE_BOXES)
+    a, b, c, d = FRANCE_BOXES[0]
+    if a <= lon <= b and c <= lat <= d:  # mainland, nearly every point: no generator
+        return True
+    return any(a <= lon <= b and c <= lat <= d for a, b, c, d in FRANCE_BOXES[1:])
 
 
 @functools.lru_cache(maxsize=4096)
