@@ -36,12 +36,15 @@ def _code(part: str, lookup_folded: dict[str, str]) -> str | None:
     return code if code in KNOWN_KINDS else None
 
 
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
 def fold(text: str) -> str:
     """Upper case, no accents, punctuation to single spaces: for comparing labels and names."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = re.sub(r"[^0-9A-Za-z]+", " ", text)
-    return text.upper().strip()
+    if not text.isascii():  # ASCII has no accents to take off
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+    return _NOT_ALNUM.sub(" ", text).upper().strip()
 
 
 def parse_kinds(value: str, lookup: dict[str, str] | None = None) -> tuple[list[str], list[str]]:

@@ -15,11 +15,16 @@ import pandas as pd
 from rapidfuzz import fuzz
 
 from transforms.errors import InvalidValue
+from transforms.frames import rows_of
 from transforms.kinds import fold
 
 # Paris, Lyon and Marseille: arrondissement codes fold into the commune.
 PLM = {"75": "75056", "69": "69123", "13": "13055"}
 _ARTICLES = re.compile(r"^(?:LE|LA|LES|L)\s+")
+_CEDEX = re.compile(r"\bCEDEX\b.*$")
+_ARRONDISSEMENT = re.compile(r"\s+\d{1,2}(?:E|ER|EME)?(?:\s+ARRONDISSEMENT)?$")
+_STE = re.compile(r"\bSTE\b")
+_ST = re.compile(r"\bST\b")
 # Collectivités d'outre-mer whose postcodes sit in a département's range: Saint-Barthélemy
 # and Saint-Martin (971xx, Guadeloupe's) and Saint-Pierre-et-Miquelon (975xx).
 _COM_POSTCODES = {"97133": "977", "97150": "978", "97500": "975"}
@@ -73,11 +78,10 @@ def departement_of_insee(code_insee: str) -> str:
 
 def name_key(name: str) -> str:
     """A commune name folded for comparison: no accents, articles, CEDEX or arrondissement."""
-    key = fold(name)
-    key = re.sub(r"\bCEDEX\b.*$", "", key).strip()
-    key = re.sub(r"\s+\d{1,2}(?:E|ER|EME)?(?:\s+ARRONDISSEMENT)?$", "", key)
-    key = re.sub(r"\bSTE\b", "SAINTE", key)
-    key = re.sub(r"\bST\b", "SAINT", key)
+    key = _CEDEX.sub("", fold(name)).strip()
+    key = _ARRONDISSEMENT.sub("", key)
+    key = _STE.sub("SAINTE", key)
+    key = _ST.sub("SAINT", key)
     return _ARTICLES.sub("", key).strip()
 
 
@@ -133,7 +137,7 @@ class CommuneIndex:
         # (département, folded name) → current codes; today's names and former ones apart
         self._by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._by_old_name: dict[tuple[str, str], set[str]] = defaultdict(set)
-        records = communes.to_dict("records")
+        records = rows_of(communes)
         for r in records:
             if r["type"] in ("COM", "ARM"):
                 self._rows[r["code_insee"]] = r
@@ -150,9 +154,10 @@ class CommuneIndex:
             if target in self._rows:
                 dep = self._rows[target]["departement"]
                 names = self._by_name if r["type"] == "COM" else self._by_old_name
-                names[(dep, name_key(r["nom"]))].add(target)
+                key = name_key(r["nom"])
+                names[(dep, key)].add(target)
                 if r["type"] == "COM":
-                    self._key[target] = name_key(r["nom"])
+                    self._key[target] = key
         self._by_postcode: dict[str, list[str]] = defaultdict(list)
         for cp, code in zip(postcodes["code_postal"], postcodes["code_insee"], strict=True):
             if code in self._rows and code not in self._by_postcode[cp]:

@@ -116,6 +116,10 @@ TABLE_COMMENTS = {
         "every alert posted: when, run, source, problem (failed, stale), open or recovered, "
         "delivered or not"
     ),
+    "ops.schema_version": (
+        "which version of the warehouse's schema (a hash of its script and migrations) was "
+        "last applied, and when: a connection skips the script when it matches"
+    ),
     "ops.snapshot_tables": (
         "in the analysts' snapshot only: each table it holds, its rows, a digest of its "
         "columns and rows, and when it was last copied from the warehouse (a snapshot copies "

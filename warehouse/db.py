@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import hashlib
+import inspect
 import math
 import os
 import re
@@ -52,10 +55,31 @@ def siae_view_sql() -> str:
 MARTS_SQL = siae_view_sql() + (files("warehouse") / "marts.sql").read_text(encoding="utf-8")
 
 
+SCHEMA_SQL = (files("warehouse") / "schema.sql").read_text(encoding="utf-8")
+
+
+@functools.cache
+def _schema_version() -> str:
+    # The schema script and the migrations' code: a change to either applies them again.
+    text = SCHEMA_SQL + inspect.getsource(_migrate)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the layers and the persistent tables when missing, then migrate older files."""
-    con.execute((files("warehouse") / "schema.sql").read_text(encoding="utf-8"))
+    """Create the layers and the persistent tables when missing, then migrate older files.
+    Skipped when `ops.schema_version` says this code's schema was applied already: a run
+    opens the warehouse dozens of times, and the script took a third of each opening."""
+    version = _schema_version()
+    try:
+        applied = con.execute("SELECT version FROM ops.schema_version").fetchall()
+    except duckdb.CatalogException:
+        applied = []
+    if applied == [(version,)]:
+        return
+    con.execute(SCHEMA_SQL)
     _migrate(con)
+    con.execute("CREATE OR REPLACE TABLE ops.schema_version AS SELECT ? AS version, "
+                "current_localtimestamp()::TIMESTAMP AS applied_at", [version])
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

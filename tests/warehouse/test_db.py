@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import structure
-from warehouse.db import STRUCTURE_TYPES, replace_table, transaction
+from warehouse.db import STRUCTURE_TYPES, connect, replace_table, transaction
 
 
 def test_a_list_column_of_mostly_empty_lists_keeps_its_declared_type(con):
@@ -36,3 +36,17 @@ def test_a_failed_transaction_raises_the_real_error_and_rolls_back(con):
         con.execute("INSERT INTO core.t VALUES ('not a number')")
     assert "aborted" not in str(err.value)
     assert con.execute("SELECT count(*) FROM core.t").fetchone()[0] == 0
+
+
+def test_a_warehouse_from_older_code_gets_the_current_schema(tmp_path):
+    # Opening skips the schema script when ops.schema_version matches this code; a file
+    # last opened by other code (another version) gets the script and the migrations again.
+    path = tmp_path / "siae.duckdb"
+    with connect(path) as con:
+        version = con.execute("SELECT version FROM ops.schema_version").fetchall()
+        con.execute("DROP TABLE ops.alerts")
+        con.execute("UPDATE ops.schema_version SET version = 'older code'")
+    with connect(path) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ops' "
+                           "AND table_name = 'alerts'").fetchall() == [(1,)]
+        assert con.execute("SELECT version FROM ops.schema_version").fetchall() == version
