@@ -120,9 +120,11 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
                 digest = json.dumps([columns, count, str(total)])
                 documented = _comments_digest(f"{schema}.{table}", columns)
                 prior = ledger.get((schema, table)) if (schema, table) in kept else None
-                same = (prior[0] == digest if prior else (schema, table) in kept and
-                        _digest(con, "analysts_snapshot", schema, table) == (columns,
-                                                                              (count, total)))
+                if prior:
+                    same = prior[0] == digest
+                else:  # a snapshot from before the ledger: read its table
+                    same = (schema, table) in kept and _digest(
+                        con, "analysts_snapshot", schema, table) == (columns, (count, total))
                 if not same:
                     name = f"{schema}.{_quoted(table)}"
                     con.execute(f"CREATE OR REPLACE TABLE analysts_snapshot.{name} AS "
