@@ -200,7 +200,9 @@ def cmd_site(args) -> int:
         raise CommandError(str(exc)) from exc
     print(f"site of release {result['release']}: {result['structures']} structures "
           f"({result['on_map']} on the map), {result['regions']} régions, "
-          f"{result['departements']} départements, in {result['folder']}")
+          f"{result['departements']} départements, in {result['folder']}; "
+          f"{result['rendered']} pages rendered ({result['workers']} process"
+          f"{'es' if result['workers'] > 1 else ''}), {result['reused']} files kept")
     return 0
 
 

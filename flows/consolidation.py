@@ -400,7 +400,9 @@ def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:
         start = dt.datetime.now()
         built, err, secs = run.call(site, run.root, run.spec.site)
         run.step(StepResult("site", None, "failed" if err else "ok", secs, message=err,
-                            rows_out=None if err else built["structures"]), start)
+                            rows_out=None if err else built["structures"],
+                            details={} if err else {k: built[k] for k in (
+                                "rendered", "reused", "workers")}), start)
     start = dt.datetime.now()
     written, err, secs = run.call(analysts_snapshot, run.root)
     run.step(StepResult("snapshot", None, "failed" if err else "ok", secs, message=err,

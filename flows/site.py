@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import brotli
@@ -25,6 +26,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from flows.forked import can_fork, cores, run_forked
 from flows.publish import current_release
 from transforms.outlines import departement_outlines, outlines_geojson
 from transforms.site import (
@@ -341,6 +343,9 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
     # the release date (the footer's "Données du" stays off it): an unchanged structure keeps
     # its page from the previous site.
     page_key = [_code_key(), settings.title, base, settings.report_url]
+    # The structure and area pages are most of a first build: rendered last, together, in
+    # several processes when many.
+    to_render = []
     for r in rows:
         relative = f"structures/{r['structure_id']}.html"
         url = f"{base}/{relative}" if base else None
@@ -352,34 +357,88 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
                           for k in (r.get("types") or [])],
             dep_name=areas["departements"].get(r.get("departement") or "", {}).get("nom"),
             region_name=areas["regions"].get(r.get("region") or ""), canonical=url)
-        if reuse.take(folder, relative, digest([page_key, context])):
-            continue
-        page(relative, "structure.html", 1, **context, created=None,
-             json_ld=json_ld(r, url or relative), report=_report(settings, r),
-             phone=phone_display(r.get("telephone")))
+        if not reuse.take(folder, relative, digest([page_key, context])):
+            to_render.append((relative, "structure.html", context))
     for redirect in redirects:
         target = by_id.get(redirect["to"])
         page(f"structures/{redirect['from']}.html", "redirect.html", 1, old=redirect["from"],
              new=redirect["to"], target=target)
     for code, members in regions.items():
-        page(f"regions/{code}.html", "area.html", 1, level="région", code=code,
-             name=areas["regions"].get(code, code), summary=area_summary(members),
-             members=sorted(members, key=lambda r: r.get("nom") or ""),
-             children=sorted({r["departement"] for r in members if r.get("departement")}),
-             points=_points(members))
+        to_render.append((f"regions/{code}.html", "area.html", dict(
+            level="région", code=code, name=areas["regions"].get(code, code),
+            summary=area_summary(members),
+            members=sorted(members, key=lambda r: r.get("nom") or ""),
+            children=sorted({r["departement"] for r in members if r.get("departement")}),
+            points=_points(members))))
     for code, members in deps.items():
         info = areas["departements"].get(code, {})
-        page(f"departements/{code}.html", "area.html", 1, level="département", code=code,
-             name=info.get("nom", code), region=info.get("region"),
-             summary=area_summary(members),
-             members=sorted(members, key=lambda r: r.get("nom") or ""), children=[],
-             points=_points(members))
+        to_render.append((f"departements/{code}.html", "area.html", dict(
+            level="département", code=code, name=info.get("nom", code),
+            region=info.get("region"), summary=area_summary(members),
+            members=sorted(members, key=lambda r: r.get("nom") or ""), children=[],
+            points=_points(members))))
+    # an area page lists its members: a structure there costs about a fifth of its own page
+    workers = _workers(settings.workers, len(to_render) + len(rows) // 5)
+    _render_pages(_Pages(folder, common, settings, to_render), workers)
     page("comprendre-iae.html", "comprendre.html", 0)
     page("rallye.html", "rallye.html", 0)
     page("404.html", "404.html", 0)
     _sitemap(folder, base, rows, regions, deps)
     return {"structures": len(rows), "on_map": len(index), "regions": len(regions),
-            "departements": len(deps), "redirects": len(redirects)}
+            "departements": len(deps), "redirects": len(redirects),
+            "rendered": len(to_render), "workers": workers}
+
+
+# Below this many pages' worth of rendering, starting processes costs more than it saves.
+PARALLEL_FROM = 2000
+
+
+def _workers(setting: int, work: int) -> int:
+    if work < PARALLEL_FROM or not can_fork():
+        return 1
+    return setting or min(4, cores())
+
+
+@dataclass
+class _Pages:
+    """The pages a build has to render in one go (structures whose page changed, areas), and
+    what rendering them needs."""
+
+    folder: Path
+    common: dict
+    settings: SiteSettings
+    jobs: list  # (relative path, template, page context), one folder deep
+
+    def render(self, part: int = 0, parts: int = 1) -> int:
+        """Render every `parts`-th page from `part` on; the number rendered."""
+        env = _environment()
+        made: set[str] = set()
+        jobs = self.jobs[part::parts]
+        for relative, template, context in jobs:
+            if template == "structure.html":
+                r = context["s"]
+                context = {**context, "created": None,
+                           "json_ld": json_ld(r, context["canonical"] or relative),
+                           "report": _report(self.settings, r),
+                           "phone": phone_display(r.get("telephone"))}
+            html = env.get_template(template).render({**self.common, **context, "root": "../"})
+            path = os.path.join(self.folder, relative)
+            parent = os.path.dirname(path)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return len(jobs)
+
+
+def _render_pages(pages: _Pages, workers: int) -> None:
+    """Render the pages, in `workers` forked processes when more than one: Jinja is pure
+    Python (0.6 ms for a structure's page), and a national site has 400,000 pages."""
+    done = run_forked([functools.partial(pages.render, part, workers)
+                       for part in range(workers)], workers)
+    if sum(done) != len(pages.jobs):
+        raise SiteError(f"{sum(done)} pages rendered out of {len(pages.jobs)}")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -242,6 +242,8 @@ class SiteSettings(StrictModel):
     tiles: str | None = None  # a tile layer URL template; none: the départements' outlines
     attribution: str = ""
     keep: int = Field(2, ge=1)  # sites kept beside the current one
+    # processes rendering the structure pages of a large build; 0: one per core (at most 4)
+    workers: int = Field(0, ge=0)
 
     @field_validator("base_url")
     @classmethod

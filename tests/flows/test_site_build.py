@@ -80,6 +80,28 @@ def _differences(cmp: filecmp.dircmp) -> list[str]:
     return out
 
 
+def test_pages_rendered_by_several_processes_are_those_one_process_renders(home, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setattr("flows.site.PARALLEL_FROM", 0)  # 12 structures: normally one process
+    one = build_site(home, SiteSettings(workers=1), out=tmp_path / "one")
+    two = build_site(home, SiteSettings(workers=2), out=tmp_path / "two")
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert one["rendered"] == two["rendered"] == 12 + 1 + 1  # structures, région, département
+    assert _differences(filecmp.dircmp(tmp_path / "one", tmp_path / "two")) == []
+
+
+def test_a_failing_page_fails_the_build_and_keeps_the_site(home, monkeypatch):
+    build_site(home)
+    before = (home / "site").resolve()
+    _publish(home, _rows({2: "Envol"}))
+    monkeypatch.setattr("flows.site.PARALLEL_FROM", 0)
+    monkeypatch.setattr("flows.site.phone_display", lambda _: 1 / 0)  # inherited by the fork
+    with pytest.raises(ZeroDivisionError):
+        build_site(home, SiteSettings(workers=2))
+    assert (home / "site").resolve() == before and "Atelier 2" in _page(home, 2)
+    assert not list((home / "sites").glob(".*.building"))
+
+
 def test_structure_pages_carry_no_release_date_but_the_home_page_does(home):
     build_site(home)
     created = json.loads((home / "publish" / "datapackage.json").read_text())["created"]
