@@ -15,6 +15,7 @@ A reader of `publish/siae.geojson` sees the old release or the new one, never a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from flows.fingerprints import PIPELINE_HASH
+from flows.forked import cores, run_forked
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
 from transforms.geojson import collection_text, feature_lines
@@ -102,17 +104,40 @@ def _store_inputs(paths: WarehousePaths, release: Path, key: str, files: list[st
     os.replace(tmp, paths.releases / INPUTS_FILE)
 
 
-def build_files(rows: list[dict], link_base: str = "",
-                changed_on: dict | None = None) -> tuple[dict[str, bytes], dict]:
+def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None = None,
+                workers: int = 1) -> tuple[dict[str, bytes], dict]:
     """Every data file of a release, by relative path, and the report of the data·inclusion
     export (rows written, left out, values emptied). `link_base`: the site's address, for
     data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
-    changed, data·inclusion's date_maj when no source dates it."""
+    changed, data·inclusion's date_maj when no source dates it. `workers`: processes that
+    encode the formats side by side (flows/forked.py); the bytes are the same."""
+    # the longest first, so that the processes end together
+    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on),
+            functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
+            functools.partial(_geojson_files, rows),
+            functools.partial(_encoded, csv_bytes, "siae.csv", rows),
+            functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
+    parts = run_forked(jobs, workers if len(rows) >= PARALLEL_FROM else 1)
+    found = {name: data for part, _ in parts for name, data in part.items()}
+    order = ["siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg"]
+    order += sorted(name for name in found if name.startswith("regions/"))
+    order += ["datainclusion/structures.json", "datainclusion/structures.csv"]
+    return {name: found[name] for name in order}, parts[0][1]
+
+
+# Below this many structures, starting processes costs more than encoding in one.
+PARALLEL_FROM = 5000
+
+
+def _encoded(encode, name: str, rows: list[dict]) -> tuple[dict[str, bytes], None]:
+    return {name: encode(rows)}, None
+
+
+def _geojson_files(rows: list[dict]) -> tuple[dict[str, bytes], None]:
+    """The GeoJSON of every structure on the map, and one per région."""
     lines, _ = feature_lines(rows)
     ids = sorted(lines)
-    files = {"siae.geojson": collection_text(lines[i] for i in ids).encode("utf-8"),
-             "siae.csv": csv_bytes(rows), "siae.parquet": parquet_bytes(rows),
-             "siae.gpkg": gpkg_bytes(rows)}
+    files = {"siae.geojson": collection_text(lines[i] for i in ids).encode("utf-8")}
     region_of = {r["structure_id"]: r.get("region") for r in rows}
     by_region: dict[str, list[str]] = defaultdict(list)
     for r in rows:
@@ -123,10 +148,14 @@ def build_files(rows: list[dict], link_base: str = "",
             by_region[region_of[i]].append(lines[i])
     for region, members in sorted(by_region.items()):
         files[f"regions/{region}.geojson"] = collection_text(members).encode("utf-8")
+    return files, None
+
+
+def _datainclusion_files(rows: list[dict], link_base: str,
+                         changed_on: dict | None) -> tuple[dict[str, bytes], dict]:
     docs, report = di.structure_rows(rows, link_base, changed_on)
-    files["datainclusion/structures.json"] = di.json_bytes(docs)
-    files["datainclusion/structures.csv"] = di.csv_bytes(docs)
-    return files, report
+    return {"datainclusion/structures.json": di.json_bytes(docs),
+            "datainclusion/structures.csv": di.csv_bytes(docs)}, report
 
 
 def _swap(paths: WarehousePaths, release_dir: Path) -> None:
@@ -193,7 +222,8 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"the new publication has {len(rows)} structures against {len(previous)} in the "
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
-    files, di_report = build_files(rows, link_base, changed_on)
+    files, di_report = build_files(rows, link_base, changed_on,
+                                   settings.workers or min(4, cores()))
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
     files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
                                                    for k, v in sorted(redirects.items())]})

@@ -167,6 +167,8 @@ class Publication(StrictModel):
     targets: list[str] = []
     # How long map sites may cache a target's current.json (release files never change).
     pointer_max_age: int = Field(60, ge=0)
+    # processes encoding the files of a large release side by side; 0: one per core (≤ 4)
+    workers: int = Field(0, ge=0)
 
     @field_validator("targets")
     @classmethod

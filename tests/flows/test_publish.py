@@ -42,6 +42,38 @@ def test_first_release_has_every_file_described_by_the_datapackage(tmp_path):
     assert package["rows"] == 22 and package["licenses"][0]["name"] == "etalab-2.0"
 
 
+def test_files_encoded_by_several_processes_are_those_one_process_encodes(tmp_path,
+                                                                          monkeypatch):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for home in (one, two):
+        load(home, BASE)
+    publish_release(one, Publication(workers=1))
+    monkeypatch.setattr("flows.publish.PARALLEL_FROM", 0)  # 22 structures: normally one
+    monkeypatch.setattr("flows.publish.run_forked", _counting(forked := []))
+    publish_release(two, Publication(workers=2))
+    assert forked == [2]
+    names = sorted(p.relative_to(one / "publish").as_posix()
+                   for p in (one / "publish").rglob("*") if p.is_file())
+    assert len(names) == 11
+    differ = [n for n in names if (one / "publish" / n).read_bytes()
+              != (two / "publish" / n).read_bytes()]
+    # the change log and the package name their own release
+    assert set(differ) <= {"changes.json", "datapackage.json"}
+    assert json.loads((one / "publish" / "datapackage.json").read_text())["resources"] == \
+        json.loads((two / "publish" / "datapackage.json").read_text())["resources"]
+
+
+def _counting(calls: list):
+    from flows import forked
+
+    real = forked.run_forked
+
+    def run(jobs, workers):
+        calls.append(workers)
+        return real(jobs, workers)
+    return run
+
+
 def test_the_datapackage_passes_frictionless_and_each_geojson_its_json_schema(tmp_path):
     import frictionless
     import jsonschema
