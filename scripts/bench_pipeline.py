@@ -82,6 +82,12 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _child_peak_mib() -> float:
+    """The largest peak RSS of a process this one started and waited for (the forked page
+    renderers and file encoders; their pages shared with this process count in both)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dict, object]:
     t0 = time.perf_counter()
     summary = summary_of(sync(str(folder / "sources.toml"), home=str(home), force=force,
@@ -99,6 +105,7 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
     failed = [f"{st.step} {st.source or ''}: {st.message}" for st in summary.steps
               if st.status == "failed"]
     return {"run": label, "wall_s": round(wall, 1), "peak_rss_mib": round(_peak_mib()),
+            "child_peak_rss_mib": round(_child_peak_mib()),
             "structures": summary.structures, "features": summary.features,
             "geocoding_requests": summary.geocoding_requests, "steps": steps,
             "failed": failed}, summary
@@ -110,7 +117,8 @@ def print_run(records: int, run: dict) -> None:
                       + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"] else "")
                       for k, v in run["steps"].items())
     print(f"{records:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall, "
-          f"peak RSS {run['peak_rss_mib']} MiB, {run['structures']} structures, "
+          f"peak RSS {run['peak_rss_mib']} MiB (child {run['child_peak_rss_mib']}), "
+          f"{run['structures']} structures, "
           f"{run['geocoding_requests']} geocoding requests"
           + (f"; FAILED {run['failed']}" if run["failed"] else ""))
     print(f"{'':>9} {'':<10} {steps}", flush=True)
@@ -184,16 +192,17 @@ STEPS = ("prepare", "fetch", "stage", "merge", "geocode", "locate", "publish", "
 
 def markdown(results: list[dict]) -> str:
     """The figures as markdown tables: per size and run, then the x10 ratios."""
-    lines = ["| records | run | wall s | peak RSS MiB | " + " | ".join(STEPS)
+    lines = ["| records | run | wall s | peak RSS MiB | child MiB | " + " | ".join(STEPS)
              + " | pairs | P | R |",
-             "|---:|---|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
+             "|---:|---|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
     for r in results:
         for run in r["runs"]:
             first = run["run"] == "first"
             cells = [f"{run['steps'][s]['seconds']:.1f}" if s in run["steps"] else ""
                      for s in STEPS]
             lines.append(f"| {r['records']:,} | {run['run']} | {run['wall_s']:.1f} | "
-                         f"{run['peak_rss_mib']} | " + " | ".join(cells) + " | "
+                         f"{run['peak_rss_mib']} | {run.get('child_peak_rss_mib', '')} | "
+                         + " | ".join(cells) + " | "
                          + (f"{r['candidate_pairs']:,} | {r['precision']:.3f} | "
                             f"{r['recall']:.3f} |" if first else " | | |"))
     ratios = _ratios(results)
