@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fingerprints import PIPELINE_HASH, file_hash
+from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
@@ -158,6 +159,7 @@ def cluster(spec: Spec, staged: Staged, scored: list) -> Merged:
                   result.redirects, candidates, staged.judgements, staged.inherited)
 
 
+@gc_paused_during
 def merge(run: Run) -> tuple[Merged | None, str | None, float, dict]:
     """(merged, error, seconds, matching details): load, score the candidate pairs of the
     communes that changed one task per partition on the `[runtime]` task runner, cluster."""
@@ -207,6 +209,7 @@ def _with_postes(records: pd.DataFrame) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
+@gc_paused_during
 def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
                      run_id: str) -> Located:
     """Locate each structure (geocoder, source point, commune centre) and write the core
@@ -247,6 +250,7 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
 
 
 @task(cache_policy=NO_CACHE)
+@gc_paused_during
 def publish(home: Path, settings: Publication, force: bool = False,
             link_base: str = "") -> dict:
     """Build a release of every published file and swap it in (flows.publish)."""
@@ -446,6 +450,7 @@ def analysts_snapshot(home: Path) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
+@gc_paused_during
 def site(home: Path, settings: SiteSettings) -> dict:
     """Build the mini-site of the publication just made (flows/site.py)."""
     return build_site(home, settings)

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land, write_manifest
 from flows.fingerprints import staging_fingerprint
+from flows.gc_pause import gc_paused_during
 from flows.run_report import Run, StepResult, task_logger
 from transforms.apis import source_table
 from transforms.places import CommuneIndex
@@ -173,6 +174,7 @@ def prepare(run: Run) -> CommuneIndex:
         return commune_index(con)
 
 
+@gc_paused_during
 def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fetched) -> bool:
     """Stage a payload already landed (a rebuild); True when it was staged."""
     start = dt.datetime.now()
