@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +14,14 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land, write_manifest
 from flows.fingerprints import staging_fingerprint
+from flows.forked import cores, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.run_report import Run, StepResult, task_logger
 from transforms.apis import source_table
 from transforms.places import CommuneIndex
 from transforms.retention import raw_to_prune
 from transforms.spec import SourceSpec
-from transforms.staging import stage_table
+from transforms.staging import Staged, stage_table
 from warehouse import raw, staging
 from warehouse.comments import apply_comments
 from warehouse.db import connect
@@ -114,6 +117,37 @@ def prune_raw(con, source: str, keep: int, run_id: str, now: dt.datetime) -> int
     return len(gone)
 
 
+def staged_payload(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
+                   kinds: tuple[str, ...]) -> Staged:
+    """Read, map and validate one landed payload (pure: nothing written)."""
+    parts = [(name, Path(file).read_bytes()) for name, file in fetched.files]
+    try:
+        table = source_table(spec, parts, dt.date.today())
+    except ValueError as exc:
+        names = ", ".join(name for name, _ in parts)
+        raise ValueError(f"source '{spec.name}': {names}: {exc}") from exc
+    return stage_table(table, spec, communes, kinds)
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A source's staging computed in a forked process, or None when it failed there (it is
+    then computed again by its task, which reports the error)."""
+
+    staged: Staged | None
+    seconds: float
+
+
+def _computed(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
+              kinds: tuple[str, ...]) -> Computed:
+    t0 = time.perf_counter()
+    try:
+        staged = staged_payload(spec, fetched, communes, kinds)
+    except Exception:  # noqa: BLE001 - the task, run again here, says what failed
+        staged = None
+    return Computed(staged, time.perf_counter() - t0)
+
+
 @task(cache_policy=NO_CACHE)
 def stage_source(
     spec: SourceSpec,
@@ -122,16 +156,13 @@ def stage_source(
     run_id: str,
     communes: CommuneIndex,
     kinds: tuple[str, ...],
+    computed: Staged | None = None,
 ) -> StageOutcome:
-    """Read, map and validate one landed payload; replace the source's staging atomically."""
+    """Read, map and validate one landed payload (unless `computed` already holds it);
+    replace the source's staging atomically."""
     paths = WarehousePaths(home)
-    parts = [(name, Path(file).read_bytes()) for name, file in fetched.files]
-    try:
-        table = source_table(spec, parts, dt.date.today())
-    except ValueError as exc:
-        names = ", ".join(name for name, _ in parts)
-        raise ValueError(f"source '{spec.name}': {names}: {exc}") from exc
-    staged = stage_table(table, spec, communes, kinds)
+    staged = computed if computed is not None else staged_payload(spec, fetched, communes,
+                                                                  kinds)
     kept = len(staged.records)
     with connect(paths.database) as con:
         staging.record_issues(con, staged.rejects, staged.warnings, run_id, fetched.sha256)
@@ -175,11 +206,16 @@ def prepare(run: Run) -> CommuneIndex:
 
 
 @gc_paused_during
-def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fetched) -> bool:
-    """Stage a payload already landed (a rebuild); True when it was staged."""
+def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fetched,
+                 computed: Computed | None = None) -> bool:
+    """Stage a payload already landed (a rebuild; `computed`: its staging made ahead by a
+    forked process); True when it was staged."""
     start = dt.datetime.now()
+    ahead = computed.staged if computed is not None else None
     staged, err, secs = run.call(stage_source, src, fetched, run.root, run.run_id, communes,
-                                 run.spec.defaults.kinds)
+                                 run.spec.defaults.kinds, ahead)
+    if ahead is not None:
+        secs = round(secs + computed.seconds, 3)
     if err:
         run.step(StepResult("stage", src.name, "failed", secs, message=err), start)
         return False
@@ -191,23 +227,63 @@ def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fet
     return True
 
 
+# Below this many bytes of changed payloads, forking costs more than it saves.
+PARALLEL_FROM_BYTES = 4 << 20
+
+
+def ingest_all(run: Run, sources: list[SourceSpec], communes: CommuneIndex,
+               force: bool) -> None:
+    """Fetch every source, then stage the changed ones: pure Python, so on several cores
+    their staging is computed side by side by forked processes (`workers` at a time) and
+    written one by one (DuckDB has one writer). A failing source never stops the others."""
+    try:
+        landed = [(src, fetched) for src in sources
+                  if (fetched := _fetch(run, src, force)) is not None]
+        workers = min(4, cores(), len(landed))
+        if sum(f.bytes for _, f in landed) < PARALLEL_FROM_BYTES:
+            workers = 1
+        for i in range(0, len(landed), workers):
+            wave = landed[i:i + workers]
+            computed: list = [None] * len(wave)
+            if workers > 1:
+                try:
+                    computed = run_forked([functools.partial(
+                        _computed, src, fetched, communes, run.spec.defaults.kinds)
+                        for src, fetched in wave], workers)
+                except Exception as exc:  # a process killed (memory): stage here instead
+                    run.logger.warning("staging in %d processes failed (%s): staging "
+                                       "one source at a time", workers, exc)
+            for (src, fetched), ahead in zip(wave, computed, strict=True):
+                stage_landed(run, src, communes, fetched, ahead)
+    finally:
+        for src in sources:
+            _prune(run, src)
+
+
 def ingest(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> bool:
     """Fetch and stage one source, then apply the raw retention; True when its staging
     changed."""
     try:
-        return _fetch_and_stage(run, src, communes, force)
+        fetched = _fetch(run, src, force)
+        return fetched is not None and stage_landed(run, src, communes, fetched)
     finally:
-        if run.spec.defaults.keep_raw > 0:
-            # After staging, so that the payload behind the current staging is known.
-            with connect(WarehousePaths(run.root).database) as con:
-                pruned = prune_raw(con, src.name, run.spec.defaults.keep_raw, run.run_id,
-                                   dt.datetime.now())
-            if pruned:
-                run.logger.info("%s: %d old raw payload(s) deleted (keep_raw = %d)",
-                                src.name, pruned, run.spec.defaults.keep_raw)
+        _prune(run, src)
 
 
-def _fetch_and_stage(run: Run, src: SourceSpec, communes: CommuneIndex, force: bool) -> bool:
+def _prune(run: Run, src: SourceSpec) -> None:
+    if run.spec.defaults.keep_raw > 0:
+        # After staging, so that the payload behind the current staging is known.
+        with connect(WarehousePaths(run.root).database) as con:
+            pruned = prune_raw(con, src.name, run.spec.defaults.keep_raw, run.run_id,
+                               dt.datetime.now())
+        if pruned:
+            run.logger.info("%s: %d old raw payload(s) deleted (keep_raw = %d)",
+                            src.name, pruned, run.spec.defaults.keep_raw)
+
+
+def _fetch(run: Run, src: SourceSpec, force: bool) -> Fetched | None:
+    """Fetch and land a source: what to stage, or None (failed, or the same content and
+    mapping as its last staging)."""
     spec, root = run.spec, run.root
     start = dt.datetime.now()
     # Retrying a missing local file is pointless; a network fetch gets one more try.
@@ -215,11 +291,11 @@ def _fetch_and_stage(run: Run, src: SourceSpec, communes: CommuneIndex, force: b
     fetched, err, secs = run.call(fetch, src, root, run.run_id, spec.defaults.user_agent, force)
     if err:
         run.step(StepResult("fetch", src.name, "failed", secs, message=err), start)
-        return False
+        return None
     run.step(StepResult("fetch", src.name, "ok", secs, bytes=fetched.bytes), start)
     start = dt.datetime.now()
     if fetched.unchanged:
         run.step(StepResult("stage", src.name, "unchanged", 0.0,
                             message="same content and mapping as the last staging"), start)
-        return False
-    return stage_landed(run, src, communes, fetched)
+        return None
+    return fetched

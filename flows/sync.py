@@ -17,7 +17,7 @@ from prefect.runtime import deployment as prefect_deployment
 from prefect.states import State
 
 from flows.consolidation import consolidate
-from flows.ingest import ingest, prepare
+from flows.ingest import ingest, ingest_all, prepare
 from flows.outcome import consolidation_state, ingest_state
 from flows.run_report import Run, RunSummary
 from transforms.spec import load_spec
@@ -44,8 +44,7 @@ def run_pipeline(run: Run, only: list[str] | None = None, force: bool = False,
     """The whole job, for the flow above or without Prefect (a direct Run)."""
     selected = run.spec.selected(only)
     communes = prepare(run)
-    for src in selected:
-        ingest(run, src, communes, force)
+    ingest_all(run, selected, communes, force)
     consolidate(run, force_publish, force)
     return run.finish()
 
