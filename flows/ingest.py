@@ -135,17 +135,18 @@ class Computed:
     then computed again by its task, which reports the error)."""
 
     staged: Staged | None
+    started: dt.datetime
     seconds: float
 
 
 def _computed(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
               kinds: tuple[str, ...]) -> Computed:
-    t0 = time.perf_counter()
+    started, t0 = dt.datetime.now(), time.perf_counter()
     try:
         staged = staged_payload(spec, fetched, communes, kinds)
     except Exception:  # noqa: BLE001 - the task, run again here, says what failed
         staged = None
-    return Computed(staged, time.perf_counter() - t0)
+    return Computed(staged, started, time.perf_counter() - t0)
 
 
 @task(cache_policy=NO_CACHE)
@@ -214,8 +215,8 @@ def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fet
     ahead = computed.staged if computed is not None else None
     staged, err, secs = run.call(stage_source, src, fetched, run.root, run.run_id, communes,
                                  run.spec.defaults.kinds, ahead)
-    if ahead is not None:
-        secs = round(secs + computed.seconds, 3)
+    if ahead is not None:  # the step began with its computation, beside the others'
+        start, secs = computed.started, round(secs + computed.seconds, 3)
     if err:
         run.step(StepResult("stage", src.name, "failed", secs, message=err), start)
         return False

@@ -7,6 +7,7 @@ are the pairs one pass over every record gives."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fingerprints import TRANSFORMS_HASH
+from flows.forked import can_fork, cores, run_forked
 from transforms.frames import rows_of
 from transforms.match_cache import (
     commune_digests,
@@ -43,14 +45,20 @@ def score_partition(part: pd.DataFrame, settings: MatchingSettings) -> Scored:
             for i, j, s, band, f in score_pairs(rows, settings)]
 
 
-def partition_count(runtime: RuntimeSettings) -> int:
-    """How many partitions: the setting, else one in-process (the GIL gives threads nothing)
-    and two per Dask worker (so a slow partition does not leave a worker idle)."""
+# With the default runner, from this many records to score the partitions are scored by
+# forked processes, one per core: below it, forking costs more than it saves.
+FORK_FROM = 20_000
+
+
+def partition_count(runtime: RuntimeSettings, to_score: int = 0) -> int:
+    """How many partitions: the setting, else two per Dask worker (so a slow partition does
+    not leave a worker idle), else one per core when `to_score` records are enough to
+    fork for (threads would gain nothing: the GIL), else one."""
     if runtime.partitions:
         return runtime.partitions
     if runtime.task_runner == "dask":
         return 2 * (runtime.dask_workers or os.cpu_count() or 1)
-    return 1
+    return min(4, cores()) if to_score >= FORK_FROM and can_fork() else 1
 
 
 def task_runner(runtime: RuntimeSettings) -> AbstractContextManager | None:
@@ -87,11 +95,20 @@ def score_records(records: pd.DataFrame, settings: MatchingSettings, runtime: Ru
     partitions are scored one after the other in this process. `only`: score just the
     records marked True (whole communes: blocks never cross one)."""
     records = records.reset_index(drop=True)
-    positions = partition_rows(records, partition_count(runtime))
+    to_score = len(records) if only is None else sum(only)
     if only is not None:
-        positions = [kept for p in positions if (kept := [i for i in p if only[i]])]
+        # partitions of the records to score, not of every record (balanced work)
+        subset = records[list(only)]
+        positions = [subset.index[p].tolist()
+                     for p in partition_rows(subset, partition_count(runtime, to_score))]
+    else:
+        positions = partition_rows(records, partition_count(runtime, to_score))
     parts = [records.iloc[p] for p in positions]
-    if direct or not parts:  # nothing to score: no cluster to start
+    if runtime.task_runner != "dask" and len(parts) > 1 and can_fork():
+        # pure Python: one forked process per core, which inherits its partition
+        results = run_forked([functools.partial(score_partition.fn, part, settings)
+                              for part in parts], min(len(parts), cores()))
+    elif direct or not parts:  # nothing to score: no cluster to start
         results = [score_partition.fn(part, settings) for part in parts]
     else:
         runner = task_runner(runtime)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,32 +340,13 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
                          key=lambda x: x[1])
     page("index.html", "index.html", 0, kinds=kinds_present, regions=region_list)
     by_id = {r["structure_id"]: r for r in rows}
-    # A structure's page depends on its row, its provenance and its area's names, never on
-    # the release date (the footer's "Données du" stays off it): an unchanged structure keeps
-    # its page from the previous site.
-    page_key = [_code_key(), settings.title, base, settings.report_url]
-    # The structure and area pages are most of a first build: rendered last, together, in
-    # several processes when many.
-    to_render = []
-    for r in rows:
-        relative = f"structures/{r['structure_id']}.html"
-        url = f"{base}/{relative}" if base else None
-        provenance = sources.get(r["structure_id"], {})
-        context = dict(
-            s=r, provenance=[(FIELD_LABELS[f], *provenance[f]) for f in FIELD_LABELS
-                             if f in provenance],
-            kind_sources=[(k, provenance.get(f"types:{k}", ("",))[0])
-                          for k in (r.get("types") or [])],
-            dep_name=areas["departements"].get(r.get("departement") or "", {}).get("nom"),
-            region_name=areas["regions"].get(r.get("region") or ""), canonical=url)
-        if not reuse.take(folder, relative, digest([page_key, context])):
-            to_render.append((relative, "structure.html", context))
     for redirect in redirects:
         target = by_id.get(redirect["to"])
         page(f"structures/{redirect['from']}.html", "redirect.html", 1, old=redirect["from"],
              new=redirect["to"], target=target)
+    areas_pages = []
     for code, members in regions.items():
-        to_render.append((f"regions/{code}.html", "area.html", dict(
+        areas_pages.append((f"regions/{code}.html", dict(
             level="région", code=code, name=areas["regions"].get(code, code),
             summary=area_summary(members),
             members=sorted(members, key=lambda r: r.get("nom") or ""),
@@ -372,21 +354,28 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
             points=_points(members))))
     for code, members in deps.items():
         info = areas["departements"].get(code, {})
-        to_render.append((f"departements/{code}.html", "area.html", dict(
+        areas_pages.append((f"departements/{code}.html", dict(
             level="département", code=code, name=info.get("nom", code),
             region=info.get("region"), summary=area_summary(members),
             members=sorted(members, key=lambda r: r.get("nom") or ""), children=[],
             points=_points(members))))
-    # an area page lists its members: a structure there costs about a fifth of its own page
-    workers = _workers(settings.workers, len(to_render) + len(rows) // 5)
-    _render_pages(_Pages(folder, common, settings, to_render), workers)
+    # The structure and area pages are most of a build: checked (the key of each structure's
+    # page), linked or rendered, and written by several processes when many. A page linked
+    # from the previous site costs about a tenth of one rendered; a structure listed on an
+    # area page about a fifth.
+    pages = _Pages(folder, common, settings, rows, functools.partial(
+        _structure_context, sources=sources, areas=areas, base=base),
+        [_code_key(), settings.title, base, settings.report_url], reuse, areas_pages)
+    work = (len(rows) if reuse.previous is None else len(rows) // 10) + len(rows) // 5
+    workers = _workers(settings.workers, work)
+    rendered = _render_pages(pages, workers)
     page("comprendre-iae.html", "comprendre.html", 0)
     page("rallye.html", "rallye.html", 0)
     page("404.html", "404.html", 0)
     _sitemap(folder, base, rows, regions, deps)
     return {"structures": len(rows), "on_map": len(index), "regions": len(regions),
             "departements": len(deps), "redirects": len(redirects),
-            "rendered": len(to_render), "workers": workers}
+            "rendered": rendered, "workers": workers}
 
 
 # Below this many pages' worth of rendering, starting processes costs more than it saves.
@@ -399,46 +388,78 @@ def _workers(setting: int, work: int) -> int:
     return setting or min(4, cores())
 
 
+def _structure_context(r: dict, sources: dict, areas: dict, base: str) -> tuple[str, dict]:
+    """A structure's page and what it shows. It depends on the row, its provenance and its
+    area's names, never on the release date (the footer's "Données du" stays off it): an
+    unchanged structure keeps its page from the previous site."""
+    relative = f"structures/{r['structure_id']}.html"
+    provenance = sources.get(r["structure_id"], {})
+    return relative, dict(
+        s=r, provenance=[(FIELD_LABELS[f], *provenance[f]) for f in FIELD_LABELS
+                         if f in provenance],
+        kind_sources=[(k, provenance.get(f"types:{k}", ("",))[0])
+                      for k in (r.get("types") or [])],
+        dep_name=areas["departements"].get(r.get("departement") or "", {}).get("nom"),
+        region_name=areas["regions"].get(r.get("region") or ""),
+        canonical=f"{base}/{relative}" if base else None)
+
+
 @dataclass
 class _Pages:
-    """The pages a build has to render in one go (structures whose page changed, areas), and
-    what rendering them needs."""
+    """The structure pages (each linked from the previous site when its key is the same,
+    else rendered) and the area pages of a build, and what making them needs."""
 
     folder: Path
     common: dict
     settings: SiteSettings
-    jobs: list  # (relative path, template, page context), one folder deep
+    rows: list  # the published structures, one page each
+    context_of: Callable[[dict], tuple[str, dict]]
+    page_key: list  # what every structure page is made with (code, title, addresses)
+    reuse: _Reuse
+    areas: list  # (relative path, page context)
 
-    def render(self, part: int = 0, parts: int = 1) -> int:
-        """Render every `parts`-th page from `part` on; the number rendered."""
-        env = _environment()
-        made: set[str] = set()
-        jobs = self.jobs[part::parts]
-        for relative, template, context in jobs:
-            if template == "structure.html":
-                r = context["s"]
-                context = {**context, "created": None,
-                           "json_ld": json_ld(r, context["canonical"] or relative),
-                           "report": _report(self.settings, r),
-                           "phone": phone_display(r.get("telephone"))}
-            html = env.get_template(template).render({**self.common, **context, "root": "../"})
-            path = os.path.join(self.folder, relative)
-            parent = os.path.dirname(path)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(html)
-        return len(jobs)
+    def make(self, part: int = 0, parts: int = 1) -> tuple[dict[str, str], int, int]:
+        """Make every `parts`-th page from `part` on: (the structure pages' keys, pages
+        linked, pages rendered)."""
+        reuse = _Reuse(self.reuse.previous, self.reuse.manifest)  # this part's bookkeeping
+        for sub in {"structures"} | {os.path.dirname(rel) for rel, _ in self.areas}:
+            os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
+        rendered = 0
+        for r in self.rows[part::parts]:
+            relative, context = self.context_of(r)
+            if reuse.take(self.folder, relative, digest([self.page_key, context])):
+                continue
+            self._write(relative, "structure.html", {
+                **context, "created": None,
+                "json_ld": json_ld(r, context["canonical"] or relative),
+                "report": _report(self.settings, r),
+                "phone": phone_display(r.get("telephone"))})
+            rendered += 1
+        for relative, context in self.areas[part::parts]:
+            self._write(relative, "area.html", context)
+            rendered += 1
+        return reuse.keys, reuse.reused, rendered
+
+    def _write(self, relative: str, template: str, context: dict) -> None:
+        html = _environment().get_template(template).render(
+            {**self.common, **context, "root": "../"})
+        with open(os.path.join(self.folder, relative), "w", encoding="utf-8") as f:
+            f.write(html)
 
 
-def _render_pages(pages: _Pages, workers: int) -> None:
-    """Render the pages, in `workers` forked processes when more than one: Jinja is pure
-    Python (0.6 ms for a structure's page), and a national site has 400,000 pages."""
-    done = run_forked([functools.partial(pages.render, part, workers)
-                       for part in range(workers)], workers)
-    if sum(done) != len(pages.jobs):
-        raise SiteError(f"{sum(done)} pages rendered out of {len(pages.jobs)}")
+def _render_pages(pages: _Pages, workers: int) -> int:
+    """Make the pages, in `workers` forked processes when more than one: Jinja is pure
+    Python (0.6 ms for a structure's page), and a national site has 400,000 pages. Returns
+    how many were rendered; the others were linked."""
+    parts = run_forked([functools.partial(pages.make, part, workers)
+                        for part in range(workers)], workers)
+    for keys, reused, _ in parts:
+        pages.reuse.keys.update(keys)
+        pages.reuse.reused += reused
+    made = sum(len(keys) for keys, _, _ in parts)
+    if made != len(pages.rows):
+        raise SiteError(f"{made} structure pages made out of {len(pages.rows)}")
+    return sum(rendered for _, _, rendered in parts)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

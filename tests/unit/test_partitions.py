@@ -67,8 +67,27 @@ def test_overseas_departements_are_three_characters():
     assert departement_key("2A004") == "2A" and departement_key(None) is None
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_scoring_some_communes_gives_their_pairs_of_one_pass(count):
+    frame = records()
+    settings = MatchingSettings()
+    chosen = {"07019", "2A004", "97411"}
+    only = [c in chosen for c in frame["code_insee"].fillna("")]
+    kept = [i for i, o in enumerate(only) if o]
+    whole = score_pairs(frame.iloc[kept].to_dict("records"), settings)
+    expected = [(kept[i], kept[j], *rest) for i, j, *rest in whole]
+    scored, _ = score_records(frame, settings, RuntimeSettings(partitions=count), direct=True,
+                              only=only)
+    assert scored == [tuple(p) for p in expected] and expected
+
+
 def test_partition_count_defaults():
+    from flows.forked import cores
+
     assert partition_count(RuntimeSettings()) == 1
+    # enough records to score: one forked process per core, as the GIL gives threads nothing
+    assert partition_count(RuntimeSettings(), 50_000) == min(4, cores())
+    assert partition_count(RuntimeSettings(), 5_000) == 1
     assert partition_count(RuntimeSettings(task_runner="dask", dask_workers=3)) == 6
     assert partition_count(RuntimeSettings(task_runner="dask", partitions=5)) == 5
 
