@@ -25,6 +25,12 @@ def cores() -> int:
         os.cpu_count() or 1)
 
 
+def default_workers() -> int:
+    """The processes a step forks unless told: one per core, at most 4 (beyond that the
+    copies of the parent's memory cost more than the cores give)."""
+    return min(4, cores())
+
+
 def can_fork() -> bool:
     """Whether this platform forks (Linux does; Windows and macOS' default do not)."""
     return "fork" in multiprocessing.get_all_start_methods()

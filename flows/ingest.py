@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land, write_manifest
 from flows.fingerprints import staging_fingerprint
-from flows.forked import cores, run_forked
+from flows.forked import default_workers, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.run_report import Run, StepResult, task_logger
 from transforms.apis import source_table
@@ -240,7 +240,7 @@ def ingest_all(run: Run, sources: list[SourceSpec], communes: CommuneIndex,
     try:
         landed = [(src, fetched) for src in sources
                   if (fetched := _fetch(run, src, force)) is not None]
-        workers = min(4, cores(), len(landed))
+        workers = min(default_workers(), len(landed))
         if sum(f.bytes for _, f in landed) < PARALLEL_FROM_BYTES:
             workers = 1
         for i in range(0, len(landed), workers):

@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from flows.fingerprints import PIPELINE_HASH
-from flows.forked import cores, run_forked
+from flows.forked import default_workers, run_forked
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
 from transforms.geojson import collection_text, feature_lines
@@ -223,7 +223,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
     files, di_report = build_files(rows, link_base, changed_on,
-                                   settings.workers or min(4, cores()))
+                                   settings.workers or default_workers())
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
     files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
                                                    for k, v in sorted(redirects.items())]})

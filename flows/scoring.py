@@ -19,7 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fingerprints import TRANSFORMS_HASH
-from flows.forked import can_fork, cores, run_forked
+from flows.forked import can_fork, cores, default_workers, run_forked
 from transforms.frames import rows_of
 from transforms.match_cache import (
     commune_digests,
@@ -58,7 +58,7 @@ def partition_count(runtime: RuntimeSettings, to_score: int = 0) -> int:
         return runtime.partitions
     if runtime.task_runner == "dask":
         return 2 * (runtime.dask_workers or os.cpu_count() or 1)
-    return min(4, cores()) if to_score >= FORK_FROM and can_fork() else 1
+    return default_workers() if to_score >= FORK_FROM and can_fork() else 1
 
 
 def task_runner(runtime: RuntimeSettings) -> AbstractContextManager | None:

@@ -27,7 +27,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from flows.forked import can_fork, cores, run_forked
+from flows.forked import can_fork, default_workers, run_forked
 from flows.publish import current_release
 from transforms.outlines import departement_outlines, outlines_geojson
 from transforms.site import (
@@ -385,7 +385,7 @@ PARALLEL_FROM = 2000
 def _workers(setting: int, work: int) -> int:
     if work < PARALLEL_FROM or not can_fork():
         return 1
-    return setting or min(4, cores())
+    return setting or default_workers()
 
 
 def _structure_context(r: dict, sources: dict, areas: dict, base: str) -> tuple[str, dict]:

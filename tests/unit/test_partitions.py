@@ -82,11 +82,11 @@ def test_scoring_some_communes_gives_their_pairs_of_one_pass(count):
 
 
 def test_partition_count_defaults():
-    from flows.forked import cores
+    from flows.forked import default_workers
 
     assert partition_count(RuntimeSettings()) == 1
     # enough records to score: one forked process per core, as the GIL gives threads nothing
-    assert partition_count(RuntimeSettings(), 50_000) == min(4, cores())
+    assert partition_count(RuntimeSettings(), 50_000) == default_workers()
     assert partition_count(RuntimeSettings(), 5_000) == 1
     assert partition_count(RuntimeSettings(task_runner="dask", dask_workers=3)) == 6
     assert partition_count(RuntimeSettings(task_runner="dask", partitions=5)) == 5
