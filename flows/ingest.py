@@ -232,6 +232,7 @@ def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fet
 PARALLEL_FROM_BYTES = 4 << 20
 
 
+@gc_paused_during  # the forked processes inherit the pause: they stage with it too
 def ingest_all(run: Run, sources: list[SourceSpec], communes: CommuneIndex,
                force: bool) -> None:
     """Fetch every source, then stage the changed ones: pure Python, so on several cores
