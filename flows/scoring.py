@@ -146,7 +146,7 @@ def score_with_cache(records: pd.DataFrame, row_digests: Sequence, cached: dict,
     communes = commune_keys(records)
     salt = "|".join([TRANSFORMS_HASH, importlib.metadata.version("rapidfuzz"),
                      importlib.metadata.version("duckdb"), str(settings.merge_threshold),
-                     str(settings.review_threshold)])
+                     str(settings.review_threshold), str(settings.whole_blocks_up_to)])
     digests = commune_digests(communes, keys, row_digests, salt)
     stale = stale_communes(digests, cached)
     only = [c in stale for c in communes]

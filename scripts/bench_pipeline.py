@@ -143,14 +143,14 @@ def print_run(records: int, run: dict) -> None:
     print(f"{'':>9} {'':<10} {steps}", flush=True)
 
 
-def _pairs(home: Path) -> int:
+def _pairs(home: Path, settings) -> int:
     """Candidate pairs the matcher compares on the records of the last consolidation."""
     from transforms.matching import candidate_pairs
     from warehouse.db import fetch_frame
 
     with duckdb.connect(str(home / "siae.duckdb"), read_only=True) as con:
         rows = fetch_frame(con, "SELECT * FROM core.records").to_dict("records")
-    return len(candidate_pairs(rows))
+    return len(candidate_pairs(rows, settings.whole_blocks_up_to))
 
 
 def on_dask(folder: Path, home: Path, workers: list[int]) -> dict:
@@ -184,9 +184,9 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool,
     first, summary = _run(folder, home, "first")
     print_run(counts["rows"], first)
     out["runs"].append(first)
-    out["candidate_pairs"] = _pairs(home)
-    score = score_warehouse(load_spec(folder / "sources.toml"), folder / "truth.csv", home,
-                            summary.run_id)
+    spec = load_spec(folder / "sources.toml")
+    out["candidate_pairs"] = _pairs(home, spec.matching)
+    score = score_warehouse(spec, folder / "truth.csv", home, summary.run_id)
     out["precision"], out["recall"] = round(score.precision, 4), round(score.recall, 4)
     out["kinds_exact"] = round(score.kinds_exact, 4)
     if reruns:

@@ -1,10 +1,10 @@
 """Probabilistic matching of records that have no usable SIRET, with blocking.
 
-Candidates are compared only within a commune (the block) and only when they share a
-distinctive name token, a phone, an e-mail or a website, so the cost grows with the size of
-the blocks, not with the square of the records. Each pair gets features (name and address
-similarity with rapidfuzz, shared contacts, distance) and a score in [0, 1]; thresholds from
-the configuration cut it into three bands: merge, review, distinct.
+Candidates are compared only within a commune and only when they share a distinctive name
+word, the address, a phone or an e-mail (a block); in a crowded block a pair needs more
+evidence, so the pairs grow with the records, not with their square. Each pair gets features
+(name and address similarity with rapidfuzz, shared contacts, distance) and a score in
+[0, 1]; thresholds from the configuration cut it into three bands: merge, review, distinct.
 """
 
 from __future__ import annotations
@@ -99,40 +99,72 @@ def usable_siret(siret: str | None) -> str | None:
     return siret if siret and not is_placeholder_siret(siret) else None
 
 
-def _block_keys(r: Mapping) -> set[str]:
+# A block of up to this many records has all its pairs compared, when the settings do not say
+# (`[matching] whole_blocks_up_to`, which defaults to the number of sources).
+WHOLE_BLOCKS_UP_TO = 6
+# A key shared by more records than this in one commune is no evidence at all.
+_IGNORED_FROM = 200
+
+
+def _block_keys(r: Mapping) -> tuple[set[str], int]:
+    """A record's blocking keys, and how many of them come from its name.
+
+    One key per piece of evidence: a name word (by its first four letters, so that a typo
+    late in a word still meets), the address, the phone, the e-mail; each within the
+    commune."""
     commune = r.get("code_insee") or r.get("code_postal")
     if not commune:
-        return set()
+        return set(), 0
     tokens = name_tokens(r.get("nom")) + name_tokens(r.get("enseigne"))
-    # Whole tokens, and their first four letters so that a typo late in a word still meets.
-    keys = {f"{commune}|n:{t}" for t in tokens} | {f"{commune}|p:{t[:4]}" for t in tokens
-                                                    if len(t) >= 4}
+    keys = {f"{commune}|p:{t[:4]}" if len(t) >= 4 else f"{commune}|n:{t}" for t in tokens}
+    names = len(keys)
     if r.get("adresse"):
         keys.add(f"{commune}|a:{address_key(r['adresse'])}")
     for field in ("telephone", "courriel"):
         if r.get(field):
             keys.add(f"{commune}|{field}:{r[field]}")
-    return keys
+    return keys, names
 
 
-def candidate_pairs(records: Sequence[Mapping]) -> list[tuple[int, int]]:
-    """Index pairs worth comparing: same commune, a shared distinctive name token or contact,
-    and not two different usable SIRETs (those are different places by definition)."""
+def candidate_pairs(records: Sequence[Mapping],
+                    whole_blocks_up_to: int | None = None) -> list[tuple[int, int]]:
+    """Index pairs (i < j) worth comparing: same commune, a shared name word, address or
+    contact, and not two different usable SIRETs (those are different places by definition).
+
+    A block of up to `whole_blocks_up_to` records has all its pairs. A larger one holds
+    several places (one place has one record per source), so its key alone is weak: a pair
+    from it also needs a second shared key, or one name's words all in the other's. Without
+    that, the pairs of a commune grow with the square of its records."""
+    whole = whole_blocks_up_to or WHOLE_BLOCKS_UP_TO
     blocks: dict[str, list[int]] = defaultdict(list)
+    name_keys = []
     for i, r in enumerate(records):
-        for key in _block_keys(r):
+        keys, names = _block_keys(r)
+        name_keys.append(names)
+        for key in keys:
             blocks[key].append(i)
-    pairs = set()
-    for members in blocks.values():
-        if len(members) > 200:
-            continue  # a token shared by hundreds of records in one commune is no evidence
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                i, j = members[x], members[y]
-                a, b = usable_siret(records[i].get("siret")), usable_siret(records[j].get("siret"))
-                if a and b:
+    sirets = [usable_siret(r.get("siret")) for r in records]
+    pairs: set[tuple[int, int]] = set()
+    crowded: dict[tuple[int, int], int] = defaultdict(int)  # shared keys of crowded blocks
+    crowded_names: dict[tuple[int, int], int] = defaultdict(int)  # of which name words
+    for key, members in blocks.items():
+        if len(members) > _IGNORED_FROM:
+            continue
+        is_whole, is_name = len(members) <= whole, key.split("|", 1)[1][:2] in ("p:", "n:")
+        for x, i in enumerate(members):  # members are in record order: i < j
+            for j in members[x + 1:]:
+                if sirets[i] and sirets[j]:
                     continue  # same SIRET is merged by rule; different SIRETs never
-                pairs.add((min(i, j), max(i, j)))
+                if is_whole:
+                    pairs.add((i, j))
+                else:
+                    crowded[(i, j)] += 1
+                    if is_name:
+                        crowded_names[(i, j)] += 1
+    for (i, j), shared in crowded.items():
+        in_names = crowded_names.get((i, j), 0)
+        if shared >= 2 or (in_names and in_names >= min(name_keys[i], name_keys[j])):
+            pairs.add((i, j))
     return sorted(pairs)
 
 
@@ -241,7 +273,7 @@ def score_pairs(records: Sequence[Mapping], thresholds: MatchingSettings
                 ) -> list[tuple[int, int, float, str, dict]]:
     """(i, j, score, band, features) for every candidate pair above the distinct band."""
     out = []
-    for i, j in candidate_pairs(records):
+    for i, j in candidate_pairs(records, thresholds.whole_blocks_up_to):
         f = features(records[i], records[j])
         s = score(f)
         band = classify(s, thresholds)

@@ -199,6 +199,11 @@ class MatchingSettings(StrictModel):
     merge_threshold: float = Field(0.85, ge=0, le=1)
     review_threshold: float = Field(0.60, ge=0, le=1)
     judgements: SpecPath | None = None  # the analysts' decisions, a CSV under version control
+    # A block (commune + name word, address, phone or e-mail) of up to this many records has
+    # all its pairs compared; in a larger one a pair needs a second shared key. In
+    # sources.toml it defaults to the number of enabled sources: one place has one record per
+    # source, so a larger block holds several places.
+    whole_blocks_up_to: int | None = Field(None, ge=2)
 
     @model_validator(mode="after")
     def _bands(self) -> MatchingSettings:

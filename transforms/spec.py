@@ -330,6 +330,10 @@ def parse_spec(text: str, path: Path) -> Spec:
     matching = raw.get("matching", {})
     if isinstance(matching, dict) and "judgements" not in matching:
         matching = {**matching, "judgements": "judgements.csv"}
+    if isinstance(matching, dict) and "whole_blocks_up_to" not in matching:
+        # one place has one record per source: a larger block holds several places
+        enabled = sum(1 for t in shaped.values() if t.get("enabled", True) is not False)
+        matching = {**matching, "whole_blocks_up_to": max(2, enabled)}
     document = {**{k: v for k, v in raw.items() if k in _SECTIONS}, "sources": shaped,
                 "matching": matching, "path": path}
     try:

@@ -50,6 +50,53 @@ def test_a_typo_late_in_a_word_still_meets_through_the_prefix():
     assert candidate_pairs([r("PENELOPE"), r("PENELPOE")]) == [(0, 1)]
 
 
+def crowd(word, places, copies, **kw):
+    """`places` structures of one commune whose names share `word`, each at its own address
+    and listed `copies` times (once per source)."""
+    return [r(f"{word} {other}", adresse=f"{n} rue Neuve", **kw)
+            for n, other in enumerate(["Forez", "Pilat", "Velay", "Vivarais", "Jarez", "Roanne",
+                                       "Gier", "Lignon", "Furan", "Ondaine"][:places], 1)
+            for _ in range(copies)]
+
+
+def test_a_word_many_places_share_is_not_enough_in_a_crowded_block():
+    records = crowd("Solidarite", places=3, copies=2)  # six records share SOLIDARITE
+    copies = [(0, 1), (2, 3), (4, 5)]
+    assert candidate_pairs(records, whole_blocks_up_to=6) == [
+        (i, j) for i in range(6) for j in range(i + 1, 6)]
+    assert candidate_pairs(records, whole_blocks_up_to=4) == copies
+
+
+def test_a_name_wholly_in_the_other_still_meets_in_a_crowded_block():
+    records = crowd("Solidarite", places=3, copies=1) + [
+        r("Association Solidarite", adresse="9 rue Haute"),  # its only word is SOLIDARITE
+        r("Solidarite Pilat", adresse="9 rue Haute")]
+    pairs = candidate_pairs(records, whole_blocks_up_to=4)
+    assert (1, 4) in pairs  # same name, addresses differ
+    assert {(0, 3), (1, 3), (2, 3), (3, 4)} <= set(pairs)  # "Solidarite" is in every name
+    assert (0, 1) not in pairs and (0, 4) not in pairs
+
+
+def test_pairs_grow_with_the_records_not_their_square():
+    def pairs(places):
+        return len(candidate_pairs(crowd("Solidarite", places, copies=3), whole_blocks_up_to=4))
+
+    # the three copies of each place meet (3 pairs a place); different places never do
+    assert pairs(5) == 5 * 3 and pairs(10) == 10 * 3
+
+
+def test_the_settings_default_to_one_record_per_source(tmp_path):
+    from transforms.spec import parse_spec
+
+    text = "".join(f'[sources.s{n}]\nkind = "file"\npath = "s{n}.csv"\n'
+                   f'columns = {{ nom = "nom" }}\n' for n in range(5))
+    spec = parse_spec(text + '[sources.s5]\nkind = "file"\npath = "x.csv"\nenabled = false\n'
+                      'columns = { nom = "nom" }\n', tmp_path / "sources.toml")
+    assert spec.matching.whole_blocks_up_to == 5
+    spec = parse_spec(text + "[matching]\nwhole_blocks_up_to = 3\n", tmp_path / "sources.toml")
+    assert spec.matching.whole_blocks_up_to == 3
+
+
 BANDS = MatchingSettings(merge_threshold=0.85, review_threshold=0.60)
 
 
