@@ -226,28 +226,42 @@ def comments_of(name: str, columns: list[str]) -> list[tuple[str | None, str]]:
 
 
 def apply_comments(con: duckdb.DuckDBPyConnection, only: set[str] | None = None) -> int:
-    """Comment every documented table or view that exists (tables are recreated by the
-    consolidation, so this runs after each), or those of `only` ("schema.name"). Returns how
-    many were commented."""
+    """Comment every documented table or view of the current database that exists (tables
+    are recreated by the consolidation, so this runs after each), or those of `only`
+    ("schema.name"). A comment already in place is not written again: each COMMENT ON is a
+    catalog write, and most runs change none. Returns how many tables or views had their own
+    comment written."""
+    here = "database_name = current_database()"
     kinds = {f"{s}.{n}": "TABLE" for s, n in con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        f"SELECT schema_name, table_name FROM duckdb_tables() WHERE {here}").fetchall()}
     kinds |= {f"{s}.{n}": "VIEW" for s, n in con.execute(
-        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        f"SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND {here}"
+    ).fetchall()}
     if only is not None:
         kinds = {n: k for n, k in kinds.items() if n in only}
+    # what is there: (name, None) → the table's or view's comment, (name, column) → column's
+    present: dict[tuple[str, str | None], str | None] = {
+        (f"{s}.{n}", None): c for s, n, c in con.execute(
+            f"SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE {here} "
+            f"UNION ALL SELECT schema_name, view_name, comment FROM duckdb_views() "
+            f"WHERE NOT internal AND {here}").fetchall()}
+    columns: dict[str, list[str]] = {}
+    for s, n, column, c in con.execute(
+            f"SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+            f"WHERE {here} ORDER BY schema_name, table_name, column_index").fetchall():
+        columns.setdefault(f"{s}.{n}", []).append(column)
+        present[(f"{s}.{n}", column)] = c
     done = 0
     for name, kind in sorted(kinds.items()):
-        schema, table = name.split(".")
-        columns = [c for (c,) in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-            [schema, table]).fetchall()] if _describes_columns(name) else []
-        comments = comments_of(name, columns)
-        for column, text in comments:
+        wanted = comments_of(name, columns.get(name, []) if _describes_columns(name) else [])
+        for column, text in wanted:
+            if present.get((name, column)) == text:
+                continue
             # COMMENT ON takes no parameters: a quoted literal
             literal = "'" + text.replace("'", "''") + "'"
             if column is None:
                 con.execute(f"COMMENT ON {kind} {name} IS {literal}")
+                done += 1
             else:
                 con.execute(f'COMMENT ON COLUMN {name}."{column}" IS {literal}')
-        done += any(c is None for c, _ in comments)
     return done

@@ -43,15 +43,24 @@ def _remove(path: Path) -> None:
             p.unlink()
 
 
-def _digest(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: str) -> tuple:
-    """A table's columns and a digest of its rows (order-independent, duplicates counted)."""
-    columns = con.execute(
-        "SELECT list((column_name, data_type) ORDER BY column_index) FROM duckdb_columns() "
-        "WHERE database_name = ? AND schema_name = ? AND table_name = ?",
-        [database, schema, table]).fetchall()[0][0]
-    name = f"{database}.{schema}.{_quoted(table)}"
-    rows = con.execute(f"SELECT count(*), sum(hash(t)::HUGEINT) FROM {name} t").fetchall()[0]
-    return columns, rows
+def _digests(con: duckdb.DuckDBPyConnection, database: str,
+             tables: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    """Each table's columns and a digest of its rows (order-independent, duplicates counted),
+    in two queries: one statement per table costs more than the hashing of a small one."""
+    if not tables:
+        return {}
+    columns: dict[tuple[str, str], list] = {}
+    for schema, table, name, kind in con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = ? ORDER BY schema_name, table_name, column_index",
+            [database]).fetchall():
+        columns.setdefault((schema, table), []).append((name, kind))
+    union = " UNION ALL ".join(
+        f"SELECT {n} AS i, count(*), sum(hash(t)::HUGEINT) "
+        f"FROM {database}.{schema}.{_quoted(table)} t"
+        for n, (schema, table) in enumerate(tables))
+    rows = {i: (count, total) for i, count, total in con.execute(union).fetchall()}
+    return {t: (columns.get(t, []), rows[n]) for n, t in enumerate(tables)}
 
 
 def _comments_digest(name: str, columns: list) -> str:
@@ -103,6 +112,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
             shutil.copyfile(target, building)
         con.execute(f"ATTACH {literal} AS analysts_snapshot")
         try:
+            con.execute("BEGIN")  # one commit for every change, not one per statement
             kept = {(sc, t) for sc, t in con.execute(
                 "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
                 "'analysts_snapshot'").fetchall()}
@@ -115,16 +125,19 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
                 con.execute(f"DROP TABLE analysts_snapshot.{schema}.{_quoted(table)}")
             for schema in SCHEMAS:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS analysts_snapshot.{schema}")
+            digests = _digests(con, here, tables)
+            # a snapshot from before the ledger: read its tables' digests instead
+            former = _digests(con, "analysts_snapshot", sorted(
+                t for t in set(tables) & kept if t not in ledger)) if kept else {}
             for schema, table in tables:
-                columns, (count, total) = _digest(con, here, schema, table)
+                columns, (count, total) = digests[(schema, table)]
                 digest = json.dumps([columns, count, str(total)])
                 documented = _comments_digest(f"{schema}.{table}", columns)
                 prior = ledger.get((schema, table)) if (schema, table) in kept else None
                 if prior:
                     same = prior[0] == digest
-                else:  # a snapshot from before the ledger: read its table
-                    same = (schema, table) in kept and _digest(
-                        con, "analysts_snapshot", schema, table) == (columns, (count, total))
+                else:
+                    same = former.get((schema, table)) == (columns, (count, total))
                 if not same:
                     name = f"{schema}.{_quoted(table)}"
                     con.execute(f"CREATE OR REPLACE TABLE analysts_snapshot.{name} AS "
@@ -135,6 +148,11 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
                 ledger_rows.append([schema, table, count, digest, documented,
                                     prior[2] if same and prior else now])
             _write_ledger(con, ledger_rows)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
         finally:
             con.execute("DETACH analysts_snapshot")
         with duckdb.connect(str(building)) as snap:
