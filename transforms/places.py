@@ -137,6 +137,7 @@ class CommuneIndex:
         # (département, folded name) → current codes; today's names and former ones apart
         self._by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._by_old_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._anywhere: dict[str, set[str]] = defaultdict(set)  # today's name, any département
         records = rows_of(communes)
         for r in records:
             if r["type"] in ("COM", "ARM"):
@@ -158,6 +159,7 @@ class CommuneIndex:
                 names[(dep, key)].add(target)
                 if r["type"] == "COM":
                     self._key[target] = key
+                    self._anywhere[key].add(target)
         self._by_postcode: dict[str, list[str]] = defaultdict(list)
         for cp, code in zip(postcodes["code_postal"], postcodes["code_insee"], strict=True):
             if code in self._rows and code not in self._by_postcode[cp]:
@@ -239,7 +241,7 @@ class CommuneIndex:
                 if len(codes) == 1:
                     return self.place(next(iter(codes)), f"departement+{how}")
         if key and not dep:
-            codes = set().union(*(v for (_, k), v in self._by_name.items() if k == key))
+            codes = self._anywhere.get(key, set())
             if len(codes) == 1:
                 return self.place(next(iter(codes)), "commune")
         return None

@@ -98,3 +98,25 @@ def test_corsica_and_overseas(tiny_communes):
 
 def test_unknown_commune_is_none(tiny_communes):
     assert tiny_communes.resolve("99999", "Atlantis") is None
+
+
+def test_without_postcode_a_name_borne_by_one_commune_only_is_enough(tiny_communes):
+    place = tiny_communes.resolve(None, "aubenas")
+    assert (place.code_insee, place.method) == ("07019", "commune")
+    assert tiny_communes.resolve("", "Ajaccio").code_insee == "2A004"
+    assert tiny_communes.resolve(None, "Arbignieu") is None  # a former name needs its place
+
+
+def test_without_postcode_a_name_two_communes_bear_is_not_guessed():
+    import pandas as pd
+
+    from transforms.places import CommuneIndex
+
+    communes = pd.DataFrame([("93066", "Saint-Denis", "COM", None, "93", "11"),
+                             ("97411", "Saint-Denis", "COM", None, "974", "04")],
+                            columns=["code_insee", "nom", "type", "parent_code", "departement",
+                                     "region"], dtype=object)
+    index = CommuneIndex(communes, pd.DataFrame({"code_postal": [], "code_insee": []}),
+                         pd.DataFrame({"departement": ["93", "974"], "region": ["11", "04"]}))
+    assert index.resolve(None, "St Denis") is None
+    assert index.resolve("93200", "Saint-Denis").code_insee == "93066"
