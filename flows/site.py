@@ -163,11 +163,30 @@ def _compressed(data: bytes) -> tuple[bytes, bytes]:
     return _COMPRESSED[key]
 
 
-def _write_compressed(path: Path, data: bytes) -> None:
-    """Write a file with its pre-compressed copies (.gz, .br)."""
+def _kept_compressed(data: bytes) -> tuple[bytes, bytes]:
+    """The compressed copies of a file made from the communes reference only, kept in its
+    cache folder by content: a new home's first site does not compress them again."""
+    folder = reference.cache_folder() / "compressed"
+    stem = folder / hashlib.sha256(data).hexdigest()[:32]
+    gz_path, br_path = stem.with_suffix(".gz"), stem.with_suffix(".br")
+    with contextlib.suppress(OSError):
+        return gz_path.read_bytes(), br_path.read_bytes()
+    gz, br = _compressed(data)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, body in ((gz_path, gz), (br_path, br)):
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+            tmp.write_bytes(body)
+            tmp.replace(path)
+    return gz, br
+
+
+def _write_compressed(path: Path, data: bytes, lasting: bool = False) -> None:
+    """Write a file with its pre-compressed copies (.gz, .br); `lasting`: made from the
+    communes reference only, so its copies are kept between builds and homes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    gz, br = _compressed(data)
+    gz, br = _kept_compressed(data) if lasting else _compressed(data)
     path.with_name(path.name + ".gz").write_bytes(gz)
     path.with_name(path.name + ".br").write_bytes(br)
 
@@ -211,7 +230,7 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     package = json.loads((release / "datapackage.json").read_text())
     with connect(paths.database, read_only=True) as con:
         areas = reference.area_names(con)
-        centres = reference.commune_centres(con)
+        communes = _communes_json(con)
         outline = _outline(con, areas)
         sources = publications.value_sources(con)
     added = {a["structure_id"] for a in changes.get("added", [])} if changes.get("previous") \
@@ -223,7 +242,7 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     building.mkdir(parents=True)
     reuse = _Reuse.of_site(paths.home / "site")
     try:
-        counts = _write(building, release, rows, added, redirects, package, areas, centres,
+        counts = _write(building, release, rows, added, redirects, package, areas, communes,
                         outline, sources, settings, base, reuse)
     except Exception:
         shutil.rmtree(building, ignore_errors=True)
@@ -265,25 +284,39 @@ def _swap_site(home: Path, target: Path, keep: int) -> None:
         _manifest_path(p).unlink(missing_ok=True)
 
 
-def _outline(con, areas: dict) -> str:
-    """The départements' outlines as GeoJSON: dissolving 35,000 communes takes seconds, so
-    they are made once per version of the reference (in its cache folder)."""
+def _per_reference(con, name: str, make) -> bytes:
+    """`make()`'s bytes, made once per version of the communes reference and kept in its
+    cache folder (`name` says what it is and its file suffix)."""
     version = "; ".join(v for _, v in ops.reference_versions(con))
+    stem, suffix = name.rsplit(".", 1)
     cached = reference.cache_folder() / (
-        f"outline-{hashlib.sha256(version.encode()).hexdigest()[:12]}.geojson")
+        f"{stem}-{hashlib.sha256(version.encode()).hexdigest()[:12]}.{suffix}")
     if cached.exists():
-        return cached.read_text(encoding="utf-8")
-    text = outlines_geojson(departement_outlines(reference.commune_polygons(con)), {
-        d: v["nom"] for d, v in areas["departements"].items()})
+        return cached.read_bytes()
+    data = make()
     with contextlib.suppress(OSError):
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".part")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
         tmp.replace(cached)
-    return text
+    return data
 
 
-def _write(folder: Path, release: Path, rows, added, redirects, package, areas, centres,
+def _outline(con, areas: dict) -> bytes:
+    """The départements' outlines as GeoJSON (dissolving 35,000 communes takes seconds)."""
+    return _per_reference(con, "outline.geojson", lambda: outlines_geojson(
+        departement_outlines(reference.commune_polygons(con)),
+        {d: v["nom"] for d, v in areas["departements"].items()}).encode("utf-8"))
+
+
+def _communes_json(con) -> bytes:
+    """The communes for "près de…": [name, code INSEE, postcode, département, lat, lon]."""
+    return _per_reference(con, "communes.json", lambda: _json_bytes(
+        [[n, c, cp, d, round(lat, 5), round(lon, 5)]
+         for n, c, cp, d, lat, lon in reference.commune_centres(con)]))
+
+
+def _write(folder: Path, release: Path, rows, added, redirects, package, areas, communes,
            outline, sources, settings, base, reuse: _Reuse) -> dict:
     env = _environment()
     created = package.get("created")
@@ -297,11 +330,11 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
 
-    def data_file(relative: str, data: bytes) -> None:
+    def data_file(relative: str, data: bytes, lasting: bool = False) -> None:
         # shared with the previous site when the same (compressing the large ones takes time)
         key = hashlib.blake2b(data, digest_size=16).hexdigest()
         if not reuse.take(folder, relative, key, ("", ".gz", ".br")):
-            _write_compressed(folder / relative, data)
+            _write_compressed(folder / relative, data, lasting)
 
     # the data the pages load
     index = index_rows(rows, added)
@@ -312,9 +345,8 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         data_file(f"data/regions/{code}.json",
                   _json_bytes({r["structure_id"]: details(r) for r in members}))
     data_file("data/areas.json", _json_bytes(areas))
-    data_file("data/communes.json", _json_bytes(
-        [[n, c, cp, d, round(lat, 5), round(lon, 5)] for n, c, cp, d, lat, lon in centres]))
-    data_file("data/outline.geojson", outline.encode("utf-8"))
+    data_file("data/communes.json", communes, lasting=True)
+    data_file("data/outline.geojson", outline, lasting=True)
     data_file("data/config.json", _json_bytes({"tiles": settings.tiles,
                                                "attribution": settings.attribution,
                                                "mainland": MAINLAND}))

@@ -154,3 +154,25 @@ def test_a_phone_is_shown_as_phonenumbers_formats_it(number):
     except phonenumbers.NumberParseException:
         expected = number
     assert phone_display(number) == expected
+
+
+def test_the_reference_files_are_compressed_once_for_every_home(tmp_path, monkeypatch):
+    import gzip
+
+    import brotli
+
+    from flows import site
+
+    monkeypatch.setenv("SIAE_CACHE", str(tmp_path / "cache"))
+    data = json.dumps([["Aubenas", "07019"]] * 5000).encode()
+    gz, br = site._kept_compressed(data)
+    assert gzip.decompress(gz) == data and brotli.decompress(br) == data
+
+    def compress_again(_):
+        raise AssertionError("compressed again")
+
+    monkeypatch.setattr(site, "_compress", compress_again)
+    site._COMPRESSED.clear()
+    assert site._kept_compressed(data) == (gz, br)  # read from the cache folder
+    with pytest.raises(AssertionError):
+        site._kept_compressed(data + b" ")  # other bytes are compressed anew
