@@ -330,11 +330,13 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
 
+    compress: list[tuple[str, bytes, bool]] = []  # written with the pages, side by side
+
     def data_file(relative: str, data: bytes, lasting: bool = False) -> None:
         # shared with the previous site when the same (compressing the large ones takes time)
         key = hashlib.blake2b(data, digest_size=16).hexdigest()
         if not reuse.take(folder, relative, key, ("", ".gz", ".br")):
-            _write_compressed(folder / relative, data, lasting)
+            compress.append((relative, data, lasting))
 
     # the data the pages load
     index = index_rows(rows, added)
@@ -376,31 +378,25 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         target = by_id.get(redirect["to"])
         page(f"structures/{redirect['from']}.html", "redirect.html", 1, old=redirect["from"],
              new=redirect["to"], target=target)
-    areas_pages = []
-    for code, members in regions.items():
-        areas_pages.append((f"regions/{code}.html", dict(
-            level="région", code=code, name=areas["regions"].get(code, code),
-            summary=area_summary(members),
-            members=sorted(members, key=lambda r: r.get("nom") or ""),
-            children=sorted({r["departement"] for r in members if r.get("departement")}),
-            points=_points(members))))
-    for code, members in deps.items():
-        info = areas["departements"].get(code, {})
-        areas_pages.append((f"departements/{code}.html", dict(
-            level="département", code=code, name=info.get("nom", code),
-            region=info.get("region"), summary=area_summary(members),
-            members=sorted(members, key=lambda r: r.get("nom") or ""), children=[],
-            points=_points(members))))
+    # (what the area pages show is gathered where they are made, by the forked processes)
+    areas_pages = [(f"regions/{code}.html", "région", code, members)
+                   for code, members in regions.items()]
+    areas_pages += [(f"departements/{code}.html", "département", code, members)
+                    for code, members in deps.items()]
     # The structure and area pages are most of a build: checked (the key of each structure's
     # page), linked or rendered, and written by several processes when many. A page linked
     # from the previous site costs about a tenth of one rendered; a structure listed on an
     # area page about a fifth.
     pages = _Pages(folder, common, settings, rows, functools.partial(
         _structure_context, sources=sources, areas=areas, base=base),
-        [_code_key(), settings.title, base, settings.report_url], reuse, areas_pages)
+        [_code_key(), settings.title, base, settings.report_url], reuse, areas_pages,
+        functools.partial(_area_context, areas=areas), digest(areas))
     work = (len(rows) if reuse.previous is None else len(rows) // 10) + len(rows) // 5
-    workers = _workers(settings.workers, work)
-    rendered = _render_pages(pages, workers)
+    workers = _workers(settings.workers, work + sum(len(d) for _, d, _ in compress) // 2000)
+    # the largest files first, so that the processes end together
+    files = [functools.partial(_write_compressed, folder / relative, data, lasting)
+             for relative, data, lasting in sorted(compress, key=lambda c: -len(c[1]))]
+    rendered = _render_pages(pages, workers, files)
     page("comprendre-iae.html", "comprendre.html", 0)
     page("rallye.html", "rallye.html", 0)
     page("404.html", "404.html", 0)
@@ -436,6 +432,29 @@ def _structure_context(r: dict, sources: dict, areas: dict, base: str) -> tuple[
         canonical=f"{base}/{relative}" if base else None)
 
 
+def _area_context(level: str, code: str, members: list[dict], areas: dict) -> dict:
+    """What a région's or a département's page shows."""
+    if level == "région":
+        name, region = areas["regions"].get(code, code), None
+        children = sorted({r["departement"] for r in members if r.get("departement")})
+    else:
+        info = areas["departements"].get(code, {})
+        name, region, children = info.get("nom", code), info.get("region"), []
+    return dict(level=level, code=code, name=name, region=region,
+                summary=area_summary(members),
+                members=sorted(members, key=lambda r: r.get("nom") or ""),
+                children=children, points=_points(members))
+
+
+def _area_key(context: dict) -> list:
+    """What an area page is made of: its members' fields that it shows, not the others (a
+    new phone number changes a structure's page, not the lists it is on)."""
+    shown = [(r["structure_id"], r.get("nom"), r.get("types"), r.get("commune"),
+              r.get("recrute"), r.get("postes_ouverts")) for r in context["members"]]
+    return [context[k] for k in ("level", "code", "name", "region", "summary", "children",
+                                 "points")] + [shown]
+
+
 @dataclass
 class _Pages:
     """The structure pages (each linked from the previous site when its key is the same,
@@ -448,16 +467,19 @@ class _Pages:
     context_of: Callable[[dict], tuple[str, dict]]
     page_key: list  # what every structure page is made with (code, title, addresses)
     reuse: _Reuse
-    areas: list  # (relative path, page context)
+    areas: list  # (relative path, level, code, member rows)
+    area_context: Callable[[str, str, list], dict]
+    areas_key: str  # the names of every area, which the area pages show
 
-    def make(self, part: int = 0, parts: int = 1) -> tuple[dict[str, str], int, int]:
-        """Make every `parts`-th page from `part` on: (the structure pages' keys, pages
-        linked, pages rendered)."""
+    def make(self, part: int = 0, parts: int = 1) -> tuple[dict[str, str], int, int, int]:
+        """Make every `parts`-th page from `part` on: (the pages' keys, pages linked, pages
+        rendered, structure pages made)."""
         reuse = _Reuse(self.reuse.previous, self.reuse.manifest)  # this part's bookkeeping
-        for sub in {"structures"} | {os.path.dirname(rel) for rel, _ in self.areas}:
+        for sub in {"structures"} | {os.path.dirname(a[0]) for a in self.areas}:
             os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
         rendered = 0
-        for r in self.rows[part::parts]:
+        mine = self.rows[part::parts]
+        for r in mine:
             relative, context = self.context_of(r)
             if reuse.take(self.folder, relative, digest([self.page_key, context])):
                 continue
@@ -467,10 +489,15 @@ class _Pages:
                 "report": _report(self.settings, r),
                 "phone": phone_display(r.get("telephone"))})
             rendered += 1
-        for relative, context in self.areas[part::parts]:
-            self._write(relative, "area.html", context)
+        for relative, level, code, members in self.areas[part::parts]:
+            context = self.area_context(level, code, members)
+            key = digest([self.page_key, self.areas_key, _area_key(context)])
+            if reuse.take(self.folder, relative, key):
+                continue
+            # no release date on them either: an area whose list is unchanged keeps its page
+            self._write(relative, "area.html", {**context, "created": None})
             rendered += 1
-        return reuse.keys, reuse.reused, rendered
+        return reuse.keys, reuse.reused, rendered, len(mine)
 
     def _write(self, relative: str, template: str, context: dict) -> None:
         html = _environment().get_template(template).render(
@@ -479,19 +506,22 @@ class _Pages:
             f.write(html)
 
 
-def _render_pages(pages: _Pages, workers: int) -> int:
-    """Make the pages, in `workers` forked processes when more than one: Jinja is pure
-    Python (0.6 ms for a structure's page), and a national site has 400,000 pages. Returns
-    how many were rendered; the others were linked."""
-    parts = run_forked([functools.partial(pages.make, part, workers)
-                        for part in range(workers)], workers)
-    for keys, reused, _ in parts:
+def _render_pages(pages: _Pages, workers: int, files: list[Callable[[], None]]) -> int:
+    """Make the pages, and write the data `files` (compressing the large ones takes seconds),
+    in `workers` forked processes when more than one: Jinja is pure Python (0.6 ms for a
+    structure's page), and a national site has 400,000 pages. Returns how many pages were
+    rendered; the others were linked."""
+    # more parts than processes: the one that compressed a large file takes fewer of them
+    parts = 1 if workers <= 1 else workers * 4
+    jobs = [*files, *(functools.partial(pages.make, part, parts) for part in range(parts))]
+    made = run_forked(jobs, workers)[len(files):]
+    for keys, reused, _, _ in made:
         pages.reuse.keys.update(keys)
         pages.reuse.reused += reused
-    made = sum(len(keys) for keys, _, _ in parts)
-    if made != len(pages.rows):
-        raise SiteError(f"{made} structure pages made out of {len(pages.rows)}")
-    return sum(rendered for _, _, rendered in parts)
+    structures = sum(n for _, _, _, n in made)
+    if structures != len(pages.rows):
+        raise SiteError(f"{structures} structure pages made out of {len(pages.rows)}")
+    return sum(rendered for _, _, rendered, _ in made)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

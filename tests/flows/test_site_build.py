@@ -18,11 +18,12 @@ from warehouse.paths import WarehousePaths
 from warehouse.reference import ensure_communes
 
 
-def _rows(names: dict[int, str] | None = None) -> list[dict]:
-    names = names or {}
+def _rows(names: dict[int, str] | None = None, phones: dict[int, str] | None = None
+          ) -> list[dict]:
+    names, phones = names or {}, phones or {}
     return [structure(i, nom=names.get(i, f"Atelier {i}"), departement="07", region="84",
                       commune="Aubenas", code_postal="07200", code_insee="07019",
-                      telephone="+33465711234") for i in range(12)]
+                      telephone=phones.get(i, "+33465711234")) for i in range(12)]
 
 
 def _publish(home, rows) -> None:
@@ -108,6 +109,33 @@ def test_structure_pages_carry_no_release_date_but_the_home_page_does(home):
     assert f"Données du <time datetime=\"{created}\">" in (
         home / "site" / "index.html").read_text(encoding="utf-8")
     assert "Données du" not in _page(home, 0)
+    for area in ("regions/84.html", "departements/07.html"):
+        assert "Données du" not in (home / "site" / area).read_text(encoding="utf-8")
+
+
+AREAS = ("regions/84.html", "departements/07.html")
+
+
+def test_an_area_page_is_kept_when_what_it_lists_is_unchanged(home):
+    build_site(home)
+    old_site = (home / "site").resolve()
+    _publish(home, _rows(phones={4: "+33475000000"}))  # a phone: on the structure's page only
+    build_site(home)
+    site = (home / "site").resolve()
+    assert "04 75 00 00 00" in _page(home, 4)
+    for area in AREAS:
+        assert (site / area).samefile(old_site / area)
+
+
+def test_an_area_page_is_rendered_again_when_a_name_it_lists_changes(home):
+    build_site(home)
+    old_site = (home / "site").resolve()
+    _publish(home, _rows({7: "Jardins du Coiron"}))
+    build_site(home)
+    site = (home / "site").resolve()
+    for area in AREAS:
+        assert not (site / area).samefile(old_site / area)
+        assert "Jardins du Coiron" in (site / area).read_text(encoding="utf-8")
 
 
 def test_a_new_title_or_report_address_renders_every_page_again(home):
