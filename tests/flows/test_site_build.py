@@ -160,6 +160,20 @@ def test_older_sites_leave_with_their_manifests(home):
     assert "Atelier numéro 3" in _page(home, 0)
 
 
+def test_a_failing_build_still_keeps_the_site_in_use(home, monkeypatch):
+    # the sites beyond [site] keep go while the pages are made, never the one in use
+    for n in range(2):
+        _publish(home, _rows({0: f"Atelier numéro {n}"}))
+        build_site(home, SiteSettings(keep=1))
+    in_use = (home / "site").resolve()
+    _publish(home, _rows({0: "Envol"}))
+    monkeypatch.setattr("flows.site.phone_display", lambda _: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        build_site(home, SiteSettings(keep=1))
+    assert (home / "site").resolve() == in_use and "Atelier numéro 1" in _page(home, 0)
+    assert [p for p in (home / "sites").iterdir() if p.is_dir()] == [in_use]
+
+
 def test_a_missing_previous_file_is_rendered_again(home):
     build_site(home)
     old_site = (home / "site").resolve()
