@@ -57,20 +57,22 @@ def write_sources(folder: Path, places: int, ban_url: str, seed: int = 7) -> dic
 
 
 def edit_one_percent(folder: Path, seed: int = 11) -> int:
-    """Change the phone of 1% of the network's rows, those without SIRET first: the network
-    has no ids, so each edited row is re-keyed, and nothing else identifies those places."""
-    path = folder / "reseau.csv"
-    with path.open(encoding="utf-8", newline="") as fh:
-        table = list(csv.reader(fh))
+    """Give a new phone number to 1% of the rows of every source, drawn at random. The phone
+    of the source a place takes it from is published, so about 1% of the places change in
+    the release and on the site; a network row (no ids) is also re-keyed."""
     rng = random.Random(seed)
-    count = max(1, (len(table) - 1) // 100)
-    bare = [i for i in range(1, len(table)) if not table[i][HEADER.index("siret")]]
-    picked = rng.sample(bare, min(count, len(bare)))
-    for i in picked:
-        table[i][HEADER.index("tel")] = f"04{rng.randint(10000000, 99999999)}"
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh).writerows(table)
-    return len(picked)
+    edited = 0
+    for name in ("asp", "emplois", "annuaire", "reseau"):
+        path = folder / f"{name}.csv"
+        with path.open(encoding="utf-8", newline="") as fh:
+            table = list(csv.reader(fh))
+        picked = rng.sample(range(1, len(table)), max(1, (len(table) - 1) // 100))
+        for i in picked:
+            table[i][HEADER.index("tel")] = f"04{rng.randint(10000000, 99999999)}"
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows(table)
+        edited += len(picked)
+    return edited
 
 
 def size(path: Path) -> str:
@@ -123,11 +125,15 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
         entry["busy_seconds"] = round(entry["busy_seconds"], 2)
     failed = [f"{st.step} {st.source or ''}: {st.message}" for st in summary.steps
               if st.status == "failed"]
+    # what the release says changed: an edit that no published value shows costs less
+    published = next((st.details for st in summary.steps if st.step == "publish"), {}) or {}
+    changed = {k: published[k] for k in ("added", "changed", "moved", "removed")
+               if k in published}
     return {"run": label, "wall_s": round(wall, 1), "peak_rss_mib": round(_peak_mib()),
             "child_peak_rss_mib": round(_child_peak_mib()),
             "structures": summary.structures, "features": summary.features,
             "geocoding_requests": summary.geocoding_requests, "steps": steps,
-            "failed": failed}, summary
+            "published_changes": changed, "failed": failed}, summary
 
 
 def print_run(records: int, run: dict) -> None:
@@ -139,6 +145,7 @@ def print_run(records: int, run: dict) -> None:
           f"peak RSS {run['peak_rss_mib']} MiB (child {run['child_peak_rss_mib']}), "
           f"{run['structures']} structures, "
           f"{run['geocoding_requests']} geocoding requests"
+          + (f", release: {run['published_changes']}" if run["published_changes"] else "")
           + (f"; FAILED {run['failed']}" if run["failed"] else ""))
     print(f"{'':>9} {'':<10} {steps}", flush=True)
 
