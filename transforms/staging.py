@@ -56,6 +56,38 @@ class Staged:
     warnings: pd.DataFrame
     unmapped_columns: list[str] = field(default_factory=list)
     rows_read: int = 0
+    reused: int = 0  # rows whose outcome was replayed from the last staging (RowMemo)
+
+
+# A row's outcome: its rejects and warnings as (field, value, reason, detail), its record
+# (None when rejected) and the record's source_id.
+Outcome = tuple[list, list, list | None, str | None]
+_ROW_NUMBER = RECORD_COLUMNS.index("row_number")
+_SOURCE_ID = RECORD_COLUMNS.index("source_id")
+
+
+@dataclass
+class RowMemo:
+    """The outcome of every row a source's staging read, by a digest of the row's values.
+    Valid for one `fingerprint`: the source's mapping, the code, the communes reference, the
+    published kinds and the libraries that validate values; the caller keeps it between
+    stagings and drops it when the fingerprint differs."""
+
+    fingerprint: str
+    known: dict[bytes, Outcome] = field(default_factory=dict)  # from the last staging
+    kept: dict[bytes, Outcome] = field(default_factory=dict)  # this staging's rows
+
+    @staticmethod
+    def key(values) -> bytes:
+        """The digest of one row's values, in the file's column order."""
+        text = "\x1f".join(v if type(v) is str else repr(v) for v in values)
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get(self, key: bytes) -> Outcome | None:
+        return self.known.get(key)
+
+    def keep(self, key: bytes, outcome: Outcome) -> None:
+        self.kept[key] = outcome
 
 
 def _text(value: str | None) -> str | None:
@@ -128,9 +160,11 @@ def once_per_value(normalize: Callable) -> Callable:
 
 
 def stage_table(
-    table: Table, spec: SourceSpec, communes: CommuneIndex, kinds: tuple[str, ...]
+    table: Table, spec: SourceSpec, communes: CommuneIndex, kinds: tuple[str, ...],
+    memo: RowMemo | None = None,
 ) -> Staged:
-    """Map, normalise and validate every row of `table` for source `spec`."""
+    """Map, normalise and validate every row of `table` for source `spec`. With a `memo`,
+    the rows it knows are replayed, and every row's outcome is kept in it."""
     columns = spec.mapping
     missing = [c for c in columns.values() if c not in table.columns]
     if missing:
@@ -148,13 +182,8 @@ def stage_table(
     normalizers = {f: once_per_value(f) for f in (normalize_postcode, normalize_departement,
                                                   parse_date, parse_coordinate)}
 
-    for number, raw_row, reason, raw_text in [(n, None, r, t) for n, r, t in table.bad_rows] + [
-        (n, dict(zip(table.columns, r, strict=True)), None, None)
-        for n, r in zip(table.row_numbers, table.rows, strict=True)
-    ]:
-        if raw_row is None:
-            rejects.append([spec.name, number, None, None, "ligne_illisible", reason, raw_text])
-            continue
+    def one(number: int, raw_row: dict) -> None:
+        """Stage one row read: a record, or a reject; warnings either way."""
         raw_json = json.dumps({k: shorten(v) for k, v in raw_row.items()}, ensure_ascii=False)
         values = {f: raw_row.get(col, "") for f, col in columns.items()}
         repaired = {f: repair(v) for f, v in values.items() if v}
@@ -181,12 +210,12 @@ def stage_table(
                             "valeur_trop_longue",
                             f"{len(values[too_long[0]])} characters (at most {MAX_CELL})",
                             raw_json])
-            continue
+            return
 
         nom = _text(values.get("nom"))
         if not nom:
             reject("nom", "nom_manquant", "no name")
-            continue
+            return
         types, unknown = kinds_of(values.get("types", ""))
         # Kinds a source gives without tying them to this establishment (per SIREN): kept,
         # published only once another source confirms them.
@@ -197,7 +226,7 @@ def stage_table(
             else:
                 reject("types", "type_manquant",
                        table.row_notes.get(number, "no kind of structure"))
-            continue
+            return
         published = [k for k in types if k in kinds]
         proposed = [k for k in candidates if k in kinds and k not in published]
         if not published and not proposed:
@@ -207,7 +236,7 @@ def stage_table(
                 f"{', '.join(types or candidates)} not published (defaults.kinds: "
                 f"{', '.join(kinds)})",
             )
-            continue
+            return
         if not published:
             warn("types_candidats", "type_non_confirme",
                  f"{', '.join(proposed)}: the company's kinds, not known to be this "
@@ -226,7 +255,7 @@ def stage_table(
         source_id = _text(values.get("source_id")) or _row_hash(values)
         if source_id in seen_ids:
             reject("source_id", "doublon", f"same source_id as row {seen_ids[source_id]}")
-            continue
+            return
         seen_ids[source_id] = number
 
         def lenient(fld, normalize, warn=warn, values=values):
@@ -306,6 +335,58 @@ def stage_table(
             "postes": normalize_postes(values.get("postes")),
         }
         records.append([record[c] for c in RECORD_COLUMNS])
+
+    reused = 0
+
+    def replay(hit: Outcome | None, number: int, raw_row: dict) -> bool:
+        """Append a known row's outcome under its new row number; False when there is none,
+        or when its source_id is now taken by an earlier row (staged afresh: a doublon)."""
+        nonlocal reused
+        if hit is None or (hit[3] is not None and hit[3] in seen_ids):
+            return False
+        issues_r, issues_w, record, source_id = hit
+        if issues_r or issues_w:
+            raw_json = json.dumps({k: shorten(v) for k, v in raw_row.items()},
+                                  ensure_ascii=False)
+            rejects.extend([spec.name, number, *i, raw_json] for i in issues_r)
+            warnings.extend([spec.name, number, *i, raw_json] for i in issues_w)
+        if record is not None:
+            seen_ids[source_id] = number
+            record = list(record)
+            record[_ROW_NUMBER] = number
+            records.append(record)
+        reused += 1
+        return True
+
+    def outcome(new_rejects: list, new_warnings: list, new_records: list) -> Outcome | None:
+        if any(r[4] == "doublon" for r in new_rejects):
+            return None  # depends on the rows before it
+        record = new_records[0] if new_records else None
+        return ([r[2:6] for r in new_rejects], [w[2:6] for w in new_warnings], record,
+                record[_SOURCE_ID] if record is not None else None)
+
+    for number, raw_row, reason, raw_text in [(n, None, r, t) for n, r, t in table.bad_rows] + [
+        (n, dict(zip(table.columns, r, strict=True)), None, None)
+        for n, r in zip(table.row_numbers, table.rows, strict=True)
+    ]:
+        if raw_row is None:
+            rejects.append([spec.name, number, None, None, "ligne_illisible", reason, raw_text])
+            continue
+        # A row staged before, with the same mapping, code and reference, stages the same:
+        # its outcome is replayed (a 1% edit of a national file re-stages 1% of it). Not a
+        # row whose outcome depends on others (a repeated source_id) or on its place in the
+        # file (the reader's notes).
+        key = memo.key(raw_row.values()) if memo is not None and \
+            number not in table.row_notes else None
+        if key is not None and replay(memo.get(key), number, raw_row):
+            memo.keep(key, memo.get(key))
+            continue
+        marks = len(rejects), len(warnings), len(records)
+        one(number, raw_row)
+        if key is not None:
+            made = outcome(rejects[marks[0]:], warnings[marks[1]:], records[marks[2]:])
+            if made is not None:
+                memo.keep(key, made)
     rows_read = len(table.rows) + len(table.bad_rows)
     if len(records) + len(rejects) != rows_read:
         # every row read is a record or a reject: nothing may vanish without a word
@@ -317,4 +398,5 @@ def stage_table(
         warnings=pd.DataFrame(warnings, columns=ISSUE_COLUMNS, dtype=object),
         unmapped_columns=unmapped,
         rows_read=rows_read,
+        reused=reused,
     )

@@ -126,7 +126,10 @@ def commune_index(con: duckdb.DuckDBPyConnection) -> CommuneIndex:
     ).df()
     postcodes = con.execute("SELECT code_postal, code_insee FROM core.communes_postcodes").df()
     deps = con.execute("SELECT departement, region FROM core.departements").df()
-    return CommuneIndex(_objects(communes), _objects(postcodes), _objects(deps))
+    index = CommuneIndex(_objects(communes), _objects(postcodes), _objects(deps))
+    index.version = "; ".join(f"{n} {v}" for n, v in con.execute(
+        "SELECT name, version FROM ops.reference_versions ORDER BY name").fetchall())
+    return index
 
 
 def commune_shapes(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:

@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from transforms.readers import Table
 from transforms.spec import parse_spec
-from transforms.staging import StageError, parse_date, stage_table
+from transforms.staging import RowMemo, StageError, parse_date, stage_table
+from warehouse.staging_memo import load_memo, memo_path, save_memo
 
 SPEC = parse_spec(
     """
@@ -245,3 +247,64 @@ def test_a_mapped_departement_is_checked_against_the_commune(tiny_communes, cp, 
     rec = out.records.iloc[0]
     assert rec["departement"] == departement
     assert list(out.warnings["reason"]) == ([warning] if warning else [])
+
+
+# --- the rows a staging read before are replayed (RowMemo) ----------------------------------
+
+
+def _frames(staged):
+    return [staged.records, staged.rejects, staged.warnings]
+
+
+def _staged_with(rows, communes, memo):
+    table = Table(COLUMNS, rows, list(range(2, 2 + len(rows))))
+    return stage_table(table, SPEC, communes, KINDS, memo)
+
+
+def _next(memo):
+    return RowMemo(memo.fingerprint, memo.kept)
+
+
+EDITED_ROWS = [
+    row(Nom="Recyclerie du Coiron"),  # new
+    row(Tel="04 75 00 00 00", SIRET="", Nom="Envol"),  # edited: no SIRET, so a new row hash
+    row(Type="Inconnu", Nom="Sans type"),  # rejected before, rejected again
+    row(CP="99999", Nom="Code faux"),  # a warning, kept again
+    row(),  # the first one, moved down
+]
+
+
+def test_a_staging_replayed_from_the_last_one_equals_a_staging_afresh(tiny_communes):
+    first = [row(), row(Tel="04 75 11 11 11", SIRET="", Nom="Envol"),
+             row(Type="Inconnu", Nom="Sans type"), row(CP="99999", Nom="Code faux")]
+    memo = RowMemo("f")
+    _staged_with(first, tiny_communes, memo)
+    replayed = _staged_with(EDITED_ROWS, tiny_communes, _next(memo))
+    afresh = stage(EDITED_ROWS, tiny_communes)
+    for got, expected in zip(_frames(replayed), _frames(afresh), strict=True):
+        pd.testing.assert_frame_equal(got, expected)
+    assert replayed.reused == 3 and afresh.reused == 0
+    # the replayed rows carry their new row numbers
+    assert sorted(replayed.records["row_number"]) == [2, 3, 5, 6]
+
+
+def test_a_replayed_row_whose_id_an_earlier_row_now_takes_is_a_doublon(tiny_communes):
+    memo = RowMemo("f")
+    _staged_with([row(SIRET="", Nom="Envol")], tiny_communes, memo)
+    rows = [row(SIRET="", Nom="Envol"), row(SIRET="", Nom="Envol")]  # same content twice
+    replayed = _staged_with(rows, tiny_communes, _next(memo))
+    assert list(replayed.rejects["reason"]) == ["doublon"]
+    for got, expected in zip(_frames(replayed), _frames(stage(rows, tiny_communes)),
+                             strict=True):
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_memo_is_kept_for_its_fingerprint_only(tmp_path):
+    path = memo_path(tmp_path, "reseau")
+    memo = RowMemo("mapping-1")
+    memo.keep(RowMemo.key(["a", "b"]), ([], [], None, None))
+    save_memo(path, memo)
+    assert load_memo(path, "mapping-1").known == memo.kept
+    assert load_memo(path, "mapping-2").known == {}  # another mapping, code or reference
+    path.write_bytes(b"not a pickle")
+    assert load_memo(path, "mapping-1").known == {}  # a damaged cache stages afresh
