@@ -192,10 +192,19 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
                 first_seen: Mapping[str, object]) -> tuple[list[str], dict[str, str]]:
     """One ID per cluster: the oldest known ID among its keys (a merge keeps the oldest and
     redirects the others), or a new one derived from its smallest key."""
-    def age(sid: str):
-        return (str(first_seen.get(sid, "")), sid)
+    ages: dict[str, tuple[str, str]] = {}
 
-    claims = [sorted({known[k] for k in keys if k in known}, key=age) for keys in clusters]
+    def age(sid: str) -> tuple[str, str]:
+        # once per ID: formatting a timestamp costs more than the rest of the sort
+        found = ages.get(sid)
+        if found is None:
+            found = ages[sid] = (str(first_seen.get(sid, "")), sid)
+        return found
+
+    claims = []
+    for keys in clusters:
+        ids = {known[k] for k in keys if k in known}
+        claims.append(sorted(ids, key=age) if len(ids) > 1 else list(ids))
     order = sorted(range(len(clusters)), key=lambda i: (age(claims[i][0]) if claims[i]
                                                         else ("~", ""), clusters[i][0]))
     chosen: dict[int, str] = {}
@@ -211,9 +220,10 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
             chosen[i] = new_structure_id(clusters[i][0], taken)
             taken.add(chosen[i])
     redirects = {}
+    kept = set(chosen.values())
     for i in range(len(clusters)):
         for sid in claims[i]:
-            if sid != chosen[i] and sid not in chosen.values():
+            if sid != chosen[i] and sid not in kept:
                 redirects[sid] = chosen[i]
     return [chosen[i] for i in range(len(clusters))], redirects
 
