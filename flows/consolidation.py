@@ -123,7 +123,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
         records = staging.staged_records(con, names, digests=True)
-        known = core.identities(con)
+        known = core.identities(con, names)
     row_digests = records.pop("row_digest").tolist()
     judgements = load_judgements(spec.matching.judgements)
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID...

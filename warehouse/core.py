@@ -45,15 +45,23 @@ class Identities:
     renamed: list[tuple[str, str]]  # (old_key, new_key) successions, oldest first
 
 
-def identities(con: duckdb.DuckDBPyConnection) -> Identities:
-    """Known IDs, their age, the last consolidation's records and the successions."""
+def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) -> Identities:
+    """Known IDs, their age, the last consolidation's records and the successions.
+    `staged`: the sources whose stagings the merge reads; the previous records are then only
+    those none of these stagings still holds (the only ones a new record can succeed),
+    not every record of the country."""
     known = dict(con.execute(
         "SELECT identity_key, structure_id FROM core.structure_ids").fetchall())
     first_seen = dict(con.execute(
         "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL").fetchall())
     # The last consolidation's records (whatever their schema then) for succession.
+    gone = ""
+    if staged:
+        still = " UNION ALL ".join(f"SELECT source, source_id FROM staging.{n}"
+                                   for n in staged)
+        gone = f" ANTI JOIN ({still}) s USING (source, source_id)"
     previous = (fetch_frame(con, "SELECT r.*, l.structure_id FROM core.records r JOIN "
-                                 "core.links l USING (source, source_id)")
+                                 f"core.links l USING (source, source_id){gone}")
                 if table_exists(con, "core", "records") else pd.DataFrame())
     renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
                           "ORDER BY decided_at, new_key").fetchall()

@@ -65,20 +65,24 @@ def published_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
 
 
 def value_sources(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple]]:
-    """structure_id → field → (source, date): which source gave each published value and how
-    fresh it is (that source's record date_maj, else when the source was staged)."""
+    """structure_id → field → (source, date as YYYY-MM-DD): which source gave each published
+    value and how fresh it is (that source's record date_maj, else when the source was
+    staged)."""
     if not table_exists(con, "core", "links"):
         return {}
-    rows = con.execute("""
+    # Read column by column through Arrow, the dates as text: a national site has millions
+    # of values, and a date object per value costs more than the query.
+    table = con.sql("""
         SELECT p.structure_id, p.champ, p.source,
-               coalesce(max(r.date_maj), CAST(max(st.staged_at) AS DATE))
+               CAST(coalesce(max(r.date_maj), CAST(max(st.staged_at) AS DATE)) AS VARCHAR)
         FROM marts.siae_provenance p
         LEFT JOIN core.links l ON l.structure_id = p.structure_id AND l.source = p.source
         LEFT JOIN core.records r ON r.source = l.source AND r.source_id = l.source_id
         LEFT JOIN ops.source_state st ON st.source = p.source
-        GROUP BY ALL""").fetchall()
+        GROUP BY ALL""").to_arrow_table()
     out: dict[str, dict[str, tuple]] = {}
-    for sid, field_, source, date in rows:
+    for sid, field_, source, date in zip(*(c.to_pylist() for c in table.columns),
+                                         strict=True):
         out.setdefault(sid, {})[field_] = (source, date)
     return out
 

@@ -9,7 +9,7 @@ from tests.helpers import record, structure
 from transforms.fields import RECORD
 from transforms.geocoding import Query, Result
 from transforms.merge import LINK_COLUMNS
-from warehouse import core, geocodes, ops, publications
+from warehouse import core, geocodes, ops, publications, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES
 
 NOW = dt.datetime(2026, 11, 2, 7, 0)
@@ -41,6 +41,12 @@ def test_a_consolidation_is_written_whole_and_read_back(con):
     known = core.identities(con)
     assert known.known == {"record:a:0": "siae-0001", "record:a:1": "siae-0002"}
     assert known.previous["structure_id"].tolist() == ["siae-0001", "siae-0002"]
+    # with the sources the merge reads: only the records their stagings no longer hold
+    still = pd.DataFrame([record("a", "1", nom="Atelier", types=["ACI"])], columns=list(RECORD),
+                         dtype=object)
+    staging.replace_staging(con, staging.SourceState("a", "sha", "fp", NOW, "r2", 1, 1, 0, 0,
+                                                     None), still)
+    assert core.identities(con, ["a"]).previous["source_id"].tolist() == ["0"]
     assert publications.redirects(con) == {"siae-old": "siae-0001"}
     assert [r["structure_id"] for r in publications.published_rows(con)] == \
         ["siae-0001", "siae-0002"]
