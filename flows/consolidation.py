@@ -181,7 +181,8 @@ def merge(run: Run) -> tuple[Merged | None, str | None, float, dict]:
     merged, err, more = run.call(cluster, run.spec, staged, matching.scored)
     return merged, err, round(secs + more, 3), {
         "partitions": matching.partitions, "communes": len(matching.communes),
-        "communes_scored": matching.rescored, "records_scored": matching.records_scored}
+        "communes_scored": matching.rescored, "records_scored": matching.records_scored,
+        "pairs_scored": matching.pairs_scored}
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)

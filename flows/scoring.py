@@ -24,7 +24,9 @@ from transforms.frames import rows_of
 from transforms.match_cache import (
     commune_digests,
     commune_keys,
+    known_pairs,
     new_entries,
+    pair_digest,
     reused_pairs,
     stale_communes,
 )
@@ -36,13 +38,29 @@ from transforms.settings import MatchingSettings, RuntimeSettings
 Scored = list[tuple[int, int, float, str, dict]]
 
 
+@dataclass(frozen=True)
+class Known:
+    """The pairs an earlier scoring gave, for a partition: by pair digest, and what each of
+    its records is (key and row digest, by position in the partition)."""
+
+    pairs: dict  # pair digest → (score, band, features)
+    records: list[str]
+    salt: str
+
+    def __call__(self, i: int, j: int) -> tuple | None:
+        return self.pairs.get(pair_digest(self.salt, self.records[i], self.records[j]))
+
+
 @task(cache_policy=NO_CACHE)
-def score_partition(part: pd.DataFrame, settings: MatchingSettings) -> Scored:
+def score_partition(part: pd.DataFrame, settings: MatchingSettings,
+                    known: Known | None = None) -> Scored:
     """The candidate pairs of one partition, scored, with positions in the whole set (the
-    partition's index)."""
+    partition's index). With `known`, the pairs below the review band too (for the cache),
+    and the pairs it knows are not scored again."""
     rows, positions = rows_of(part), part.index.tolist()
     return [(positions[i], positions[j], s, band, f)
-            for i, j, s, band, f in score_pairs(rows, settings)]
+            for i, j, s, band, f in score_pairs(rows, settings, known,
+                                                keep_distinct=known is not None)]
 
 
 # With the default runner, from this many records to score the partitions are scored by
@@ -89,11 +107,13 @@ def _api_url() -> str | None:
 
 
 def score_records(records: pd.DataFrame, settings: MatchingSettings, runtime: RuntimeSettings,
-                  direct: bool = False, only: Sequence[bool] | None = None
-                  ) -> tuple[Scored, int]:
+                  direct: bool = False, only: Sequence[bool] | None = None,
+                  known: Known | None = None) -> tuple[Scored, int]:
     """(scored pairs sorted by position, partitions used). `direct`: no Prefect, the
     partitions are scored one after the other in this process. `only`: score just the
-    records marked True (whole communes: blocks never cross one)."""
+    records marked True (whole communes: blocks never cross one). `known`: the pairs an
+    earlier scoring gave (its `records` for every record here); the distinct pairs are
+    returned too."""
     records = records.reset_index(drop=True)
     to_score = len(records) if only is None else sum(only)
     if only is not None:
@@ -104,22 +124,34 @@ def score_records(records: pd.DataFrame, settings: MatchingSettings, runtime: Ru
     else:
         positions = partition_rows(records, partition_count(runtime, to_score))
     parts = [records.iloc[p] for p in positions]
+    # each partition gets the known pairs of its own communes only (a Dask worker receives
+    # them with the partition)
+    knowns = [None if known is None else _known_for(known, part) for part in parts]
     if runtime.task_runner != "dask" and len(parts) > 1 and can_fork():
         # pure Python: one forked process per core, which inherits its partition
-        results = run_forked([functools.partial(score_partition.fn, part, settings)
-                              for part in parts], min(len(parts), cores()))
+        results = run_forked([functools.partial(score_partition.fn, part, settings, k)
+                              for part, k in zip(parts, knowns, strict=True)],
+                             min(len(parts), cores()))
     elif direct or not parts:  # nothing to score: no cluster to start
-        results = [score_partition.fn(part, settings) for part in parts]
+        results = [score_partition.fn(part, settings, k)
+                   for part, k in zip(parts, knowns, strict=True)]
     else:
         runner = task_runner(runtime)
         with runner if runner is not None else nullcontext():
             submit = (score_partition.submit if runner is None else
-                      lambda part, s: runner.submit(score_partition,
-                                                    {"part": part, "settings": s}))
-            futures = [submit(part, settings) for part in parts]
+                      lambda part, s, k: runner.submit(score_partition,
+                                                       {"part": part, "settings": s,
+                                                        "known": k}))
+            futures = [submit(part, settings, k)
+                       for part, k in zip(parts, knowns, strict=True)]
             results = [f.result() for f in futures]
     return sorted((pair for result in results for pair in result),
                   key=lambda pair: (pair[0], pair[1])), len(parts)
+
+
+def _known_for(known: Known, part: pd.DataFrame) -> Known:
+    """`known` narrowed to a partition: its records by position in it."""
+    return Known(known.pairs, [known.records[p] for p in part.index], known.salt)
 
 
 @dataclass
@@ -132,6 +164,7 @@ class Matching:
     communes: set[str]  # every commune that holds a record
     rescored: int  # communes scored anew
     records_scored: int  # the records in them
+    pairs_scored: int = 0  # their candidate pairs that were scored (the others were known)
 
 
 def score_with_cache(records: pd.DataFrame, row_digests: Sequence, cached: dict,
@@ -147,11 +180,20 @@ def score_with_cache(records: pd.DataFrame, row_digests: Sequence, cached: dict,
     salt = "|".join([TRANSFORMS_HASH, importlib.metadata.version("rapidfuzz"),
                      importlib.metadata.version("duckdb"), str(settings.merge_threshold),
                      str(settings.review_threshold), str(settings.whole_blocks_up_to)])
+    row_digests = list(row_digests)
     digests = commune_digests(communes, keys, row_digests, salt)
     stale = stale_communes(digests, cached)
     only = [c in stale for c in communes]
-    fresh, partitions = score_records(records, settings, runtime, direct, only)
+    # In a commune scored again, a pair whose two records are unchanged keeps its score: a
+    # day's edits cost their own pairs, not their communes'.
+    versions = [f"{k}\t{d}" for k, d in zip(keys, row_digests, strict=True)]
+    known = Known(known_pairs(cached, stale), versions, salt)
+    fresh, partitions = score_records(records, settings, runtime, direct, only, known)
+    pair_digests = [pair_digest(salt, versions[i], versions[j]) for i, j, *_ in fresh]
+    scored_anew = sum(1 for d in pair_digests if d not in known.pairs)
+    entries = new_entries(digests, stale, communes, keys, fresh, pair_digests)
     reused = reused_pairs(digests, cached, stale, {k: i for i, k in enumerate(keys)})
-    scored = sorted(fresh + reused, key=lambda pair: (pair[0], pair[1]))
-    return Matching(scored, partitions, new_entries(digests, stale, communes, keys, fresh),
-                    set(digests), len(stale), sum(only))
+    scored = sorted([p for p in fresh if p[3] != "distinct"] + reused,
+                    key=lambda pair: (pair[0], pair[1]))
+    return Matching(scored, partitions, entries, set(digests), len(stale), sum(only),
+                    scored_anew)

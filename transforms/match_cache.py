@@ -12,8 +12,31 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-# (key a, key b, score, band, features): one scored pair, by the records' keys
-KeyedPair = tuple[str, str, float, str, dict]
+# (key a, key b, score, band, features, pair digest): one scored pair, by the records' keys;
+# the pair digest (pair_digest) says which versions of the two records were scored. Pairs
+# below the review band are kept too (band "distinct", no features): in a commune scored
+# again, a pair whose records are both unchanged is taken from here, not scored.
+KeyedPair = tuple[str, str, float, str, dict | None, str]
+
+
+def pair_digest(salt: str, left: str, right: str) -> str:
+    """What a pair's score depends on: both records (key and row digest, as `left` and
+    `right`) and `salt` (the thresholds, the matcher's code)."""
+    return hashlib.blake2b(f"{salt}\n{left}\n{right}".encode(),
+                           digest_size=12).hexdigest()
+
+
+def known_pairs(cached: Mapping[str, tuple[str, list]], stale: set[str]
+                ) -> dict[str, tuple[float, str, dict | None]]:
+    """pair digest → (score, band, features) of the cached pairs of the communes to score
+    again (entries from before pair digests have none: their pairs are scored)."""
+    out = {}
+    for commune in stale:
+        if commune in cached:
+            for pair in cached[commune][1]:
+                if len(pair) > 5:
+                    out[pair[5]] = (pair[2], pair[3], pair[4])
+    return out
 
 
 def commune_keys(records: pd.DataFrame) -> list[str | None]:
@@ -53,19 +76,20 @@ def reused_pairs(digests: Mapping[str, str], cached: Mapping[str, tuple[str, lis
     for commune in digests:
         if commune in stale:
             continue
-        for a, b, score, band, features in cached[commune][1]:
-            out.append((position[a], position[b], score, band, features))
+        for a, b, score, band, features, *_ in cached[commune][1]:
+            if band != "distinct":
+                out.append((position[a], position[b], score, band, features))
     return out
 
 
 def new_entries(digests: Mapping[str, str], stale: set[str], communes: Sequence[str | None],
-                keys: Sequence[str], scored: Iterable[tuple[int, int, float, str, dict]]
-                ) -> dict[str, tuple[str, list[KeyedPair]]]:
+                keys: Sequence[str], scored: Iterable[tuple[int, int, float, str, dict | None]],
+                pair_digests: Sequence[str]) -> dict[str, tuple[str, list[KeyedPair]]]:
     """The cache entries of the communes scored again (with no pair, an empty list: they
-    are skipped next time too)."""
+    are skipped next time too); `pair_digests`: each scored pair's, in order."""
     out: dict[str, tuple[str, list[KeyedPair]]] = {c: (digests[c], []) for c in stale}
-    for i, j, score, band, features in scored:
+    for (i, j, score, band, features), digest in zip(scored, pair_digests, strict=True):
         commune = communes[i]
         if commune in out:
-            out[commune][1].append((keys[i], keys[j], score, band, features))
+            out[commune][1].append((keys[i], keys[j], score, band, features, digest))
     return out

@@ -13,7 +13,7 @@ import hashlib
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -269,18 +269,27 @@ def classify(value: float, thresholds: MatchingSettings) -> str:
     return "distinct"
 
 
-def score_pairs(records: Sequence[Mapping], thresholds: MatchingSettings
-                ) -> list[tuple[int, int, float, str, dict]]:
-    """(i, j, score, band, features) for every candidate pair above the distinct band."""
+def score_pairs(records: Sequence[Mapping], thresholds: MatchingSettings,
+                known: Callable[[int, int], tuple | None] | None = None,
+                keep_distinct: bool = False) -> list[tuple[int, int, float, str, dict | None]]:
+    """(i, j, score, band, features) for every candidate pair above the distinct band.
+    `known(i, j)`: the (score, band, features) an earlier scoring gave the pair when neither
+    record changed since, else None (the pair is scored). `keep_distinct`: the pairs below
+    the review band too, with band "distinct" and no features (what a cache keeps)."""
     out = []
     for i, j in candidate_pairs(records, thresholds.whole_blocks_up_to):
-        f = features(records[i], records[j])
-        s = score(f)
-        band = classify(s, thresholds)
-        if band != "distinct":
-            out.append((i, j, s, band, {k: (None if v is None or (isinstance(v, float)
-                                                                  and math.isnan(v))
-                                            else round(v, 4)) for k, v in f.items()}))
+        found = known(i, j) if known is not None else None
+        if found is not None:
+            s, band, rounded = found
+        else:
+            f = features(records[i], records[j])
+            s = score(f)
+            band = classify(s, thresholds)
+            rounded = None if band == "distinct" else {
+                k: (None if v is None or (isinstance(v, float) and math.isnan(v))
+                    else round(v, 4)) for k, v in f.items()}
+        if band != "distinct" or keep_distinct:
+            out.append((i, j, s, band, rounded))
     return out
 
 

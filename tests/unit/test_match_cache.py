@@ -58,6 +58,31 @@ def test_an_edited_record_rescores_its_commune_only(con):
     assert edited.records_scored == commune_keys(frame).count(key) > 1
 
 
+def test_in_a_commune_scored_again_only_the_edited_records_pairs_are_scored(con):
+    frame = records()
+    first = run(con, frame)
+    key = commune_keys(frame)[3]
+    everyone = {i for i, c in enumerate(commune_keys(frame)) if c == key}
+    frame.at[3, "nom"] = "Atelier de la gare"
+    in_commune = [p for p in score_pairs(frame.to_dict("records"), MatchingSettings(),
+                                         keep_distinct=True) if p[0] in everyone]
+    edited = run(con, frame)  # asserts the full pairs
+    touching = [p for p in in_commune if 3 in p[:2]]  # the edited record's candidate pairs
+    assert first.pairs_scored >= len(in_commune) > len(touching)
+    assert edited.rescored == 1 and edited.pairs_scored == len(touching) > 0
+
+
+def test_a_cache_from_before_pair_digests_scores_its_communes_whole(con):
+    frame = records()
+    run(con, frame)
+    old = {c: (d, [pair[:5] for pair in pairs if pair[3] != "distinct"])
+           for c, (d, pairs) in match_cache.load(con).items()}
+    frame.at[3, "nom"] = "Tout autre chose"
+    matching = score_with_cache(frame, digests(frame), old, MatchingSettings(), RUNTIME,
+                                direct=True)
+    assert matching.scored == score_pairs(frame.to_dict("records"), MatchingSettings())
+
+
 @pytest.mark.parametrize("change", ["removed", "added elsewhere", "moved", "re-keyed"])
 def test_records_removed_added_moved_or_rekeyed_give_the_full_pairs(con, change):
     frame = records()
