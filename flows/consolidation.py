@@ -20,7 +20,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.fingerprints import PIPELINE_HASH, file_hash
+from flows.fingerprints import PIPELINE_HASH, cluster_memo_fingerprint, file_hash
 from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
@@ -31,7 +31,7 @@ from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.frames import rows_of
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
-from transforms.merge import Edge, merge_records, record_key
+from transforms.merge import ClusterMemo, Edge, merge_records, record_key
 from transforms.postes import poste_rows
 from transforms.spec import (
     GeocoderSettings,
@@ -44,6 +44,7 @@ from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, match_cache, ops, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
 from warehouse.lock import WarehouseBusy, consolidation_lock
+from warehouse.memos import cluster_memo_path, load_memo, save_memo
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes, communes_by_code
 from warehouse.registry import export_registry
@@ -63,6 +64,8 @@ class Merged:
     candidates: pd.DataFrame
     judgements: dict
     successions: list[Succession]
+    components_reused: int = 0  # taken from the clustering memo
+    components_clustered: int = 0
 
 
 @dataclass
@@ -135,17 +138,21 @@ def load_staged(spec: Spec, home: Path) -> Staged:
 
 
 @task(cache_policy=NO_CACHE)
-def cluster(spec: Spec, staged: Staged, scored: list) -> Merged:
+def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     """Cluster the records into places from the rules and the matcher's pairs, keeping known
-    IDs (nothing written)."""
+    IDs (nothing written to the warehouse; the clustering memo is kept for the next run)."""
     records, known = staged.records, staged.known
     ids_in = {**known.known, **{s.new_key: s.structure_id for s in staged.inherited}}
     keys = [record_key(s, i) for s, i in zip(records["source"], records["source_id"],
                                              strict=True)]
     edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
     priority = {n: spec.sources[n].priority for n in staged.names}
+    # the components whose records, edges and judgements are the last run's cluster as then
+    memo_file, fingerprint = cluster_memo_path(home), cluster_memo_fingerprint(priority)
+    memo = ClusterMemo(load_memo(memo_file, fingerprint))
     result = merge_records(records, priority, ids_in, edges, staged.judgements,
-                           known.first_seen)
+                           known.first_seen, memo, staged.row_digests)
+    save_memo(memo_file, fingerprint, memo.kept)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
     sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
     candidates = pd.DataFrame(
@@ -156,7 +163,8 @@ def cluster(spec: Spec, staged: Staged, scored: list) -> Merged:
          for blocked in [result.demoted.get(frozenset((keys[i], keys[j])))]],
         columns=list(CANDIDATE_TYPES), dtype=object)
     return Merged(records, result.structures, result.links, result.ids, known.known,
-                  result.redirects, candidates, staged.judgements, staged.inherited)
+                  result.redirects, candidates, staged.judgements, staged.inherited,
+                  memo.reused, memo.clustered)
 
 
 @gc_paused_during
@@ -178,11 +186,14 @@ def merge(run: Run) -> tuple[Merged | None, str | None, float, dict]:
     with connect(database) as con:
         match_cache.save(con, matching.entries, matching.communes)
     secs += time.perf_counter() - t0
-    merged, err, more = run.call(cluster, run.spec, staged, matching.scored)
+    merged, err, more = run.call(cluster, run.spec, run.root, staged, matching.scored)
+    reuse = {} if merged is None else {
+        "components_reused": merged.components_reused,
+        "components_clustered": merged.components_clustered}
     return merged, err, round(secs + more, 3), {
         "partitions": matching.partitions, "communes": len(matching.communes),
         "communes_scored": matching.rescored, "records_scored": matching.records_scored,
-        "pairs_scored": matching.pairs_scored}
+        "pairs_scored": matching.pairs_scored, **reuse}
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)

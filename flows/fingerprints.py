@@ -62,3 +62,10 @@ def row_memo_fingerprint(spec: SourceSpec, reference: str, kinds: tuple[str, ...
     parts = [staging_fingerprint(spec), reference, ",".join(kinds), "\x1f".join(columns),
              *(f"{n}={installed(n)}" for n in _VALIDATORS)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def cluster_memo_fingerprint(priority: dict[str, int]) -> str:
+    """What a component's clustering depends on besides its records, edges and judgements:
+    the code and the sources' priorities (survivorship)."""
+    parts = [TRANSFORMS_HASH, *(f"{n}={p}" for n, p in sorted(priority.items()))]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -21,13 +21,13 @@ from transforms.apis import source_table
 from transforms.places import CommuneIndex
 from transforms.retention import raw_to_prune
 from transforms.spec import SourceSpec
-from transforms.staging import Staged, stage_table
+from transforms.staging import RowMemo, Staged, stage_table
 from warehouse import raw, staging
 from warehouse.comments import apply_comments
 from warehouse.db import connect
+from warehouse.memos import load_memo, memo_path, save_memo
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, ensure_communes
-from warehouse.staging_memo import load_memo, memo_path, save_memo
 
 
 @task(cache_policy=NO_CACHE)
@@ -123,7 +123,7 @@ def staged_payload(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
                    kinds: tuple[str, ...], home: Path | None = None) -> Staged:
     """Read, map and validate one landed payload (nothing written to the warehouse). With
     `home`, the rows its last staging read are replayed from the source's memo, and the
-    memo is kept for the next staging (warehouse/staging_memo.py)."""
+    memo is kept for the next staging (warehouse/memos.py)."""
     parts = [(name, Path(file).read_bytes()) for name, file in fetched.files]
     try:
         table = source_table(spec, parts, dt.date.today())
@@ -133,10 +133,10 @@ def staged_payload(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
     if home is None:
         return stage_table(table, spec, communes, kinds)
     path = memo_path(home, spec.name)
-    memo = load_memo(path, row_memo_fingerprint(spec, communes.version, kinds,
-                                                 list(table.columns)))
+    fingerprint = row_memo_fingerprint(spec, communes.version, kinds, list(table.columns))
+    memo = RowMemo(fingerprint, load_memo(path, fingerprint))
     staged = stage_table(table, spec, communes, kinds, memo)
-    save_memo(path, memo)
+    save_memo(path, fingerprint, memo.kept)
     return staged
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
+from transforms.components import components
 from transforms.fields import FIELDS, merged_by
 from transforms.frames import rows_of
-from transforms.identifiers import is_placeholder_siret
+from transforms.keys import identity_key, record_key, signature_link
 from transforms.kinds import KNOWN_KINDS
 from transforms.postes import open_titles
 
@@ -41,13 +43,6 @@ STRUCTURE_COLUMNS = [
     "coordinate_candidates",
 ]
 LINK_COLUMNS = ["structure_id", "source", "source_id", "rule", "score"]
-
-
-def identity_key(siret: str | None, source: str, source_id: str) -> tuple[str, str]:
-    """(key, rule): a real SIRET identifies a place; placeholders and blanks do not."""
-    if siret and not is_placeholder_siret(siret):
-        return f"siret:{siret}", "siret"
-    return f"record:{source}:{source_id}", "source_record"
 
 
 def new_structure_id(key: str, taken: set[str]) -> str:
@@ -83,11 +78,6 @@ def _order(rows: list[dict], priority: Mapping[str, int]) -> list[dict]:
         r["source"], str(r["source_id"])))
 
 
-def record_key(source: str, source_id: str) -> str:
-    """The key of one source record: it keeps a place's ID when the record's SIRET changes."""
-    return f"record:{source}:{source_id}"
-
-
 @dataclass(frozen=True)
 class Edge:
     """Two records judged one place by the matcher (rule "match") with its score."""
@@ -112,7 +102,7 @@ class _Clusters:
     places carrying different SIRETs (unless the caller says a known succession links
     them)."""
 
-    def __init__(self, different: set[frozenset[str]]):
+    def __init__(self, different: set[frozenset[str]], nodes: Iterable[str] | None = None):
         self.parent: dict[str, str] = {}
         self.different = different
         self.sirets: dict[str, set[str]] = {}  # root → the SIRET keys of its cluster
@@ -121,7 +111,9 @@ class _Clusters:
         # at judgements only when both sides hold some (not at every judgement each time)
         self.judged: dict[str, set[str]] = {}
         self._judged_keys = {k for pair in different for k in pair}
-        for key in sorted(self._judged_keys):
+        # the judged keys are places of their own even without records (unless the caller
+        # clusters part of the keys: then only its own)
+        for key in sorted(self._judged_keys if nodes is None else nodes):
             self.add(key)
 
     def add(self, key: str) -> None:
@@ -228,6 +220,29 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
     return [chosen[i] for i in range(len(clusters))], redirects
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """One place as the clustering makes it, before it gets its ID: its keys (sorted), its
+    golden record (STRUCTURE_COLUMNS after structure_id; None for a judged key without
+    records) and its links (source, source_id, rule, score) in survivorship order."""
+
+    keys: tuple[str, ...]
+    golden: tuple | None
+    links: tuple[tuple, ...]
+
+
+@dataclass
+class ClusterMemo:
+    """Clusterings by component digest (transforms.components): `known` from the last run,
+    `kept` filled by this one for the next. A component whose digest is known is not
+    clustered again."""
+
+    known: dict = field(default_factory=dict)  # digest → (clusters, demoted pairs)
+    kept: dict = field(default_factory=dict)
+    reused: int = 0  # components taken from `known`
+    clustered: int = 0  # components clustered anew
+
+
 def merge_records(
     records: pd.DataFrame,
     priority: Mapping[str, int],
@@ -235,6 +250,8 @@ def merge_records(
     edges: Iterable[Edge] = (),
     judgements: Mapping[frozenset[str], str] | None = None,
     first_seen: Mapping[str, object] | None = None,
+    memo: ClusterMemo | None = None,
+    row_digests: Sequence[int] | None = None,
 ) -> MergeResult:
     """Cluster records into places and build their golden records.
 
@@ -245,12 +262,49 @@ def merge_records(
     an analyst's "same"; a record without a SIRET that resembles places with different
     SIRETs is merged with none of them (its pairs go to review). `known_ids` is the persisted
     key → ID map: a key seen before keeps its ID.
+
+    With a `memo` and each record's `row_digests` (a hash of the whole record), only the
+    components whose inputs changed since the memo's run are clustered; the result is the
+    one a clustering of every record gives.
     """
     judgements = judgements or {}
+    edges = list(edges)
+    if memo is None or row_digests is None:
+        clusters, demoted = cluster_records(rows_of(records), priority, edges, judgements)
+    else:
+        clusters, demoted = _cluster_with_memo(records, row_digests, priority, edges,
+                                               judgements, memo)
+    clusters.sort(key=lambda c: c.keys[0])
+    structure_ids, redirects = _assign_ids([c.keys for c in clusters], known_ids,
+                                           first_seen or {})
+    ids = dict(known_ids)
+    structures, links = [], []
+    for c, sid in zip(clusters, structure_ids, strict=True):
+        for k in c.keys:
+            ids.setdefault(k, sid)
+        if c.golden is None:
+            continue
+        structures.append([sid, *c.golden])
+        links.extend([sid, *link] for link in c.links)
+    return MergeResult(
+        pd.DataFrame(structures, columns=STRUCTURE_COLUMNS, dtype=object),
+        pd.DataFrame(links, columns=LINK_COLUMNS, dtype=object),
+        ids,
+        redirects,
+        demoted,
+    )
+
+
+def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[Edge],
+                    judgements: Mapping[frozenset[str], str],
+                    nodes: Iterable[str] | None = None,
+                    ) -> tuple[list[Cluster], dict[frozenset[str], str]]:
+    """(clusters, matcher pairs held back and why) of these records by the rules of
+    `merge_records`, without IDs. `nodes`: the judged keys that are places of their own
+    even without records (default: every key a "different" judgement names)."""
     different = {pair for pair, d in judgements.items() if d == "different"}
-    uf = _Clusters(different)
+    uf = _Clusters(different, nodes)
     how: dict[str, tuple[str, float | None]] = {}
-    rows = rows_of(records)
     for r in rows:
         rk = record_key(r["source"], r["source_id"])
         uf.add(rk)
@@ -261,8 +315,7 @@ def merge_records(
         uf.add_kinds(rk, r.get("types"))
     for r in rows:
         signature = r.get("siret_signature")
-        if (signature and r["siret"] and signature != r["siret"]
-                and not is_placeholder_siret(signature)
+        if (signature_link(r["siret"], signature)
                 and uf.union(f"siret:{signature}", f"siret:{r['siret']}", linked=True)):
             how[record_key(r["source"], r["source_id"])] = ("asp_siret", None)
     present = set(how)
@@ -291,42 +344,63 @@ def merge_records(
                 and uf.sirets_of(e.right):
             demoted[pair] = "sirets_differents"
 
-    groups = uf.groups()
-    roots = sorted(groups, key=lambda root: groups[root][0])
-    clusters = [groups[root] for root in roots]
-    structure_ids, redirects = _assign_ids(clusters, known_ids, first_seen or {})
-    ids = dict(known_ids)
     members: dict[str, list[dict]] = {}
-    by_root = {}
-    for root, sid in zip(roots, structure_ids, strict=True):
-        by_root[root] = sid
-        for k in groups[root]:
-            ids.setdefault(k, sid)
     for r in rows:
         members.setdefault(uf.find(record_key(r["source"], r["source_id"])), []).append(r)
-
-    structures, links = [], []
-    for root in roots:
+    clusters = []
+    for root, keys in uf.groups().items():
         if root not in members:
+            clusters.append(Cluster(tuple(keys), None, ()))
             continue
-        sid = by_root[root]
-        keys = groups[root]
         ordered = _order(members[root], priority)
         # The identity shown to analysts: a SIRET key when the place has one.
         identity = next((k for k in keys if k.startswith("siret:")), keys[0])
         out = _golden(ordered)
-        out.update(structure_id=sid, identity_key=identity)
-        structures.append([out[c] for c in STRUCTURE_COLUMNS])
-        for r in ordered:
-            rule, score = how[record_key(r["source"], r["source_id"])]
-            links.append([sid, r["source"], r["source_id"], rule, score])
-    return MergeResult(
-        pd.DataFrame(structures, columns=STRUCTURE_COLUMNS, dtype=object),
-        pd.DataFrame(links, columns=LINK_COLUMNS, dtype=object),
-        ids,
-        redirects,
-        demoted,
-    )
+        out["identity_key"] = identity
+        links = tuple((r["source"], r["source_id"],
+                       *how[record_key(r["source"], r["source_id"])]) for r in ordered)
+        clusters.append(Cluster(tuple(keys), tuple(out[c] for c in STRUCTURE_COLUMNS[1:]),
+                                links))
+    return clusters, demoted
+
+
+def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
+                       priority: Mapping[str, int], edges: list[Edge],
+                       judgements: Mapping[frozenset[str], str], memo: ClusterMemo,
+                       ) -> tuple[list[Cluster], dict[frozenset[str], str]]:
+    """The clusters of every component: the memo's for a known component, the rest
+    clustered in one call (components never interact, so together or apart is the same)."""
+    parts = components(records, row_digests, edges, judgements)
+    known = [d in memo.known for d in parts.digests]
+    clusters: list[Cluster] = []
+    demoted: dict[frozenset[str], str] = {}
+    for d, reuse in zip(parts.digests, known, strict=True):
+        if reuse:
+            found, held = memo.known[d]
+            clusters.extend(found)
+            demoted.update(held)
+            memo.kept[d] = memo.known[d]
+    fresh = np.flatnonzero(~np.asarray(known, dtype=bool))
+    memo.reused, memo.clustered = len(parts.digests) - len(fresh), len(fresh)
+    if not len(fresh):
+        return clusters, demoted
+    redo = np.zeros(len(parts.digests), dtype=bool)
+    redo[fresh] = True
+    part_of = parts.part_of(redo)  # key → component, for the components clustered anew
+    rows = rows_of(records[redo[parts.record_part]])
+    subset = [e for e, p in zip(edges, parts.edge_part, strict=True) if redo[p]]
+    new, held = cluster_records(rows, priority, subset, judgements,
+                                nodes=[k for k in parts.judged_nodes if k in part_of])
+    by_part: dict[int, tuple[list, dict]] = {int(p): ([], {}) for p in fresh}
+    for c in new:
+        by_part[part_of[c.keys[0]]][0].append(c)
+    for pair, why in held.items():
+        by_part[part_of[next(iter(pair))]][1][pair] = why
+    for p, value in by_part.items():
+        memo.kept[parts.digests[p]] = value
+    clusters.extend(new)
+    demoted.update(held)
+    return clusters, demoted
 
 
 def one_typo_apart(a: str, b: str) -> bool:

@@ -1,0 +1,174 @@
+"""Clustering again only the components whose inputs changed gives what a clustering of
+every record gives: same places, golden records, links, IDs, redirects and held pairs."""
+
+import datetime as dt
+import random
+
+import pandas as pd
+import pytest
+from stdnum import luhn
+
+from transforms.components import components
+from transforms.merge import ClusterMemo, Edge, merge_records, record_key
+from transforms.staging import RECORD_COLUMNS
+
+PRIORITY = {"asp": 65, "emplois": 55, "reseau": 40}
+
+
+def rec(source, source_id, siret, **fields):
+    base = dict.fromkeys(RECORD_COLUMNS)
+    base.update(source=source, source_id=source_id, siret=siret, types=["ACI"],
+                nom=f"{source} {source_id}", row_number=1)
+    base.update(fields)
+    return base
+
+
+def digests(records: pd.DataFrame) -> list[int]:
+    """A hash of each whole record, as DuckDB's hash(row) is in the pipeline."""
+    return pd.util.hash_pandas_object(records.astype(str), index=False).tolist()
+
+
+def frame(rows) -> pd.DataFrame:
+    return (pd.DataFrame(rows, dtype=object).sort_values(["source", "source_id"])
+            .reset_index(drop=True))
+
+
+def assert_same(a, b):
+    pd.testing.assert_frame_equal(a.structures, b.structures)
+    pd.testing.assert_frame_equal(a.links, b.links)
+    assert a.ids == b.ids
+    assert a.redirects == b.redirects
+    assert a.demoted == b.demoted
+
+
+def run(records, memo, known=None, edges=(), judgements=None, first_seen=None):
+    """(the clustering from the memo, the one from nothing), and the memo for the next."""
+    known = known or {}
+    incremental = merge_records(records, PRIORITY, known, edges, judgements, first_seen,
+                                memo=memo, row_digests=digests(records))
+    full = merge_records(records, PRIORITY, known, edges, judgements, first_seen)
+    assert_same(incremental, full)
+    return incremental, ClusterMemo(known=memo.kept)
+
+
+SIRET_A, SIRET_B = "19070916200019", "42385519600014"
+BASE = [
+    rec("asp", "1", SIRET_A, siret_signature=SIRET_B),
+    rec("emplois", "a", SIRET_A),
+    rec("emplois", "b", SIRET_B, telephone="+33465711234"),
+    rec("reseau", "x", None, nom="Recyclerie"),
+    rec("emplois", "c", "34255976200048", nom="Recyclerie"),
+    rec("reseau", "y", None, nom="Jardins"),
+]
+X, C, Y = record_key("reseau", "x"), record_key("emplois", "c"), record_key("reseau", "y")
+EDGES = [Edge(C, X, 0.93)]
+
+
+def test_an_unchanged_set_is_taken_whole_from_the_memo():
+    records = frame(BASE)
+    first, memo = run(records, ClusterMemo(), edges=EDGES)
+    again = ClusterMemo(known=memo.known)
+    second, _ = run(records, again, first.ids, EDGES)
+    assert (again.reused, again.clustered) == (3, 0)  # asp+a+b, c+x, y
+    assert list(second.structures["structure_id"]) == list(first.structures["structure_id"])
+
+
+def test_an_edited_record_reclusters_its_component_only():
+    first, memo = run(frame(BASE), ClusterMemo(), edges=EDGES)
+    edited = frame([*BASE[:2], rec("emplois", "b", SIRET_B, telephone="+33465719999"),
+                    *BASE[3:]])
+    second, _ = run(edited, memo, first.ids, EDGES)
+    assert (memo.reused, memo.clustered) == (2, 1)
+    assert "+33465719999" in set(second.structures["telephone"])
+
+
+@pytest.mark.parametrize("change", ["new record", "removed record", "new edge",
+                                    "edge score", "different", "same", "judged key alone"])
+def test_a_change_of_the_graph_equals_a_clustering_from_nothing(change):
+    first, memo = run(frame(BASE), ClusterMemo(), edges=EDGES)
+    records, edges, judgements = list(BASE), list(EDGES), {}
+    if change == "new record":
+        records.append(rec("reseau", "z", None, nom="Jardins"))
+        edges.append(Edge(Y, record_key("reseau", "z"), 0.95))
+    elif change == "removed record":
+        records = [r for r in records if r["source_id"] != "x"]
+    elif change == "new edge":
+        edges.append(Edge(C, Y, 0.91))
+    elif change == "edge score":
+        edges = [Edge(C, X, 0.97)]
+    elif change == "different":
+        judgements = {frozenset((C, X)): "different"}
+    elif change == "same":
+        judgements = {frozenset((X, Y)): "same"}
+    else:
+        judgements = {frozenset(("record:gone:1", "record:gone:2")): "different"}
+    run(frame(records), memo, first.ids, edges, judgements)
+    assert memo.clustered >= 1  # the change was seen
+
+
+def test_the_components_of_the_merge_graph():
+    records = frame(BASE)
+    parts = components(records, digests(records), EDGES, {})
+    by_key = dict(zip(parts.keys, parts.labels, strict=True))
+    # the ASP's signature joins A and B; the matcher joins c and x; y stands alone
+    assert by_key[record_key("asp", "1")] == by_key[f"siret:{SIRET_B}"] == \
+        by_key[record_key("emplois", "b")]
+    assert by_key[C] == by_key[X] != by_key[Y]
+    assert len(set(parts.digests)) == len(parts.digests) == 3
+
+
+def _siret(n: int) -> str:
+    body = f"{30000000 + n:08d}0001"
+    return body + luhn.calc_check_digit(body)
+
+
+def _random_set(rng: random.Random, n: int):
+    records, edges = [], []
+    for i in range(n):
+        source = rng.choice(list(PRIORITY))
+        siret = _siret(rng.randrange(n)) if rng.random() < 0.6 else None
+        signature = _siret(rng.randrange(n // 2)) if source == "asp" and rng.random() < 0.2 \
+            else None
+        records.append(rec(source, str(i), siret, siret_signature=signature,
+                           types=[rng.choice(["ACI", "AI", "EI"])],
+                           telephone=f"+3346571{rng.randrange(10_000):04d}",
+                           date_maj=dt.date(2024, 1, 1 + rng.randrange(28))))
+    keys = [record_key(r["source"], r["source_id"]) for r in records]
+    for _ in range(n // 5):
+        a, b = rng.sample(keys, 2)
+        edges.append(Edge(min(a, b), max(a, b), round(rng.uniform(0.85, 1.0), 3)))
+    return records, edges
+
+
+def _perturb(rng: random.Random, records, edges, judgements):
+    records = [dict(r) for r in records]
+    keys = [record_key(r["source"], r["source_id"]) for r in records]
+    for _ in range(3):
+        what = rng.randrange(5)
+        if what == 0:  # an edit
+            rng.choice(records)["telephone"] = f"+3346572{rng.randrange(10_000):04d}"
+        elif what == 1:  # a new SIRET
+            rng.choice(records)["siret"] = _siret(rng.randrange(len(records)))
+        elif what == 2:  # a record gone
+            records.pop(rng.randrange(len(records)))
+        elif what == 3:  # a new edge
+            a, b = rng.sample(keys, 2)
+            edges = [*edges, Edge(min(a, b), max(a, b), 0.9)]
+        else:  # an analyst's judgement
+            a, b = rng.sample(keys, 2)
+            judgements = {**judgements,
+                          frozenset((a, b)): rng.choice(["same", "different"])}
+    return records, edges, judgements
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_edits_equal_a_clustering_from_nothing(seed):
+    rng = random.Random(seed)
+    records, edges = _random_set(rng, 80)
+    judgements: dict = {}
+    result, memo = run(frame(records), ClusterMemo(), edges=edges)
+    first_seen = {sid: dt.datetime(2024, 1, 1 + i % 28)
+                  for i, sid in enumerate(sorted(set(result.ids.values())))}
+    for _ in range(4):
+        records, edges, judgements = _perturb(rng, records, edges, judgements)
+        result, memo = run(frame(records), memo, result.ids, edges, judgements, first_seen)
