@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -42,7 +43,7 @@ from transforms.spec import (
 )
 from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, match_cache, ops, staging
-from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect
+from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect, frame_of_arrow
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.memos import cluster_memo_path, load_memo, save_memo
 from warehouse.paths import WarehousePaths
@@ -66,6 +67,7 @@ class Merged:
     successions: list[Succession]
     components_reused: int = 0  # taken from the clustering memo
     components_clustered: int = 0
+    table: pa.Table | None = None  # `records` as read from DuckDB, written as they are
 
 
 @dataclass
@@ -115,6 +117,7 @@ class Staged:
     judgements: dict
     inherited: list[Succession]
     row_digests: list = field(default_factory=list)  # DuckDB's hash of each record
+    table: pa.Table | None = None  # the records as DuckDB gave them (core.records' rows)
 
 
 @task(cache_policy=NO_CACHE)
@@ -125,8 +128,9 @@ def load_staged(spec: Spec, home: Path) -> Staged:
         names = [n for n in spec.sources if n in present and spec.sources[n].enabled]
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
-        records = staging.staged_records(con, names, digests=True)
+        table = staging.staged_table(con, names, digests=True)
         known = core.identities(con, names)
+    records = frame_of_arrow(table)
     row_digests = records.pop("row_digest").tolist()
     judgements = load_judgements(spec.matching.judgements)
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID...
@@ -134,7 +138,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     # ...and the analysts' judgements on its old key still bind it.
     judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
                                                                for s in inherited])
-    return Staged(names, records, known, judgements, inherited, row_digests)
+    return Staged(names, records, known, judgements, inherited, row_digests, table)
 
 
 @task(cache_policy=NO_CACHE)
@@ -164,7 +168,7 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
         columns=list(CANDIDATE_TYPES), dtype=object)
     return Merged(records, result.structures, result.links, result.ids, known.known,
                   result.redirects, candidates, staged.judgements, staged.inherited,
-                  memo.reused, memo.clustered)
+                  memo.reused, memo.clustered, staged.table)
 
 
 @gc_paused_during
@@ -244,7 +248,8 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
         judged = pd.DataFrame(read_rows(spec.matching.judgements), columns=list(JUDGEMENT_TYPES),
                               dtype=object)
         history = core.write_core(con, core.CoreTables(
-            records=merged.records, links=merged.links, candidates=merged.candidates,
+            records=merged.records if merged.table is None else merged.table,
+            links=merged.links, candidates=merged.candidates,
             judgements=judged, redirects=merged.redirects, structures=located,
             new_ids=new_ids, seen_keys=merged.ids,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from transforms.frames import rows_of
 from warehouse.comments import apply_comments
@@ -72,7 +73,7 @@ def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) 
 class CoreTables:
     """Everything one consolidation writes into the core layer."""
 
-    records: pd.DataFrame
+    records: pd.DataFrame | pa.Table
     links: pd.DataFrame
     candidates: pd.DataFrame
     judgements: pd.DataFrame

@@ -177,7 +177,8 @@ def _select_cast(df_name: str, types: dict[str, str], extra: dict[str, str]) -> 
 
 
 def replace_table(
-    con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, types: dict[str, str]
+    con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame | pa.Table,
+    types: dict[str, str]
 ) -> None:
     """CREATE OR REPLACE `table` with exactly `types`, filled from `df` (empty is fine)."""
     ddl = ", ".join(f'"{c}" {t}' for c, t in types.items())
@@ -229,15 +230,16 @@ def arrow_table(df: pd.DataFrame, types: dict[str, str]) -> pa.Table:
 def insert_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
-    df: pd.DataFrame,
+    df: pd.DataFrame | pa.Table,
     types: dict[str, str],
     **constants: object,
 ) -> None:
     """INSERT the `types` columns of `df` with their declared types, plus constant columns
     (run_id=…)."""
-    if df.empty:
+    if len(df) == 0:
         return
-    con.register("_frame", arrow_table(df, types))
+    # an Arrow table read from DuckDB is taken as it is (its types are the declared ones)
+    con.register("_frame", df if isinstance(df, pa.Table) else arrow_table(df, types))
     try:
         extra = {k: "VARCHAR" for k in constants}
         cols = ", ".join(f'"{c}"' for c in [*types, *constants])
@@ -278,7 +280,11 @@ def fetch_frame(
 
     Read through Arrow, column by column: about twice as fast as `fetchall()`, whose rows
     pandas then splits into columns again."""
-    table = con.sql(sql, params=params or None).to_arrow_table()
+    return frame_of_arrow(con.sql(sql, params=params or None).to_arrow_table())
+
+
+def frame_of_arrow(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as an object DataFrame of native Python values (date, list, None)."""
     frame = pd.DataFrame({i: pd.Series(column.to_pylist(), dtype=object)
                           for i, column in enumerate(table.columns)})
     frame.columns = table.column_names  # positions first: a name may repeat

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from warehouse.db import (
     ISSUE_TYPES,
     RECORD_TYPES,
-    fetch_frame,
     first_row,
+    frame_of_arrow,
     insert_rows,
     replace_table,
     transaction,
@@ -83,6 +84,13 @@ def staged_records(con: duckdb.DuckDBPyConnection, names: list[str],
     """The union of the named sources' stagings, in the record columns, sorted by source and
     source_id (a staging kept from an older schema lacks the newer columns: NULL then).
     `digests`: plus a `row_digest` column, DuckDB's hash of each whole record."""
+    return frame_of_arrow(staged_table(con, names, digests))
+
+
+def staged_table(con: duckdb.DuckDBPyConnection, names: list[str],
+                 digests: bool = False) -> pa.Table:
+    """`staged_records` as an Arrow table (what core.records is written from, without a
+    value going through Python)."""
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
     present = set()
     for n in names:
@@ -93,10 +101,9 @@ def staged_records(con: duckdb.DuckDBPyConnection, names: list[str],
         f'CAST("{c}" AS {t}) AS "{c}"' if c in present else f'CAST(NULL AS {t}) AS "{c}"'
         for c, t in RECORD_TYPES.items())
     digest = ", hash(r) AS row_digest" if digests else ""
-    records = fetch_frame(con, f"SELECT *{digest} FROM (SELECT {columns} FROM ({union})) r "
-                               "ORDER BY source, source_id")
-    records["types"] = [t or [] for t in records["types"]]
-    return records
+    return con.sql(f"SELECT * REPLACE (coalesce(types, []) AS types){digest} "
+                   f"FROM (SELECT {columns} FROM ({union})) r "
+                   "ORDER BY source, source_id").to_arrow_table()
 
 
 def run_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, str, str]]:
