@@ -30,7 +30,7 @@ from flows.run_report import Run, StepResult
 from flows.scoring import score_with_cache
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
-from transforms.frames import rows_of
+from transforms.frames import narrowed, rows_of
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.merge import ClusterMemo, Edge, merge_records, record_key
 from transforms.postes import poste_rows
@@ -211,7 +211,11 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
     client = make_client(settings, user_agent)
     try:
         with connect(WarehousePaths(home).database) as con:
-            accepted, stats = geocode_structures(con, rows_of(structures), settings,
+            # the fields of the query only (a national set's rows hold thirty)
+            rows = rows_of(narrowed(structures, "structure_id", "adresse",
+                                    "complement_adresse", "code_postal", "commune",
+                                    "code_insee"))
+            accepted, stats = geocode_structures(con, rows, settings,
                                                  client, resend_all=resend_all,
                                                  progress=progress)
     finally:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 import shapely
 
-from transforms.frames import rows_of
+from transforms.frames import narrowed, rows_of
 from transforms.geocoding import distance_km
 
 # Bounding boxes (lon_min, lon_max, lat_min, lat_max): metropolitan France with Corsica,
@@ -131,7 +131,8 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
     geocoded = geocoded or {}
     out = structures.copy()
     located = []
-    for s in rows_of(out):
+    for s in rows_of(narrowed(out, "structure_id", "code_arrondissement", "code_insee",
+                              "coordinate_candidates")):
         shape = (
             shapes.get(s.get("code_arrondissement") or "")
             or shapes.get(s.get("code_insee") or "")
@@ -158,7 +159,8 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
 def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
     """Source points far from the geocoder's, or refused (outside France or their commune)."""
     out = []
-    for s in rows_of(located):
+    for s in rows_of(narrowed(located, "structure_id", "geo_source", "longitude", "latitude",
+                              "coordinate_candidates", "geo_refused")):
         sid = s["structure_id"]
         if s["geo_source"] == "ban":
             ban = (s["longitude"], s["latitude"])
@@ -182,7 +184,8 @@ def communes_from_geocoder(structures: pd.DataFrame, geocoded: dict[str, tuple],
     provenance of the address fields so filled says `ban`.
     """
     out = structures.copy()
-    for i, s in zip(out.index, rows_of(out), strict=True):
+    for i, s in zip(out.index, rows_of(narrowed(out, "structure_id", "code_insee",
+                                                "provenance")), strict=True):
         answer = geocoded.get(s["structure_id"])
         code = answer[4] if answer is not None and len(answer) > 4 else None
         if s.get("code_insee") or not code or code not in communes:
