@@ -25,7 +25,7 @@ from transforms.staging import RowMemo, Staged, stage_table
 from warehouse import raw, staging
 from warehouse.comments import apply_comments
 from warehouse.db import connect
-from warehouse.memos import load_memo, memo_path, save_memo
+from warehouse.memos import load_memo, memo_path, prune_staging_memos, save_memo
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, ensure_communes
 
@@ -214,6 +214,8 @@ def prepare(run: Run) -> CommuneIndex:
     if err:
         run.finish()
         raise RuntimeError(err)
+    # a source removed from sources.toml leaves no memo behind (a disabled one keeps its own)
+    prune_staging_memos(run.root, set(run.spec.sources))
     with connect(WarehousePaths(run.root).database) as con:
         return commune_index(con)
 

@@ -19,6 +19,17 @@ def memo_path(home: Path, source: str) -> Path:
     return Path(home) / "cache" / "staging" / f"{source}.pickle"
 
 
+def prune_staging_memos(home: Path, sources: set[str]) -> list[str]:
+    """Delete the staging memos of sources no longer listed; returns their names."""
+    gone = []
+    for path in sorted((Path(home) / "cache" / "staging").glob("*.pickle")):
+        if path.stem not in sources:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                gone.append(path.stem)
+    return gone
+
+
 def cluster_memo_path(home: Path) -> Path:
     """The file of the merge's clustering memo."""
     return Path(home) / "cache" / "clusters.pickle"

@@ -8,7 +8,7 @@ import pytest
 from transforms.readers import Table
 from transforms.spec import parse_spec
 from transforms.staging import RowMemo, StageError, parse_date, stage_table
-from warehouse.memos import load_memo, memo_path, save_memo
+from warehouse.memos import load_memo, memo_path, prune_staging_memos, save_memo
 
 SPEC = parse_spec(
     """
@@ -308,3 +308,11 @@ def test_a_memo_is_kept_for_its_fingerprint_only(tmp_path):
     assert load_memo(path, "mapping-2") == {}  # another mapping, code or reference
     path.write_bytes(b"not a pickle")
     assert load_memo(path, "mapping-1") == {}  # a damaged cache stages afresh
+
+
+def test_the_memos_of_sources_no_longer_listed_are_deleted(tmp_path):
+    for name in ("reseau", "ancien"):
+        save_memo(memo_path(tmp_path, name), "mapping-1", {b"k": ([], [], None, None)})
+    assert prune_staging_memos(tmp_path, {"reseau", "emplois"}) == ["ancien"]
+    assert memo_path(tmp_path, "reseau").exists()
+    assert not memo_path(tmp_path, "ancien").exists()
