@@ -156,7 +156,8 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     memo = ClusterMemo(load_memo(memo_file, fingerprint))
     result = merge_records(records, priority, ids_in, edges, staged.judgements,
                            known.first_seen, memo, staged.row_digests)
-    save_memo(memo_file, fingerprint, memo.kept)
+    if memo.clustered or len(memo.kept) != len(memo.known):  # else the file holds it already
+        save_memo(memo_file, fingerprint, memo.kept)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
     sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
     candidates = pd.DataFrame(
