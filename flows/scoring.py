@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.fingerprints import TRANSFORMS_HASH
+from flows.fingerprints import MATCHING_CODE
 from flows.forked import can_fork, cores, default_workers, run_forked
 from transforms.frames import rows_of
 from transforms.match_cache import (
@@ -177,7 +177,7 @@ def score_with_cache(records: pd.DataFrame, row_digests: Sequence, cached: dict,
     keys = [record_key(s, i) for s, i in zip(records["source"], records["source_id"],
                                              strict=True)]
     communes = commune_keys(records)
-    salt = "|".join([TRANSFORMS_HASH, importlib.metadata.version("rapidfuzz"),
+    salt = "|".join([MATCHING_CODE, importlib.metadata.version("rapidfuzz"),
                      importlib.metadata.version("duckdb"), str(settings.merge_threshold),
                      str(settings.review_threshold), str(settings.whole_blocks_up_to)])
     row_digests = list(row_digests)
