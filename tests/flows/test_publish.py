@@ -143,6 +143,15 @@ def test_unchanged_inputs_are_answered_without_building_a_file(tmp_path, monkeyp
     assert again["status"] == "unchanged" and again["release"] == first["release"]
     assert {k: again[k] for k in ("features", "by_precision", "bytes", "held_back")} == \
         {k: first[k] for k in ("features", "by_precision", "bytes", "held_back")}
+    # a source staged again with other content but the same published rows changes no
+    # file: still answered without a build
+    with connect(WarehousePaths(tmp_path).database) as con:
+        con.execute("INSERT INTO ops.source_state (source, sha256, spec_fingerprint, "
+                    "staged_at, run_id) VALUES ('reseau', 'another-sha', 'f', "
+                    "now()::TIMESTAMP, 'r')")
+    with monkeypatch.context() as m:
+        m.setattr(publish, "build_files", no_build)
+        assert publish_release(tmp_path)["status"] == "unchanged"
     # a missing file, a changed row or another site address: built again
     (tmp_path / "publish" / "siae.csv").unlink()
     restored = publish_release(tmp_path)
