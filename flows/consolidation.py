@@ -45,7 +45,7 @@ from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, match_cache, ops, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect, frame_of_arrow
 from warehouse.lock import WarehouseBusy, consolidation_lock
-from warehouse.memos import cluster_memo_path, load_memo, save_memo
+from warehouse.memos import cluster_memo_path, load_layered, save_layered
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes, communes_by_code
 from warehouse.registry import export_registry
@@ -153,11 +153,12 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     priority = {n: spec.sources[n].priority for n in staged.names}
     # the components whose records, edges and judgements are the last run's cluster as then
     memo_file, fingerprint = cluster_memo_path(home), cluster_memo_fingerprint(priority)
-    memo = ClusterMemo(load_memo(memo_file, fingerprint))
+    stored = load_layered(memo_file, fingerprint)
+    memo = ClusterMemo(stored.entries)
     result = merge_records(records, priority, ids_in, edges, staged.judgements,
                            known.first_seen, memo, staged.row_digests)
-    if memo.clustered or len(memo.kept) != len(memo.known):  # else the file holds it already
-        save_memo(memo_file, fingerprint, memo.kept)
+    if memo.clustered or len(memo.kept) != len(memo.known):  # else the files hold it already
+        save_layered(memo_file, fingerprint, memo.kept, stored)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
     sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
     candidates = pd.DataFrame(

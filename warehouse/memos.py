@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -35,28 +37,80 @@ def cluster_memo_path(home: Path) -> Path:
     return Path(home) / "cache" / "clusters.pickle"
 
 
-def load_memo(path: Path, fingerprint: str) -> dict:
-    """The entries kept at `path` when they were made for `fingerprint`, else none."""
+def _read(path: Path, fingerprint: str) -> dict | None:
     try:
         with path.open("rb") as fh:
             stored = pickle.load(fh)
         if stored.get("fingerprint") == fingerprint:
-            return stored["entries"]
+            return stored
     except Exception:  # noqa: BLE001 - a damaged cache costs the work again, nothing else
         pass
-    return {}
+    return None
 
 
-def save_memo(path: Path, fingerprint: str, entries: dict) -> None:
-    """Keep `entries` for the next run; written aside then renamed, so that a reader never
-    meets half a file. A failure to write is not an error (the next run is only slower)."""
+def _write(path: Path, stored: dict) -> None:
+    # written aside then renamed, so that a reader never meets half a file; a failure to
+    # write is not an error (the next run is only slower)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as fh:
-            pickle.dump({"fingerprint": fingerprint, "entries": entries}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def load_memo(path: Path, fingerprint: str) -> dict:
+    """The entries kept at `path` when they were made for `fingerprint`, else none."""
+    stored = _read(path, fingerprint)
+    return stored["entries"] if stored else {}
+
+
+def save_memo(path: Path, fingerprint: str, entries: dict) -> None:
+    """Keep `entries` for the next run."""
+    _write(path, {"fingerprint": fingerprint, "entries": entries})
+
+
+@dataclass
+class Layered:
+    """A memo read from a base file and the delta file beside it: `entries` (the base's
+    updated by the delta's), and which base they came from."""
+
+    entries: dict = field(default_factory=dict)
+    base: str | None = None  # the base file's id, which its delta names
+    base_keys: set = field(default_factory=set)
+
+
+def _delta_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.delta{path.suffix}")
+
+
+def load_layered(path: Path, fingerprint: str) -> Layered:
+    """The memo at `path` and its delta, when made for `fingerprint` (else empty)."""
+    base = _read(path, fingerprint)
+    if base is None:
+        return Layered()
+    entries = base["entries"]
+    keys = set(entries)
+    delta = _read(_delta_path(path), fingerprint)
+    if delta is not None and delta.get("base") == base.get("id"):
+        entries.update(delta["entries"])
+    return Layered(entries, base.get("id"), keys)
+
+
+def save_layered(path: Path, fingerprint: str, kept: dict, loaded: Layered) -> None:
+    """Keep `kept` for the next run. A national memo takes seconds to write, and a day's
+    edits change a few percent of it: the entries the base file lacks go to a small delta
+    file, and the base is written again only when the delta, or the base's entries no longer
+    kept, grow past a quarter of the memo."""
+    extra = {k: v for k, v in kept.items() if k not in loaded.base_keys}
+    stale = len(loaded.base_keys) - (len(kept) - len(extra))
+    if loaded.base is None or 4 * len(extra) > len(kept) or 4 * stale > len(kept):
+        _write(path, {"fingerprint": fingerprint, "id": uuid.uuid4().hex, "entries": kept})
+        with contextlib.suppress(OSError):
+            _delta_path(path).unlink()
+    else:
+        _write(_delta_path(path), {"fingerprint": fingerprint, "base": loaded.base,
+                                   "entries": extra})
