@@ -8,19 +8,11 @@ import pandas as pd
 import pytest
 from stdnum import luhn
 
+from tests.unit.test_merge import rec
 from transforms.components import components
 from transforms.merge import ClusterMemo, Edge, merge_records, record_key
-from transforms.staging import RECORD_COLUMNS
 
 PRIORITY = {"asp": 65, "emplois": 55, "reseau": 40}
-
-
-def rec(source, source_id, siret, **fields):
-    base = dict.fromkeys(RECORD_COLUMNS)
-    base.update(source=source, source_id=source_id, siret=siret, types=["ACI"],
-                nom=f"{source} {source_id}", row_number=1)
-    base.update(fields)
-    return base
 
 
 def digests(records: pd.DataFrame) -> list[int]:
