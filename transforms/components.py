@@ -117,12 +117,14 @@ def components(records: pd.DataFrame, row_digests: Sequence[int], edges: Sequenc
         else np.zeros(0, dtype=np.uint64),
     ])
     order = np.argsort(item_part, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(item_part[order]) != 0])
-    sums = np.add.reduceat(item_hash[order], starts)
-    xors = np.bitwise_xor.reduceat(item_hash[order], starts)
-    sizes = np.diff(np.r_[starts, len(order)])
-    digests = [f"{s:016x}{x:016x}{z:x}" for s, x, z in zip(sums.tolist(), xors.tolist(),
-                                                          sizes.tolist(), strict=True)]
+    digests = []
+    if len(order):  # no records and no judged key: no component
+        starts = np.flatnonzero(np.r_[True, np.diff(item_part[order]) != 0])
+        sums = np.add.reduceat(item_hash[order], starts)
+        xors = np.bitwise_xor.reduceat(item_hash[order], starts)
+        sizes = np.diff(np.r_[starts, len(order)])
+        digests = [f"{s:016x}{x:016x}{z:x}" for s, x, z in
+                   zip(sums.tolist(), xors.tolist(), sizes.tolist(), strict=True)]
     assert len(digests) == count  # every component holds at least its keys
     edge_part = np.full(len(edges), -1, dtype=np.int64)
     edge_part[usable] = labels[left_code[usable]]

@@ -98,6 +98,13 @@ def test_a_change_of_the_graph_equals_a_clustering_from_nothing(change):
     assert memo.clustered >= 1  # the change was seen
 
 
+@pytest.mark.parametrize("judgements", [{}, {frozenset(("record:a:1", "record:b:1")):
+                                              "different"}], ids=["nothing", "judged keys"])
+def test_no_records_at_all(judgements):
+    empty = pd.DataFrame(columns=frame(BASE).columns, dtype=object)
+    run(empty, ClusterMemo(), judgements=judgements)
+
+
 def test_the_components_of_the_merge_graph():
     records = frame(BASE)
     parts = components(records, digests(records), EDGES, {})
