@@ -19,7 +19,7 @@ from flows.fetch import latest_manifest
 from flows.ingest import Fetched, fetch_sha, prepare, stage_landed
 from flows.run_report import Run, RunSummary, StepResult
 from transforms.spec import Spec
-from warehouse.db import connect
+from warehouse.db import connect, shared_instance
 from warehouse.paths import WarehousePaths
 from warehouse.registry import import_registry
 
@@ -53,21 +53,23 @@ def rebuild(spec: Spec, home: Path) -> tuple[RunSummary, Path | None]:
     where a damaged warehouse file was set aside."""
     paths = WarehousePaths(home)
     aside = set_aside_damaged(paths)
-    run = Run(paths.ensure().home, spec, direct=True)
-    communes = prepare(run)
-    with connect(paths.database) as con:
-        restored = import_registry(con, paths.raw)
-    run.logger.info("registry restored: %s", ", ".join(restored) or "nothing")
-    for src in spec.selected():
-        manifest = latest_manifest(paths.raw, src.name)
-        if manifest is None:
-            run.step(StepResult("stage", src.name, "failed", 0.0,
-                                message=f"source '{src.name}': no landed payload under "
-                                        f"{paths.raw / src.name}"), dt.datetime.now())
-            continue
-        files = [(f["name"], str(paths.raw / src.name / f["file"])) for f in manifest["files"]]
-        fetched = Fetched(fetch_sha([f["sha256"] for f in manifest["files"]]),
-                          sum(Path(f).stat().st_size for _, f in files), files, False)
-        stage_landed(run, src, communes, fetched)
-    consolidate(run, force_publish=False, force=True)
-    return run.finish(), aside
+    with shared_instance():
+        run = Run(paths.ensure().home, spec, direct=True)
+        communes = prepare(run)
+        with connect(paths.database) as con:
+            restored = import_registry(con, paths.raw)
+        run.logger.info("registry restored: %s", ", ".join(restored) or "nothing")
+        for src in spec.selected():
+            manifest = latest_manifest(paths.raw, src.name)
+            if manifest is None:
+                run.step(StepResult("stage", src.name, "failed", 0.0,
+                                    message=f"source '{src.name}': no landed payload under "
+                                            f"{paths.raw / src.name}"), dt.datetime.now())
+                continue
+            files = [(f["name"], str(paths.raw / src.name / f["file"]))
+                     for f in manifest["files"]]
+            fetched = Fetched(fetch_sha([f["sha256"] for f in manifest["files"]]),
+                              sum(Path(f).stat().st_size for _, f in files), files, False)
+            stage_landed(run, src, communes, fetched)
+        consolidate(run, force_publish=False, force=True)
+        return run.finish(), aside

@@ -21,6 +21,7 @@ from flows.ingest import ingest, ingest_all, prepare
 from flows.outcome import consolidation_state, ingest_state
 from flows.run_report import Run, RunSummary
 from transforms.spec import load_spec
+from warehouse.db import shared_instance
 from warehouse.paths import WarehousePaths
 
 
@@ -35,8 +36,9 @@ def sync(
     """Fetch, stage, merge, locate and publish; a failing source never stops the others.
     Ends Failed when nothing could be published."""
     spec = load_spec(sources_file)
-    run = Run(WarehousePaths.resolve(home).ensure().home, spec)
-    return consolidation_state(run_pipeline(run, only, force, force_publish))
+    with shared_instance():  # one opening of the warehouse for the run's steps
+        run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+        return consolidation_state(run_pipeline(run, only, force, force_publish))
 
 
 def run_pipeline(run: Run, only: list[str] | None = None, force: bool = False,
@@ -53,8 +55,9 @@ def sync_direct(sources_file: str, only: list[str] | None = None, home: str | No
                 force: bool = False, force_publish: bool = False) -> RunSummary:
     """The same job without Prefect (no server, no task retries): for tests and tools."""
     spec = load_spec(sources_file)
-    run = Run(WarehousePaths.resolve(home).ensure().home, spec, direct=True)
-    return run_pipeline(run, only, force, force_publish)
+    with shared_instance():
+        run = Run(WarehousePaths.resolve(home).ensure().home, spec, direct=True)
+        return run_pipeline(run, only, force, force_publish)
 
 
 CONSOLIDATE_DEPLOYMENT = "siae-consolidate/consolidate"
@@ -73,9 +76,10 @@ def ingest_source(source: str, sources_file: str | None = None, home: str | None
     the consolidation deployment. Ends Failed when the source failed."""
     spec = load_spec(deployed_sources_file(sources_file))
     (src,) = spec.selected([source])
-    run = Run(WarehousePaths.resolve(home).ensure().home, spec)
-    changed = ingest(run, src, prepare(run), force)
-    summary = run.finish()
+    with shared_instance():
+        run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+        changed = ingest(run, src, prepare(run), force)
+        summary = run.finish()
     note = ""
     if changed and trigger_consolidation and prefect_deployment.id:
         run_deployment(CONSOLIDATE_DEPLOYMENT, timeout=0, as_subflow=False,
@@ -92,7 +96,8 @@ def consolidate_publish(sources_file: str | None = None, home: str | None = None
     when nothing they read has changed, unless `force`). Ends Failed when it could not
     publish."""
     spec = load_spec(deployed_sources_file(sources_file))
-    run = Run(WarehousePaths.resolve(home).ensure().home, spec)
-    prepare(run)
-    consolidate(run, force_publish, force)
-    return consolidation_state(run.finish())
+    with shared_instance():
+        run = Run(WarehousePaths.resolve(home).ensure().home, spec)
+        prepare(run)
+        consolidate(run, force_publish, force)
+        return consolidation_state(run.finish())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import functools
@@ -10,9 +11,11 @@ import inspect
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -145,9 +148,20 @@ def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyCo
 def connect(path: Path, read_only: bool = False,
             wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the warehouse file, schema applied, closed on exit. When another
-    process holds the file, wait up to `wait_seconds` (default: $SIAE_DB_LOCK_WAIT or 600)."""
+    process holds the file, wait up to `wait_seconds` (default: $SIAE_DB_LOCK_WAIT or 600).
+    Inside `shared_instance()`, a connection to the database instance this process already
+    has open (see there)."""
     if wait_seconds is None:
         wait_seconds = float(os.environ.get("SIAE_DB_LOCK_WAIT", "600"))
+    taken = _take_shared(path, read_only, wait_seconds)
+    if taken is not None:
+        shared, cursor = taken
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            _give_back(shared)
+        return
     con = _open(path, read_only, wait_seconds)
     try:
         if not read_only:
@@ -155,6 +169,137 @@ def connect(path: Path, read_only: bool = False,
         yield con
     finally:
         con.close()
+
+
+# Opening a DuckDB file and closing it (a checkpoint) cost 20-40 ms each time, and a run opens
+# the warehouse dozens of times: a step's reads and writes, each step's record in ops.runs.
+# Within `shared_instance()` the openings of one process share one database instance, closed
+# once nobody has used it for IDLE_SECONDS: another process (a source's own schedule, an
+# analyst's `siae status`) then waits at most that long more than before between two steps.
+IDLE_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class _Shared:
+    con: duckdb.DuckDBPyConnection
+    file: tuple[int, int]  # (device, inode): the file this instance has open
+    users: int = 0
+    timer: threading.Timer | None = None
+    retired: bool = False  # no longer handed out: closed when its last user is done
+
+
+_lock = threading.RLock()
+_instances: dict[str, _Shared] = {}
+_scopes = [0, 0]  # (process id, depth): a forked process starts with no scope
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _in_scope() -> bool:
+    return _scopes[0] == os.getpid() and _scopes[1] > 0
+
+
+@contextmanager
+def shared_instance() -> Iterator[None]:
+    """Within this block, this process's openings of a warehouse share one DuckDB instance
+    (each `connect()` is a cursor of it), kept open between them and closed after
+    IDLE_SECONDS unused, or at the end of the block. Runs wrap themselves in it."""
+    with _lock:
+        if _scopes[0] != os.getpid():
+            # forked from a process that held instances: they belong to the parent
+            _scopes[:] = [os.getpid(), 0]
+            _instances.clear()
+        _scopes[1] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _scopes[1] -= 1
+            if _scopes[1] == 0:
+                for key in list(_instances):
+                    _retire(key)
+
+
+def _take_shared(path: Path, read_only: bool, wait_seconds: float
+                 ) -> tuple[_Shared, duckdb.DuckDBPyConnection] | None:
+    """The shared instance of `path` (opened now if needed) and a new cursor of it; None
+    outside a scope, or for a read-only opening when no instance is open (that one opens the
+    file on its own, as outside a scope)."""
+    with _lock:
+        if not _in_scope():
+            return None
+        key = str(Path(path).resolve())
+        shared = _instances.get(key)
+        if shared is not None and _file_id(path) != shared.file:
+            _retire(key)  # the file was moved away or replaced (a rebuild, a restore)
+            shared = None
+        if shared is None:
+            if read_only:
+                return None
+            con = _open(path, False, wait_seconds)
+            try:
+                apply_schema(con)
+            except BaseException:
+                con.close()
+                raise
+            shared = _instances[key] = _Shared(con, _file_id(path) or (0, 0))
+        if shared.timer is not None:
+            shared.timer.cancel()
+            shared.timer = None
+        cursor = shared.con.cursor()
+        shared.users += 1
+        return shared, cursor
+
+
+def _give_back(shared: _Shared) -> None:
+    with _lock:
+        shared.users -= 1
+        if shared.users:
+            return
+        if shared.retired or not _in_scope():
+            _close(shared)
+            return
+        shared.timer = threading.Timer(IDLE_SECONDS, _close_if_idle, [shared])
+        shared.timer.daemon = True
+        shared.timer.start()
+
+
+def _retire(key: str) -> None:
+    shared = _instances.pop(key)
+    shared.retired = True
+    if shared.timer is not None:
+        shared.timer.cancel()
+    if shared.users == 0:
+        _close(shared)
+
+
+def _close_if_idle(shared: _Shared) -> None:
+    with _lock:
+        if shared.users == 0 and not shared.retired:
+            for key, value in list(_instances.items()):
+                if value is shared:
+                    _retire(key)
+
+
+def _close(shared: _Shared) -> None:
+    shared.retired = True
+    with contextlib.suppress(duckdb.Error):
+        shared.con.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    # a process ending inside a scope (an error, Ctrl-C) still checkpoints its writes
+    with _lock:
+        if _scopes[0] == os.getpid():
+            for key in list(_instances):
+                _retire(key)
 
 
 @contextmanager
