@@ -50,3 +50,28 @@ def test_a_warehouse_from_older_code_gets_the_current_schema(tmp_path):
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ops' "
                            "AND table_name = 'alerts'").fetchall() == [(1,)]
         assert con.execute("SELECT version FROM ops.schema_version").fetchall() == version
+
+
+def test_typed_columns_take_what_pandas_frames_hold(con):
+    # Arrow converts most columns itself; what it refuses (an ISO text for a timestamp, a
+    # float in a text column) goes through the value-by-value path.
+    import numpy as np
+
+    from warehouse.db import insert_rows
+    con.execute("CREATE TABLE core.t (s VARCHAR, n INTEGER, d DOUBLE, ts TIMESTAMP, "
+                "l VARCHAR[], b BOOLEAN)")
+    frame = pd.DataFrame({
+        "s": ["a", float("nan"), None],
+        "n": [np.int64(1), None, 3],
+        "d": [1, 2.5, float("nan")],
+        "ts": ["2026-01-02 03:04:05", None, "2026-01-03"],
+        "l": [np.array(["x", "y"]), [], None],
+        "b": [True, np.bool_(False), None],
+    }, dtype=object)
+    insert_rows(con, "core.t", frame, {"s": "VARCHAR", "n": "INTEGER", "d": "DOUBLE",
+                                        "ts": "TIMESTAMP", "l": "VARCHAR[]",
+                                        "b": "BOOLEAN"})
+    assert con.execute("SELECT * FROM core.t").fetchall() == [
+        ("a", 1, 1.0, dt.datetime(2026, 1, 2, 3, 4, 5), ["x", "y"], True),
+        (None, None, 2.5, None, [], False),
+        (None, 3, None, dt.datetime(2026, 1, 3), None, None)]
