@@ -1,6 +1,7 @@
 """Where the memos of reusable work live between runs, beside the warehouse: one pickle per
 source for staging (`<home>/cache/staging/<source>.pickle`, transforms.staging.RowMemo) and
-one for the merge's clustering (`<home>/cache/clusters.pickle`, transforms.merge.ClusterMemo).
+one for the merge's clustering (`<home>/cache/clusters.pickle`, transforms.merge.ClusterMemo),
+each with a delta file of the entries a run added (`load_layered`, `save_layered`).
 
 A memo is a cache, never a record: a file that is missing, unreadable or made for another
 fingerprint gives an empty memo, and the work is done afresh. Pickles are read back, so the
@@ -22,13 +23,16 @@ def memo_path(home: Path, source: str) -> Path:
 
 
 def prune_staging_memos(home: Path, sources: set[str]) -> list[str]:
-    """Delete the staging memos of sources no longer listed; returns their names."""
+    """Delete the staging memos (and their delta files) of sources no longer listed; returns
+    their names."""
     gone = []
     for path in sorted((Path(home) / "cache" / "staging").glob("*.pickle")):
-        if path.stem not in sources:
+        name = path.name.removesuffix(".pickle").removesuffix(".delta")
+        if name not in sources:
             with contextlib.suppress(OSError):
                 path.unlink()
-                gone.append(path.stem)
+                if name not in gone:
+                    gone.append(name)
     return gone
 
 
@@ -60,17 +64,6 @@ def _write(path: Path, stored: dict) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
-
-
-def load_memo(path: Path, fingerprint: str) -> dict:
-    """The entries kept at `path` when they were made for `fingerprint`, else none."""
-    stored = _read(path, fingerprint)
-    return stored["entries"] if stored else {}
-
-
-def save_memo(path: Path, fingerprint: str, entries: dict) -> None:
-    """Keep `entries` for the next run."""
-    _write(path, {"fingerprint": fingerprint, "entries": entries})
 
 
 @dataclass

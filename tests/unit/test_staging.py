@@ -8,7 +8,7 @@ import pytest
 from transforms.readers import Table
 from transforms.spec import parse_spec
 from transforms.staging import RowMemo, StageError, parse_date, stage_table
-from warehouse.memos import load_memo, memo_path, prune_staging_memos, save_memo
+from warehouse.memos import Layered, load_layered, memo_path, prune_staging_memos, save_layered
 
 SPEC = parse_spec(
     """
@@ -303,16 +303,25 @@ def test_a_memo_is_kept_for_its_fingerprint_only(tmp_path):
     path = memo_path(tmp_path, "reseau")
     memo = RowMemo("mapping-1")
     memo.keep(RowMemo.key(["a", "b"]), ([], [], None, None))
-    save_memo(path, memo.fingerprint, memo.kept)
-    assert load_memo(path, "mapping-1") == memo.kept
-    assert load_memo(path, "mapping-2") == {}  # another mapping, code or reference
+    save_layered(path, memo.fingerprint, memo.kept, Layered())
+    assert load_layered(path, "mapping-1").entries == memo.kept
+    assert load_layered(path, "mapping-2").entries == {}  # another mapping, code or reference
     path.write_bytes(b"not a pickle")
-    assert load_memo(path, "mapping-1") == {}  # a damaged cache stages afresh
+    assert load_layered(path, "mapping-1").entries == {}  # a damaged cache stages afresh
 
 
 def test_the_memos_of_sources_no_longer_listed_are_deleted(tmp_path):
+    base = {RowMemo.key([str(i)]): ([], [], None, None) for i in range(8)}
     for name in ("reseau", "ancien"):
-        save_memo(memo_path(tmp_path, name), "mapping-1", {b"k": ([], [], None, None)})
+        path = memo_path(tmp_path, name)
+        save_layered(path, "mapping-1", base, Layered())
+        # a row edited since: the base file stays, the new row goes to the delta file
+        save_layered(path, "mapping-1", {**base, b"edited": ([], [], None, None)},
+                     load_layered(path, "mapping-1"))
+    files = sorted(p.name for p in memo_path(tmp_path, "x").parent.iterdir())
+    assert files == ["ancien.delta.pickle", "ancien.pickle", "reseau.delta.pickle",
+                     "reseau.pickle"]
     assert prune_staging_memos(tmp_path, {"reseau", "emplois"}) == ["ancien"]
-    assert memo_path(tmp_path, "reseau").exists()
+    assert sorted(p.name for p in memo_path(tmp_path, "x").parent.iterdir()) == [
+        "reseau.delta.pickle", "reseau.pickle"]
     assert not memo_path(tmp_path, "ancien").exists()
