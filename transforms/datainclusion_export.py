@@ -18,6 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+import orjson
 import pydantic
 from data_inclusion.schema.v1 import ReseauPorteur, Structure
 
@@ -118,9 +119,18 @@ def _json_value(v: object) -> object:
 
 def json_bytes(docs: list[dict]) -> bytes:
     """structures.json: a JSON array of schema v1 rows, one per line (diffable)."""
-    lines = ",\n".join(json.dumps({k: _json_value(d[k]) for k in COLUMNS}, ensure_ascii=False,
-                                  separators=(",", ":")) for d in docs)
+    lines = ",\n".join(_doc_line(d) for d in docs)
     return ("[\n" + lines + "\n]\n" if docs else "[]\n").encode("utf-8")
+
+
+def _doc_line(doc: dict) -> str:
+    # orjson writes dates as isoformat() does, and everything else as `json` (numbers below
+    # 1e-4 aside: 1e-6 for 1e-06), in a third of the time; `json` for what it refuses
+    try:
+        return orjson.dumps({k: doc[k] for k in COLUMNS}).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps({k: _json_value(doc[k]) for k in COLUMNS}, ensure_ascii=False,
+                          separators=(",", ":"))
 
 
 def csv_bytes(docs: list[dict]) -> bytes:

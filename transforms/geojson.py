@@ -7,7 +7,9 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 
-from transforms.publication import FIELD_NAMES
+import orjson
+
+from transforms.publication import FIELD_NAMES, FIELDS
 
 # The properties of a feature: the published fields, in their order.
 PROPERTIES = FIELD_NAMES
@@ -36,19 +38,50 @@ def feature_lines(structures: Iterable[Mapping[str, object]]) -> tuple[dict[str,
     regions' files alike."""
     lines, without = {}, 0
     for s in structures:
-        lon, lat = _json_value(s.get("longitude")), _json_value(s.get("latitude"))
-        if lon is None or lat is None:
+        try:
+            line = _fast_line(s)
+        except (TypeError, orjson.JSONEncodeError):
+            line = _line(s)  # a value orjson or round() refuses (numpy, text for a number)
+        if line is None:
             without += 1
-            continue
-        feature = {
-            "type": "Feature",
-            "id": s["structure_id"],
-            "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {k: _json_value(s.get(k)) for k in PROPERTIES},
-        }
-        lines[s["structure_id"]] = json.dumps(feature, ensure_ascii=False,
-                                              separators=(",", ":"))
+        else:
+            lines[s["structure_id"]] = line
     return lines, without
+
+
+# The fields typed as numbers: the only values rounded (the others are text, lists, dates,
+# booleans, which orjson writes as `json` would).
+_NUMBERS = tuple(name for name, kind, _ in FIELDS if kind == "number")
+
+
+def _fast_line(s: Mapping[str, object]) -> str | None:
+    # orjson, and a loop over the number fields only: a third of the time of _line(), the
+    # same text (except numbers below 1e-4, written 1e-6 instead of 1e-06: the same JSON)
+    lon, lat = s.get("longitude"), s.get("latitude")
+    if lon is None or lat is None or lon != lon or lat != lat:  # None or NaN
+        return None
+    properties = {k: s.get(k) for k in PROPERTIES}
+    for k in _NUMBERS:
+        v = properties[k]
+        if v is not None:
+            properties[k] = None if v != v else round(v, 6)
+    return orjson.dumps({"type": "Feature", "id": s["structure_id"],
+                         "geometry": {"type": "Point",
+                                      "coordinates": [round(lon, 6), round(lat, 6)]},
+                         "properties": properties}).decode()
+
+
+def _line(s: Mapping[str, object]) -> str | None:
+    lon, lat = _json_value(s.get("longitude")), _json_value(s.get("latitude"))
+    if lon is None or lat is None:
+        return None
+    feature = {
+        "type": "Feature",
+        "id": s["structure_id"],
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {k: _json_value(s.get(k)) for k in PROPERTIES},
+    }
+    return json.dumps(feature, ensure_ascii=False, separators=(",", ":"))
 
 
 def collection_text(lines: Iterable[str]) -> str:

@@ -128,6 +128,8 @@ def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
     moved, changed = [], []
     for sid in sorted(set(before) & set(after)):
         a, b = before[sid], after[sid]
+        if _same(a, b):  # most rows of a release: nothing to compare field by field
+            continue
         pa_, pb = _point(a), _point(b)
         if pa_ and pb and (d := haversine_m(pa_, pb)) > move_threshold_m:
             moved.append({"structure_id": sid, "distance_m": round(d), "from": list(pa_),
@@ -146,6 +148,15 @@ def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
         "changed": changed,
         "redirects": [{"from": k, "to": v} for k, v in sorted((redirects or {}).items())],
     }
+
+
+def _same(a: Mapping, b: Mapping) -> bool:
+    """Whether two rows are equal as they are (then no field and no point differs); False
+    when they cannot say (a NaN is never equal to itself, an array refuses ==)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def dumps(doc: object) -> bytes:

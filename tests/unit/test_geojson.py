@@ -60,3 +60,29 @@ def test_passes_the_shared_contract_checker(tmp_path):
     )
     assert out.returncode == 0, out.stdout
     assert out.stdout.strip() == "features=2"
+
+
+@pytest.mark.parametrize("row", [
+    pytest.param({**structure("siae-d", 4.1234567, 45.7), "geo_score": 0.87654321,
+                  "nom": "Élan \u2028 \"citation\" \x1f", "recrute": True}, id="plain"),
+    pytest.param({**structure("siae-e", 4.4, 44.6), "geo_score": float("nan")}, id="nan-score"),
+    pytest.param({**structure("siae-f", 4.4, 44.6), "types": ("ACI", "EI"),
+                  "date_maj": dt.datetime(2024, 1, 2, 3, 4, 5)}, id="tuple-datetime"),
+])
+def test_a_feature_is_written_as_the_json_module_writes_it(row):
+    # features are written by orjson; the json module's text is the reference (readable
+    # diffs between publications, the same bytes for the same data)
+    from transforms.geojson import _line, feature_lines
+    lines, _ = feature_lines([row])
+    assert lines[row["structure_id"]] == _line(row)
+
+
+def test_values_orjson_refuses_are_written_all_the_same():
+    np = pytest.importorskip("numpy")
+    from transforms.geojson import _line, feature_lines
+    row = {**structure("siae-g", np.float64(4.4), 44.6), "types": np.array(["ACI", "EI"]),
+           "postes_ouverts": np.array([], dtype=object)}
+    lines, without = feature_lines([row, structure("siae-h", float("nan"), 44.6)])
+    assert without == 1
+    assert json.loads(lines["siae-g"])["properties"]["types"] == ["ACI", "EI"]
+    assert lines["siae-g"] == _line(row)

@@ -112,3 +112,19 @@ def test_formula_cells_are_neutralised_in_the_csv_only(value, written):
     data = csv_bytes([row("siae-1", nom=value)])
     parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     assert parsed[1][FIELD_NAMES.index("nom")] == written
+
+
+def test_rows_unchanged_between_releases_are_not_listed_and_changed_ones_are():
+    from transforms.publication import compute_changes
+    base = {"structure_id": "s1", "nom": "A", "latitude": 45.0, "longitude": 4.0,
+            "types": ["ACI"], "telephone": "0401020304"}
+    same = [dict(base), {**base, "structure_id": "s2"}]
+    edited = [dict(base), {**base, "structure_id": "s2", "telephone": "0405060708",
+                           "latitude": 45.01}]
+    assert compute_changes(same, [dict(r) for r in same])["changed"] == []
+    changes = compute_changes(same, edited)
+    assert changes["changed"] == [{"structure_id": "s2", "fields": ["telephone"]}]
+    assert [m["structure_id"] for m in changes["moved"]] == ["s2"]
+    # rows that differ as Python values only (a tuple read back as a list) are compared
+    # field by field, and do not count as changed
+    assert compute_changes([{**base, "types": ("ACI",)}], [dict(base)])["changed"] == []
