@@ -29,6 +29,7 @@ from flows.fingerprints import PIPELINE_HASH
 from flows.forked import default_workers, run_forked
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
+from transforms.frames import arrow_rows
 from transforms.geojson import collection_text, feature_lines
 from transforms.geopackage import gpkg_bytes
 from transforms.invariants import siret_conflicts
@@ -79,7 +80,7 @@ def current_release(paths: WarehousePaths) -> Path | None:
 def _previous_rows(release: Path | None) -> list[dict] | None:
     if release is None or not (release / "siae.parquet").exists():
         return None
-    return pq.read_table(release / "siae.parquet").to_pylist()
+    return arrow_rows(pq.read_table(release / "siae.parquet"))
 
 
 def _stored_inputs(paths: WarehousePaths, release: Path | None, key: str) -> dict | None:

@@ -30,6 +30,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from flows.forked import can_fork, default_workers, run_forked
 from flows.publish import current_release
+from transforms.frames import arrow_rows
 from transforms.outlines import departement_outlines, outlines_geojson
 from transforms.site import (
     INDEX_FIELDS,
@@ -224,7 +225,7 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     release = current_release(paths)
     if release is None or not (release / "siae.parquet").exists():
         raise SiteError(f"no publication in {paths.publish}: run `siae sync` first")
-    rows = pq.read_table(release / "siae.parquet").to_pylist()
+    rows = arrow_rows(pq.read_table(release / "siae.parquet"))
     changes = json.loads((release / "changes.json").read_text()) \
         if (release / "changes.json").exists() else {}
     redirects = json.loads((release / "redirects.json").read_text()).get("redirects", []) \

@@ -1,0 +1,23 @@
+"""Tables to Python rows: the same rows as pandas' and pyarrow's own conversions."""
+
+import datetime as dt
+
+import pyarrow as pa
+
+from transforms.frames import arrow_rows
+
+
+def test_arrow_rows_are_the_rows_of_to_pylist():
+    table = pa.table({
+        "structure_id": ["a", "b", None],
+        "types": [["ACI"], [], None],
+        "latitude": [45.1, None, 43.0],
+        "date_maj": [dt.date(2026, 1, 2), None, dt.date(2025, 5, 6)],
+        "recrute": [True, False, None],
+    })
+    assert arrow_rows(table) == table.to_pylist()
+
+
+def test_a_table_without_columns_or_rows():
+    assert arrow_rows(pa.table({"a": pa.array([], pa.string())})) == []
+    assert arrow_rows(pa.table({"a": [1, 2]}).select([])) == [{}, {}]
