@@ -114,6 +114,8 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
         entry = steps.setdefault(st.step, {"seconds": 0.0, "busy_seconds": 0.0, "rows_in": 0})
         entry["busy_seconds"] += st.seconds
         entry["rows_in"] += st.rows_in or 0
+        # the merge's parts: loading the records, matching, clustering
+        entry.update({k: v for k, v in (st.details or {}).items() if k.endswith("_s")})
     elapsed = _elapsed(home, summary.run_id)
     for step, entry in steps.items():
         # a step that had nothing to do (publish: unchanged) still took its time
@@ -233,10 +235,11 @@ def markdown(results: list[dict]) -> str:
                             f"{r['recall']:.3f} |" if first else " | | |"))
     ratios = _ratios(results)
     if ratios:
-        lines += ["", "| from → to | records | wall | merge | candidate pairs |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += ["", "| from → to | records | wall | merge | of which matching | "
+                      "candidate pairs |", "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {a:,} → {b:,} | x{x['records']:.1f} | x{x['wall']:.1f} | "
-                  f"x{x['merge']:.1f} | x{x['pairs']:.1f} |" for (a, b), x in ratios]
+                  f"x{x['merge']:.1f} | x{x['matching']:.1f} | x{x['pairs']:.1f} |"
+                  for (a, b), x in ratios]
     dask = [(r["records"], r["dask"]) for r in results if r.get("dask")]
     if dask:
         lines += ["", "| records | Dask workers | merge s (cluster start included) | speed-up |",
@@ -256,6 +259,8 @@ def _ratios(results: list[dict]) -> list[tuple[tuple[int, int], dict]]:
             "records": b["records"] / a["records"], "wall": fb["wall_s"] / fa["wall_s"],
             "merge": fb["steps"]["merge"]["seconds"] / max(fa["steps"]["merge"]["seconds"],
                                                            0.01),
+            "matching": fb["steps"]["merge"].get("matching_s", 0.0) / max(
+                fa["steps"]["merge"].get("matching_s", 0.0), 0.01),
             "pairs": b["candidate_pairs"] / max(a["candidate_pairs"], 1)}))
     return out
 
