@@ -75,3 +75,15 @@ def test_typed_columns_take_what_pandas_frames_hold(con):
         ("a", 1, 1.0, dt.datetime(2026, 1, 2, 3, 4, 5), ["x", "y"], True),
         (None, None, 2.5, None, [], False),
         (None, 3, None, dt.datetime(2026, 1, 3), None, None)]
+
+
+def test_a_query_is_read_as_native_python_values(con):
+    # the record frames hold str, int, date, list and None, never numpy values or NaN
+    from warehouse.db import fetch_frame
+    frame = fetch_frame(con, "SELECT * FROM (VALUES ('a', 1, DATE '2026-01-02', ['x']), "
+                             "(NULL, NULL, NULL, NULL), ('é', 3, NULL, [])) t(s, n, d, l)")
+    assert frame.to_dict("list") == {"s": ["a", None, "é"], "n": [1, None, 3],
+                                     "d": [dt.date(2026, 1, 2), None, None],
+                                     "l": [["x"], None, []]}
+    assert [type(v) for v in frame["s"]] == [str, type(None), str]
+    assert [type(v) for v in frame["n"]] == [int, type(None), int]
