@@ -1,9 +1,10 @@
 """Python's cyclic garbage collector paused during the steps that build millions of objects.
 
-Staging, clustering, locating, publishing and rendering the site create rows, dicts and
-strings by the million, none of them in reference cycles; the collector would scan them again
-and again as they pile up (a fifth of the clustering's time at 111k records, measured). Memory
-is still freed by reference counting; cycles made meanwhile are collected once it resumes.
+Staging, clustering, geocoding, locating, publishing and rendering the site create rows,
+dicts and strings by the million, none of them in reference cycles; the collector would scan
+them again and again as they pile up (a fifth of the clustering's time at 111k records,
+measured). Memory is still freed by reference counting; cycles made meanwhile are collected
+once it resumes.
 """
 
 from __future__ import annotations

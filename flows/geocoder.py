@@ -137,8 +137,10 @@ def geocode_structures(
     stats.addresses = len(by_structure)
     cached = geocodes.cached(con, list(queries))
     due = now - dt.timedelta(days=settings.retry_failed_after_days)
-    to_send = [q for k, q in sorted(queries.items()) if resend_all or k not in cached or (
-        not accept(cached[k][0], settings.min_score)[0] and cached[k][1] < due)]
+    # sorted by key once filtered: a national run sends nothing or a few addresses
+    to_send = [q for k, q in sorted((k, q) for k, q in queries.items() if resend_all or (
+        k not in cached) or (not accept(cached[k][0], settings.min_score)[0]
+                             and cached[k][1] < due))]
     stats.cache_hits = len(queries) - len(to_send)
     results = {k: r for k, (r, _) in cached.items()}
     for start in range(0, len(to_send), settings.batch_size):
