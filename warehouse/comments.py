@@ -110,7 +110,8 @@ TABLE_COMMENTS = {
         " when"
     ),
     "ops.geo_disagreements": (
-        "source points refused or far from the geocoder's, per run, for review"
+        "source points refused or far from the geocoder's, per run (the last 10 "
+        "consolidations), for review"
     ),
     "ops.alerts": (
         "every alert posted: when, run, source, problem (failed, stale), open or recovered, "

@@ -32,6 +32,8 @@ REDIRECT_TYPES = {"from_id": "VARCHAR", "to_id": "VARCHAR"}
 POSTE_TYPES = {"structure_id": "VARCHAR", "source": "VARCHAR", "source_id": "VARCHAR",
                "rome": "VARCHAR", "appellation": "VARCHAR", "recrutement_ouvert": "BOOLEAN",
                "cree_le": "DATE", "mis_a_jour_le": "DATE"}
+# ops.geo_disagreements keeps the flags of this many consolidations (run IDs sort by time).
+DISAGREEMENT_RUNS_KEPT = 10
 DISAGREEMENT_COLUMNS = ["structure_id", "source", "source_longitude", "source_latitude",
                         "ban_longitude", "ban_latitude", "distance_km", "reason"]
 
@@ -123,10 +125,22 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
                 columns=["run_id", *DISAGREEMENT_COLUMNS]))
             con.execute("INSERT INTO ops.geo_disagreements BY NAME SELECT * FROM _flags")
             con.unregister("_flags")
+        keep_recent_disagreements(con)
         con.execute(MARTS_SQL)
         history = record_history(con, now, run_id)
         apply_comments(con)  # the tables just replaced lost theirs
     return history
+
+
+def keep_recent_disagreements(con: duckdb.DuckDBPyConnection,
+                              runs: int = DISAGREEMENT_RUNS_KEPT) -> int:
+    """Delete the geocoding disagreements flagged before the last `runs` consolidations;
+    returns how many went. Each consolidation flags every disagreement again: the last runs'
+    flags show when one appeared, and the table stays the size of a few runs."""
+    return con.execute(
+        "DELETE FROM ops.geo_disagreements WHERE run_id NOT IN (SELECT run_id FROM "
+        "(SELECT DISTINCT run_id FROM ops.geo_disagreements) ORDER BY run_id DESC LIMIT ?)",
+        [runs]).fetchall()[0][0]
 
 
 def structure_count(con: duckdb.DuckDBPyConnection) -> int:

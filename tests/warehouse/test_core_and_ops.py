@@ -141,3 +141,15 @@ def test_an_older_warehouse_keeps_its_publications_log(tmp_path):
         core.write_core(c, tables([structure(1)]), "r1", NOW)  # recreates the marts
         assert c.execute("SELECT release_id, publiee_le, points, ajoutees FROM "
                          "marts.publications").fetchall() == [("rel0", NOW, 9, 10)]
+
+
+def test_geocoding_disagreements_are_kept_for_the_last_consolidations_only(con):
+    from warehouse.core import keep_recent_disagreements
+    for day in range(1, 13):  # twelve daily consolidations flag the same two points
+        for sid in ("siae-1", "siae-2"):
+            con.execute("INSERT INTO ops.geo_disagreements (run_id, structure_id, reason) "
+                        "VALUES (?, ?, 'far')", [f"202611{day:02d}T060000-abcdef", sid])
+    assert keep_recent_disagreements(con, runs=10) == 4
+    runs = [r for (r,) in con.execute("SELECT DISTINCT run_id FROM ops.geo_disagreements "
+                                      "ORDER BY 1").fetchall()]
+    assert runs == [f"202611{day:02d}T060000-abcdef" for day in range(3, 13)]
