@@ -9,9 +9,10 @@ import math
 from collections.abc import Mapping
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
-from shapely.geometry import Point
+import shapely
 
 from transforms.publication import FIELDS, LIST_DELIMITER
 
@@ -32,14 +33,18 @@ def gpkg_bytes(rows: list[Mapping[str, object]]) -> bytes:
     """The structures that have a point, one layer `siae` in WGS 84, lists joined by `|`."""
     located = [r for r in rows if r.get("latitude") is not None
                and r.get("longitude") is not None]
-    columns = {name: [_cell(r.get(name), kind) for r in located] for name, kind, _ in FIELDS}
+    # column by column, and only lists converted value by value: pandas reads NaN and None
+    # alike (a third of the time of a _cell() call per value at national size)
+    columns = {name: ([_cell(r.get(name), kind) for r in located] if kind == "list"
+                      else [r.get(name) for r in located]) for name, kind, _ in FIELDS}
     frame = pd.DataFrame(columns)
     for name, kind, _ in FIELDS:
         if kind == "date":
             frame[name] = pd.to_datetime(frame[name]).dt.date
         elif kind == "boolean":
             frame[name] = frame[name].astype("boolean")
-    geometry = [Point(float(r["longitude"]), float(r["latitude"])) for r in located]
+    geometry = shapely.points(np.array([float(r["longitude"]) for r in located]),
+                              np.array([float(r["latitude"]) for r in located]))
     layer = gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
     pyogrio.set_gdal_config_options(_FIXED_DATE)
     # written in GDAL's memory, not a temporary file: building the release's files touches no
