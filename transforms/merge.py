@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,6 +197,19 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
     for keys in clusters:
         ids = {known[k] for k in keys if k in known}
         claims.append(sorted(ids, key=age) if len(ids) > 1 else list(ids))
+    claimed = [c[0] for c in claims if c]
+    if all(len(c) <= 1 for c in claims) and len(set(claimed)) == len(claimed):
+        # most runs: every place claims at most one ID and no two claim the same, so each
+        # keeps its own and nothing is redirected; the new IDs are made in the same order
+        # as _ids_by_age's (the places without a claim, by their smallest key)
+        return _own_ids(clusters, claims, set(known.values())), {}
+    return _ids_by_age(clusters, claims, known, age)
+
+
+def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mapping[str, str],
+                age: Callable[[str], tuple[str, str]]) -> tuple[list[str], dict[str, str]]:
+    """The places in order of their oldest claimed ID take it when still free; the others
+    get a new ID; the IDs claimed and not kept redirect to their place's."""
     order = sorted(range(len(clusters)), key=lambda i: (age(claims[i][0]) if claims[i]
                                                         else ("~", ""), clusters[i][0]))
     chosen: dict[int, str] = {}
@@ -218,6 +231,14 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
             if sid != chosen[i] and sid not in kept:
                 redirects[sid] = chosen[i]
     return [chosen[i] for i in range(len(clusters))], redirects
+
+
+def _own_ids(clusters: list[list[str]], claims: list[list[str]], taken: set[str]) -> list[str]:
+    chosen = [c[0] if c else "" for c in claims]
+    for i in sorted((i for i, c in enumerate(claims) if not c), key=lambda i: clusters[i][0]):
+        chosen[i] = new_structure_id(clusters[i][0], taken)
+        taken.add(chosen[i])
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -236,3 +236,36 @@ def test_a_set_aside_siret_is_kept_in_the_provenance():
     records = frame(rec("reseau", "r", None, siret_ecarte="00000000000000"))
     provenance = json.loads(merge_records(records, PRIORITY, {}).structures.loc[0, "provenance"])
     assert provenance["siret_ecarte"] == "reseau: 00000000000000"
+
+
+def test_ids_kept_without_conflict_are_the_ones_the_ordering_by_age_gives():
+    # _assign_ids' short way (each place claims at most one ID, no two the same) must give
+    # the IDs and redirects of the general one, the new IDs included (same order, same
+    # collisions avoided)
+    import random
+
+    from transforms.merge import _assign_ids, _ids_by_age
+    for seed in range(20):
+        rng = random.Random(seed)
+        clusters = [[f"k{seed}-{i}-{j}" for j in range(rng.randint(1, 3))]
+                    for i in range(rng.randint(1, 60))]
+        rng.shuffle(clusters)
+        known = {}
+        for n, keys in enumerate(clusters):
+            if rng.random() < 0.6:  # a known place: some of its keys carry its ID
+                for k in rng.sample(keys, rng.randint(1, len(keys))):
+                    known[k] = f"siae-known{n:03d}"
+        # an ID whose keys are gone, and a new key's would-be ID, already taken
+        known["gone"] = "siae-gone"
+        known["old"] = new_structure_id(clusters[0][0], set())
+        first_seen = {sid: dt.datetime(2026, 1, 1 + n % 28) for n, sid in
+                      enumerate(sorted(set(known.values())))}
+        ids, redirects = _assign_ids(clusters, known, first_seen)
+        claims = [sorted({known[k] for k in keys if k in known}) for keys in clusters]
+
+        def age(sid, first_seen=first_seen):
+            return (str(first_seen.get(sid, "")), sid)
+
+        assert (ids, redirects) == _ids_by_age(clusters, claims, known, age)
+        assert redirects == {}
+        assert len(set(ids)) == len(ids)
