@@ -99,6 +99,13 @@ def usable_siret(siret: str | None) -> str | None:
     return siret if siret and not is_placeholder_siret(siret) else None
 
 
+# The record fields the matcher reads (its blocks and features): the records it scores are
+# turned into rows of these only (tests/unit/test_matching.py checks that this module names
+# no other record field).
+MATCHED_FIELDS = ("adresse", "code_insee", "code_postal", "courriel", "enseigne", "latitude",
+                  "longitude", "nom", "siret", "site_web", "telephone", "types",
+                  "types_candidats")
+
 # A block of up to this many records has all its pairs compared, when the settings do not say
 # (`[matching] whole_blocks_up_to`, which defaults to the number of sources).
 WHOLE_BLOCKS_UP_TO = 6

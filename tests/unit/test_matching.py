@@ -158,3 +158,42 @@ def test_cross_validation_rechooses_the_threshold_on_the_other_folds():
     cv = cross_validate(labelled, folds=4)
     assert len(cv.merge_thresholds) == 4
     assert cv.precision == 1.0 and cv.recall == 1.0
+
+
+def test_the_matcher_reads_no_record_field_beyond_matched_fields():
+    # score_records gives the matcher rows of MATCHED_FIELDS only: a field it reads and the
+    # list lacks would be None there, and the scores would silently change
+    import re
+    from pathlib import Path
+
+    import transforms.matching as matching
+    from transforms.staging import RECORD_COLUMNS
+    source = Path(matching.__file__).read_text(encoding="utf-8")
+    named = {c for c in RECORD_COLUMNS if re.search(rf"[\"']{c}[\"']", source)}
+    assert named == set(matching.MATCHED_FIELDS)
+
+
+def test_scoring_whole_records_or_their_matched_fields_gives_the_same_pairs():
+    import pandas as pd
+
+    from flows.scoring import score_records
+    from tests.helpers import record
+    from transforms.matching import score_pairs
+    from transforms.settings import RuntimeSettings
+    rows = []
+    for n, (name, phone) in enumerate([("Atelier Tremplin", "+33475000001"),
+                                       ("Atelier Tremplin ", "+33475000001"),
+                                       ("Jardins de Cocagne", None),
+                                       ("Les Jardins de Cocagne", "+33475000002"),
+                                       ("Recyclerie Horizon", None)]):
+        rows.append(record(f"s{n % 2}", str(n), nom=name, telephone=phone,
+                           adresse=f"{n % 3 + 1} rue du Pont", complement_adresse="Bât. B",
+                           code_insee="07019", code_postal="07200", commune="Aubenas",
+                           departement="07", region="84", siren=None, types=["ACI"],
+                           date_maj=None, description=f"structure {n}"))
+    frame = pd.DataFrame(rows, dtype=object)
+    settings = MatchingSettings()
+    whole = score_pairs(frame.to_dict("records"), settings)
+    assert whole  # the set has pairs to find
+    scored, _ = score_records(frame, settings, RuntimeSettings(), direct=True)
+    assert scored == whole
