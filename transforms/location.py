@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -81,25 +82,60 @@ class Location:
     geo_score: float | None = None
 
 
+def km_outside_many(polygons: Sequence[bytes], lons: Sequence[float],
+                    lats: Sequence[float]) -> np.ndarray:
+    """`km_outside` for each (polygon, lon, lat), vectorised: a country holds hundreds of
+    thousands of points, and one shapely call per point costs more than its geometry."""
+    count = len(polygons)
+    km = np.zeros(count, dtype=float)
+    if not count:
+        return km
+    parsed = {wkb: _polygon(wkb) for wkb in dict.fromkeys(polygons)}
+    geoms = np.array([parsed[wkb] for wkb in polygons], dtype=object)
+    lon, lat = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+    outside = np.flatnonzero(~shapely.intersects_xy(geoms, lon, lat))
+    sizes = shapely.get_num_coordinates(geoms[outside])
+    # batches of about a million vertices: each point needs its own projected copy
+    start = 0
+    while start < len(outside):
+        stop = start + max(1, int(np.searchsorted(np.cumsum(sizes[start:]), 1_000_000)))
+        picked = outside[start:stop]
+        owner = np.repeat(np.arange(len(picked)), sizes[start:stop])
+        kx = _KM_PER_DEGREE * np.cos(np.radians(lat[picked]))
+
+        def to_km(coords, picked=picked, owner=owner, kx=kx):
+            out = coords.copy()
+            out[:, 0] = (coords[:, 0] - lon[picked][owner]) * kx[owner]
+            out[:, 1] = (coords[:, 1] - lat[picked][owner]) * _KM_PER_DEGREE
+            return out
+
+        km[picked] = shapely.distance(shapely.transform(geoms[picked], to_km),
+                                      shapely.points(0.0, 0.0))
+        start = stop
+    return km
+
+
 def choose_location(
     candidates: Sequence[tuple[float, float, str]],
     polygon_wkb: bytes | None,
     centre: tuple[float, float] | None,
     max_km_outside: float,
     geocoded: tuple | None = None,
+    kms: Sequence[float] | None = None,
 ) -> Location:
     """An accepted geocoder answer (lon, lat, type, score[, citycode]), else the first plausible
     (lon, lat, source) candidate, else the commune's centre, else nothing.
 
-    Candidates come in survivorship order (highest priority first).
+    Candidates come in survivorship order (highest priority first). `kms`, when known
+    already (`km_outside_many`): each candidate's distance to the polygon.
     """
     refused, plausible = [], None
-    for lon, lat, source in candidates:
+    for n, (lon, lat, source) in enumerate(candidates):
         if not in_france(lon, lat):
             refused.append(f"{source}: ({lon}, {lat}) outside France")
             continue
         if polygon_wkb is not None:
-            km = km_outside(polygon_wkb, lon, lat)
+            km = kms[n] if kms is not None else km_outside(polygon_wkb, lon, lat)
             if km > max_km_outside:
                 refused.append(f"{source}: ({lon}, {lat}) {km:.1f} km outside its commune")
                 continue
@@ -130,21 +166,31 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
     """
     geocoded = geocoded or {}
     out = structures.copy()
+    rows = rows_of(narrowed(out, "structure_id", "code_arrondissement", "code_insee",
+                            "coordinate_candidates"))
+    found = [shapes.get(s.get("code_arrondissement") or "")
+             or shapes.get(s.get("code_insee") or "") or {} for s in rows]
+    # How far each candidate point lies outside its commune, for all structures at once
+    polygons, lons, lats = [], [], []
+    for s, shape in zip(rows, found, strict=True):
+        if shape.get("polygon") is not None:
+            for lon, lat, _ in s["coordinate_candidates"]:
+                polygons.append(shape["polygon"])
+                lons.append(lon)
+                lats.append(lat)
+    kms = iter(km_outside_many(polygons, lons, lats).tolist())
     located = []
-    for s in rows_of(narrowed(out, "structure_id", "code_arrondissement", "code_insee",
-                              "coordinate_candidates")):
-        shape = (
-            shapes.get(s.get("code_arrondissement") or "")
-            or shapes.get(s.get("code_insee") or "")
-            or {}
-        )
+    for s, shape in zip(rows, found, strict=True):
+        polygon = shape.get("polygon")
+        candidates = s["coordinate_candidates"]
         located.append(
             choose_location(
-                s["coordinate_candidates"],
-                shape.get("polygon"),
+                candidates,
+                polygon,
                 shape.get("centre"),
                 max_km_outside,
                 geocoded.get(s["structure_id"]),
+                [next(kms) for _ in candidates] if polygon is not None else None,
             )
         )
     out["longitude"] = [loc.longitude for loc in located]

@@ -68,3 +68,39 @@ def test_a_commune_the_reference_missed_comes_from_the_geocoder():
     assert (out[0]["code_insee"], out[0]["commune"]) == ("88465", "Thaon-les-Vosges")
     assert json.loads(out[0]["provenance"])["commune"] == "ban"
     assert out[1]["code_insee"] == "69123" and out[1]["commune"] == "Lyon"
+
+
+def test_points_in_their_commune_are_checked_for_all_structures_at_once():
+    """locate_structures checks every candidate point in one vectorised call; each structure
+    gets what choose_location alone gives it: inside, just outside (kept), far outside
+    (refused), swapped, an arrondissement's shape before its city's, and no shape at all."""
+    import pandas as pd
+
+    from transforms.location import km_outside_many, locate_structures
+
+    other = shapely.to_wkb(shapely.box(2.30, 48.80, 2.40, 48.90))
+    shapes = {"07010": {"polygon": SQUARE, "centre": CENTRE},
+              "75056": {"polygon": SQUARE, "centre": CENTRE},
+              "75101": {"polygon": other, "centre": (2.35, 48.85)}}
+    cases = [
+        ("inside", "07010", None, [(4.41, 44.61, "a")]),
+        ("just-outside", "07010", None, [(4.4, 44.66, "a")]),
+        ("far-then-inside", "07010", None, [(4.9, 45.7, "a"), (4.36, 44.56, "b")]),
+        ("swapped", "07010", None, [(44.6, 4.4, "a")]),
+        ("arrondissement", "75056", "75101", [(4.41, 44.61, "a"), (2.35, 48.85, "b")]),
+        ("no-shape", "99999", None, [(4.9, 45.7, "a")]),
+        ("no-point", "07010", None, []),
+    ]
+    frame = pd.DataFrame([{"structure_id": sid, "code_insee": code,
+                           "code_arrondissement": arr, "coordinate_candidates": points}
+                          for sid, code, arr, points in cases])
+    out = locate_structures(frame, shapes, 2.0)
+    for (sid, code, arr, points), got in zip(cases, out.to_dict("records"), strict=True):
+        shape = shapes.get(arr or "") or shapes.get(code) or {}
+        alone = choose_location(points, shape.get("polygon"), shape.get("centre"), 2.0)
+        assert (got["longitude"], got["latitude"], got["geo_source"], got["geo_refused"]) == (
+            alone.longitude, alone.latitude, alone.geo_source, list(alone.rejected)), sid
+    assert out.set_index("structure_id").loc["arrondissement", "geo_source"] == "b"
+    points = [(SQUARE, 4.4, 44.6), (SQUARE, 4.4, 44.66), (other, 4.4, 44.6), (SQUARE, 5.0, 44.0)]
+    assert km_outside_many(*zip(*points, strict=True)).tolist() == [
+        km_outside(*p) for p in points]
