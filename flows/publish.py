@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -30,10 +31,17 @@ from flows.forked import default_workers, run_forked
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
 from transforms.frames import arrow_rows
-from transforms.geojson import collection_text, feature_lines
+from transforms.geojson import collection_bytes, feature_lines, lines_by_id
 from transforms.geopackage import gpkg_bytes
 from transforms.invariants import siret_conflicts
-from transforms.publication import compute_changes, csv_bytes, dumps, parquet_bytes
+from transforms.publication import (
+    compute_changes,
+    csv_bytes,
+    csv_lines_by_id,
+    dumps,
+    parquet_bytes,
+    same_rows,
+)
 from transforms.spec import Publication
 from warehouse import core, publications
 from warehouse.db import connect
@@ -97,26 +105,48 @@ def _stored_inputs(paths: WarehousePaths, release: Path | None, key: str) -> dic
     return stored
 
 
+def _built_by(paths: WarehousePaths, release: Path | None) -> str | None:
+    """What the current release's files were encoded by (code and link_base), as stored."""
+    try:
+        stored = json.loads((paths.releases / INPUTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored.get("code") if release is not None and stored.get(
+        "release") == release.name else None
+
+
 def _store_inputs(paths: WarehousePaths, release: Path, key: str, files: list[str],
-                  result: dict) -> None:
+                  result: dict, code: str) -> None:
     tmp = paths.releases / f"{INPUTS_FILE}.tmp"
     tmp.write_text(json.dumps({"release": release.name, "inputs": key, "files": sorted(files),
-                               "result": result}, default=str), encoding="utf-8")
+                               "result": result, "code": code}, default=str),
+                   encoding="utf-8")
     os.replace(tmp, paths.releases / INPUTS_FILE)
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """The previous release's folder, the structure_ids of its rows in order, and those whose
+    row is unchanged: their GeoJSON and CSV lines are taken from its files as they are."""
+
+    release: Path
+    ids: list[str]
+    same: frozenset[str]
+
+
 def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None = None,
-                workers: int = 1) -> tuple[dict[str, bytes], dict]:
+                workers: int = 1, reuse: Reuse | None = None) -> tuple[dict[str, bytes], dict]:
     """Every data file of a release, by relative path, and the report of the data·inclusion
     export (rows written, left out, values emptied). `link_base`: the site's address, for
     data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
     changed, data·inclusion's date_maj when no source dates it. `workers`: processes that
-    encode the formats side by side (flows/forked.py); the bytes are the same."""
+    encode the formats side by side (flows/forked.py); `reuse`: a previous release built by
+    this code with the same link_base. The bytes are the same either way."""
     # the longest first, so that the processes end together
     jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on),
             functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
-            functools.partial(_geojson_files, rows),
-            functools.partial(_encoded, csv_bytes, "siae.csv", rows),
+            functools.partial(_geojson_files, rows, reuse),
+            functools.partial(_csv_file, rows, reuse),
             functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
     parts = run_forked(jobs, workers if len(rows) >= PARALLEL_FROM else 1)
     found = {name: data for part, _ in parts for name, data in part.items()}
@@ -134,13 +164,34 @@ def _encoded(encode, name: str, rows: list[dict]) -> tuple[dict[str, bytes], Non
     return {name: encode(rows)}, None
 
 
-def _geojson_files(rows: list[dict]) -> tuple[dict[str, bytes], None]:
-    """The GeoJSON of every structure on the map, and one per région."""
-    lines, _ = feature_lines(rows)
+def _previous_bytes(reuse: Reuse, name: str) -> bytes:
+    try:
+        return (reuse.release / name).read_bytes()
+    except OSError:  # gone: every line is encoded again
+        return b""
+
+
+def _csv_file(rows: list[dict], reuse: Reuse | None) -> tuple[dict[str, bytes], None]:
+    kept = None
+    if reuse is not None and reuse.same:
+        lines = csv_lines_by_id(_previous_bytes(reuse, "siae.csv"), reuse.ids)
+        kept = {sid: line for sid, line in lines.items() if sid in reuse.same}
+    return {"siae.csv": csv_bytes(rows, kept)}, None
+
+
+def _geojson_files(rows: list[dict], reuse: Reuse | None = None
+                   ) -> tuple[dict[str, bytes], None]:
+    """The GeoJSON of every structure on the map, and one per région (the lines of unchanged
+    rows read from the previous release's file when given: `reuse`)."""
+    kept = None
+    if reuse is not None and reuse.same:
+        previous = lines_by_id(_previous_bytes(reuse, "siae.geojson"))
+        kept = {sid: line for sid, line in previous.items() if sid in reuse.same}
+    lines, _ = feature_lines(rows, kept)
     ids = sorted(lines)
-    files = {"siae.geojson": collection_text(lines[i] for i in ids).encode("utf-8")}
+    files = {"siae.geojson": collection_bytes(lines[i] for i in ids)}
     region_of = {r["structure_id"]: r.get("region") for r in rows}
-    by_region: dict[str, list[str]] = defaultdict(list)
+    by_region: dict[str, list[bytes]] = defaultdict(list)
     for r in rows:
         if r.get("region"):  # a region whose structures have no point: an empty file
             by_region.setdefault(r["region"], [])
@@ -148,7 +199,7 @@ def _geojson_files(rows: list[dict]) -> tuple[dict[str, bytes], None]:
         if region_of[i]:
             by_region[region_of[i]].append(lines[i])
     for region, members in sorted(by_region.items()):
-        files[f"regions/{region}.geojson"] = collection_text(members).encode("utf-8")
+        files[f"regions/{region}.geojson"] = collection_bytes(members)
     return files, None
 
 
@@ -193,6 +244,8 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
                                     core.same_judgements(con))
         key = _sha(json.dumps([PIPELINE_HASH, link_base,
                                publications.inputs_digest(con)]).encode())
+        # what encodes the files: the current release's lines serve again only if the same
+        code = _sha(json.dumps([PIPELINE_HASH, link_base]).encode())
         # (redirects given by the caller are not in the digest: build then)
         stored = (None if force or redirects is not None
                   else _stored_inputs(paths, current, key))
@@ -223,8 +276,13 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"the new publication has {len(rows)} structures against {len(previous)} in the "
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
+    # a 1% edit leaves 99% of the GeoJSON and CSV lines as they were: taken from the
+    # current release's files, not encoded again
+    same = frozenset(same_rows(previous, rows)) if previous else frozenset()
+    reuse = (Reuse(current, [r["structure_id"] for r in previous], same)
+             if previous and _built_by(paths, current) == code else None)
     files, di_report = build_files(rows, link_base, changed_on,
-                                   settings.workers or default_workers())
+                                   settings.workers or default_workers(), reuse)
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
     files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
                                                    for k, v in sorted(redirects.items())]})
@@ -239,7 +297,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     if current is not None and all(
             (current / name).exists() and _sha((current / name).read_bytes()) == _sha(data)
             for name, data in files.items()):
-        _store_inputs(paths, current, key, list(files), result)
+        _store_inputs(paths, current, key, list(files), result, code)
         return {**result, "status": "unchanged", "release": current.name,
                 "path": str(paths.geojson)}
 
@@ -251,7 +309,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     # The change log lists the redirects of IDs that the previous release still published.
     previous_ids = {r["structure_id"] for r in previous or []}
     changes = compute_changes(previous, rows, settings.move_threshold_m,
-                              {k: v for k, v in redirects.items() if k in previous_ids})
+                              {k: v for k, v in redirects.items() if k in previous_ids}, same)
     changes = {"release": release_id, "previous": current.name if current else None, **changes}
     files["changes.json"] = dumps(changes)
     resources = [resource(name, data) for name, data in sorted(files.items())
@@ -280,7 +338,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
                            "publication is kept") from exc
     pruned = _prune(paths, settings.keep, release_dir)
     counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
-    _store_inputs(paths, release_dir, key, list(files), result)
+    _store_inputs(paths, release_dir, key, list(files), result, code)
     with connect(paths.database) as con:
         publications.record_publication(
             con, release_id, dt.datetime.now(), len(rows), features, counts,

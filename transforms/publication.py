@@ -10,7 +10,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,19 +70,44 @@ def neutralise(text: str) -> str:
     return text
 
 
-def csv_bytes(rows: Iterable[Mapping[str, object]]) -> bytes:
+def csv_bytes(rows: Iterable[Mapping[str, object]],
+              reuse: Mapping[str, str] | None = None) -> bytes:
     """UTF-8, comma-separated, one row per structure, lists joined by `|`, fixed decimals;
-    formula-like cells neutralised (the GeoJSON and Parquet files keep the exact values)."""
+    formula-like cells neutralised (the GeoJSON and Parquet files keep the exact values).
+    `reuse`: the lines of the previous file for structures whose row is unchanged
+    (`csv_lines_by_id`): written as they are."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     # a carriage return inside a cell is not quoted by the "\n" dialect: such a row is
     # written with every cell quoted, so that no reader breaks the line there
     quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(FIELD_NAMES)
+    reuse = reuse or {}
     for r in rows:
+        if (kept := reuse.get(r["structure_id"])) is not None:
+            out.write(kept)
+            continue
         cells = [neutralise(_text(r.get(name), kind)) for name, kind, _ in FIELDS]
         (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
     return out.getvalue().encode("utf-8")
+
+
+def csv_lines_by_id(data: bytes, ids: list[str]) -> dict[str, str]:
+    """The lines (newline included) of a file written by `csv_bytes` from rows whose
+    structure_ids are `ids`, in order; nothing when a cell held a line break (then lines and
+    rows no longer pair up) or the file is not UTF-8."""
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return {}
+    if len(lines) != len(ids) + 2 or lines[-1] != "":
+        return {}
+    out = {}
+    for sid, line in zip(ids, lines[1:-1], strict=True):
+        # structure_id is the first column: a line that does not start with it is not its
+        if line.startswith((f"{sid},", f'"{sid}",')):
+            out[sid] = line + "\n"
+    return out
 
 
 def parquet_bytes(rows: list[Mapping[str, object]]) -> bytes:
@@ -118,9 +143,11 @@ def _comparable(v: object) -> object:
 
 def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
                     move_threshold_m: float = 100.0,
-                    redirects: Mapping[str, str] | None = None) -> dict:
+                    redirects: Mapping[str, str] | None = None,
+                    same: Collection[str] | None = None) -> dict:
     """What changed between two publications: added, removed, moved more than the threshold
-    (with the distance), and the other fields that changed, per structure_id (sorted)."""
+    (with the distance), and the other fields that changed, per structure_id (sorted).
+    `same`: the structure_ids whose rows are equal, when known already (`same_rows`)."""
     before = {r["structure_id"]: r for r in previous or []}
     after = {r["structure_id"]: r for r in current}
     added = sorted(set(after) - set(before))
@@ -128,7 +155,8 @@ def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
     moved, changed = [], []
     for sid in sorted(set(before) & set(after)):
         a, b = before[sid], after[sid]
-        if _same(a, b):  # most rows of a release: nothing to compare field by field
+        # most rows of a release: nothing to compare field by field
+        if (sid in same) if same is not None else _same(a, b):
             continue
         pa_, pb = _point(a), _point(b)
         if pa_ and pb and (d := haversine_m(pa_, pb)) > move_threshold_m:
@@ -148,6 +176,13 @@ def compute_changes(previous: list[Mapping] | None, current: list[Mapping],
         "changed": changed,
         "redirects": [{"from": k, "to": v} for k, v in sorted((redirects or {}).items())],
     }
+
+
+def same_rows(previous: Iterable[Mapping], current: Iterable[Mapping]) -> set[str]:
+    """The structure_ids whose row is equal, as it is, in both publications: every file
+    encodes such a row as it did."""
+    before = {r["structure_id"]: r for r in previous}
+    return {r["structure_id"] for r in current if _same(before.get(r["structure_id"]), r)}
 
 
 def _same(a: Mapping, b: Mapping) -> bool:

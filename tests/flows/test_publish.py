@@ -232,3 +232,86 @@ def test_a_place_holding_two_sirets_without_a_succession_is_never_published(tmp_
     with pytest.raises(PublishRefused, match="siae-0001 holds 34255976200048, 39485379000266"):
         publish_release(tmp_path, force=True)
     assert WarehousePaths(tmp_path).publish.resolve().name == first["release"]
+
+
+def _edited(previous: list[dict]) -> list[dict]:
+    """The previous release's rows with what a day brings: a name changed, a structure gone,
+    one new, one that lost its point, one whose address holds a carriage return."""
+    rows = [dict(r) for r in previous if r["structure_id"] != "siae-0003"]
+    by_id = {r["structure_id"]: r for r in rows}
+    by_id["siae-0001"]["nom"] = "Nouveau nom"
+    by_id["siae-0002"].update(longitude=None, latitude=None)
+    by_id["siae-0004"]["adresse"] = "1 rue du Port\rBâtiment B"
+    rows.append({**by_id["siae-0005"], "structure_id": "siae-0500", "nom": "Nouvelle"})
+    return sorted(rows, key=lambda r: r["structure_id"])
+
+
+def test_lines_of_unchanged_rows_are_taken_from_the_previous_release(tmp_path):
+    """A release built with the previous one's lines is byte for byte the one built from
+    nothing; the lines really come from the previous files (an altered line stays)."""
+    from flows.publish import Reuse, _previous_rows, build_files
+    from transforms.publication import same_rows
+
+    load(tmp_path, BASE)
+    publish_release(tmp_path)
+    release = (tmp_path / "publish").resolve()
+    previous = _previous_rows(release)
+    rows = _edited(previous)
+    same = frozenset(same_rows(previous, rows))
+    assert len(same) == len(previous) - 4  # the edited, the gone, the moved, the address
+    reuse = Reuse(release, [r["structure_id"] for r in previous], same)
+    fresh, report = build_files(rows)
+    assert build_files(rows, reuse=reuse) == (fresh, report)
+
+    altered = tmp_path / "altered"
+    altered.mkdir()
+    for name in ("siae.geojson", "siae.csv"):
+        text = (release / name).read_text(encoding="utf-8")
+        (altered / name).write_text(text.replace(
+            "Structure 7", "Structure sept"), encoding="utf-8")
+    kept, _ = build_files(rows, reuse=Reuse(altered, reuse.ids, same))
+    for name in ("siae.geojson", "siae.csv"):
+        assert "Structure sept" in kept[name].decode() and kept[name] != fresh[name]
+    # an edited row is never taken from the previous file
+    edited = Reuse(altered, reuse.ids, same - {"siae-0007"})
+    assert build_files(rows, reuse=edited)[0]["siae.geojson"] == fresh["siae.geojson"]
+
+
+def test_previous_lines_serve_only_files_encoded_the_same_way(tmp_path, monkeypatch):
+    """Another link_base, another version of the code (the stored code differs): every line
+    is encoded again."""
+    import flows.publish as publish
+
+    seen = []
+    real = publish.build_files
+
+    def spy(*args, **kwargs):
+        seen.append(args[4] if len(args) > 4 else kwargs.get("reuse"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(publish, "build_files", spy)
+    load(tmp_path, BASE)
+    publish_release(tmp_path)
+    load(tmp_path, BASE[:-1] + [structure(21, lon=2.36, lat=48.85, region="11", nom="Autre")])
+    publish_release(tmp_path)
+    load(tmp_path, BASE)
+    publish_release(tmp_path, link_base="https://example.org")
+    inputs = tmp_path / "releases" / ".inputs.json"
+    stored = json.loads(inputs.read_text())
+    inputs.write_text(json.dumps({**stored, "code": "an older version"}))
+    load(tmp_path, BASE[:-1] + [structure(21, lon=2.36, lat=48.85, region="11", nom="Autre")])
+    publish_release(tmp_path, link_base="https://example.org")
+    assert seen[0] is None and seen[2] is None and seen[3] is None
+    assert seen[1] is not None and "siae-0021" not in seen[1].same
+    assert len(seen[1].same) == 21
+
+
+def test_csv_lines_pair_with_rows_only_without_line_breaks_in_cells():
+    from transforms.publication import csv_bytes, csv_lines_by_id
+
+    rows = [{"structure_id": "siae-1", "nom": "A"}, {"structure_id": "siae-2", "nom": "B\r"}]
+    data = csv_bytes(rows)
+    lines = csv_lines_by_id(data, ["siae-1", "siae-2"])
+    assert lines["siae-2"].startswith('"siae-2"') and csv_bytes(rows, lines) == data
+    broken = rows + [{"structure_id": "siae-3", "nom": "deux\nlignes"}]
+    assert csv_lines_by_id(csv_bytes(broken), ["siae-1", "siae-2", "siae-3"]) == {}

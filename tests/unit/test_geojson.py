@@ -74,7 +74,7 @@ def test_a_feature_is_written_as_the_json_module_writes_it(row):
     # diffs between publications, the same bytes for the same data)
     from transforms.geojson import _line, feature_lines
     lines, _ = feature_lines([row])
-    assert lines[row["structure_id"]] == _line(row)
+    assert lines[row["structure_id"]] == _line(row).encode("utf-8")
 
 
 def test_values_orjson_refuses_are_written_all_the_same():
@@ -85,4 +85,12 @@ def test_values_orjson_refuses_are_written_all_the_same():
     lines, without = feature_lines([row, structure("siae-h", float("nan"), 44.6)])
     assert without == 1
     assert json.loads(lines["siae-g"])["properties"]["types"] == ["ACI", "EI"]
-    assert lines["siae-g"] == _line(row)
+    assert lines["siae-g"] == _line(row).encode("utf-8")
+
+
+def test_feature_lines_are_read_back_by_id_from_a_collection():
+    from transforms.geojson import collection_bytes, feature_lines, lines_by_id
+    rows = [structure("siae-a", 4.4, 44.6), {**structure("siae-b", 4.5, 44.7), "nom": "Éa,\nb"}]
+    lines, _ = feature_lines(rows)
+    assert lines_by_id(collection_bytes(lines[k] for k in sorted(lines))) == lines
+    assert lines_by_id(b"[]") == {} and lines_by_id(collection_bytes([])) == {}

@@ -74,6 +74,12 @@ def test_changes_of_a_scripted_sequence():
     assert [(m["structure_id"], m["distance_m"]) for m in changes["moved"]] == [("a", 1112)]
     assert changes["changed"] == [{"structure_id": "c", "fields": ["nom"]}]
     assert changes["redirects"] == [{"from": "b", "to": "d"}]
+    # the equal rows known already (the publication computes them once): the same changes
+    from transforms.publication import same_rows
+    third = [row("a", lat=44.61), row("c"), row("d")]
+    assert same_rows(second, third) == {"a", "d"}
+    assert compute_changes(second, third, 100.0, same={"a", "d"}) == \
+        compute_changes(second, third, 100.0)
 
 
 def test_first_publication_is_all_added_and_identical_is_empty():
