@@ -294,9 +294,11 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
               "by_precision": dict(sorted(by_precision.items())),
               "without_coordinates": len(rows) - features, "datainclusion": di_report,
               "bytes": {k: len(v) for k, v in files.items() if k in DATA_FILES}}
+    # bytes compared as they are: the first file that differs ends it (a digest of each
+    # national file on both sides costs seconds)
     if current is not None and all(
-            (current / name).exists() and _sha((current / name).read_bytes()) == _sha(data)
-            for name, data in files.items()):
+            (current / name).is_file() and (current / name).stat().st_size == len(data)
+            and (current / name).read_bytes() == data for name, data in files.items()):
         _store_inputs(paths, current, key, list(files), result, code)
         return {**result, "status": "unchanged", "release": current.name,
                 "path": str(paths.geojson)}
@@ -305,14 +307,22 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     # else now for a warehouse filled by other means.
     created = max((s[2] for s in sources), default=None) or dt.datetime.now()
     # Microseconds so that names sort in publication order, even within one second.
-    release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{_sha(files['siae.parquet'])[:8]}"
+    # each file's digest once: the release's name, the package and the publications' log
+    shas: dict[str, str] = {}
+
+    def sha_of(name: str) -> str:
+        if name not in shas:
+            shas[name] = _sha(files[name])
+        return shas[name]
+
+    release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{sha_of('siae.parquet')[:8]}"
     # The change log lists the redirects of IDs that the previous release still published.
     previous_ids = {r["structure_id"] for r in previous or []}
     changes = compute_changes(previous, rows, settings.move_threshold_m,
                               {k: v for k, v in redirects.items() if k in previous_ids}, same)
     changes = {"release": release_id, "previous": current.name if current else None, **changes}
     files["changes.json"] = dumps(changes)
-    resources = [resource(name, data) for name, data in sorted(files.items())
+    resources = [resource(name, data, sha_of(name)) for name, data in sorted(files.items())
                  if name not in ("changes.json", "redirects.json")]
     files["datapackage.json"] = dumps(datapackage(
         resources,
@@ -342,7 +352,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     with connect(paths.database) as con:
         publications.record_publication(
             con, release_id, dt.datetime.now(), len(rows), features, counts,
-            {k: {"bytes": len(v), "sha256": _sha(v)} for k, v in sorted(files.items())},
+            {k: {"bytes": len(v), "sha256": sha_of(k)} for k, v in sorted(files.items())},
             current.name if current else None)
     return {**result, "status": "published", "release": release_id, "changes": counts,
             "pruned": pruned, "path": str(paths.geojson)}

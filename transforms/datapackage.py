@@ -80,16 +80,17 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def resource(path: str, data: bytes) -> dict:
-    """The descriptor of one file of a release."""
+def resource(path: str, data: bytes, sha256: str | None = None) -> dict:
+    """The descriptor of one file of a release (`sha256`: its digest, when known)."""
+    sha256 = sha256 or _sha(data)
     stem, ext = path.rsplit(".", 1)
     res: dict = {"name": f"{stem.replace('/', '-')}-{ext}", "path": path}
     if ext == "parquet":
         res.update({"format": "parquet", "mediatype": "application/vnd.apache.parquet",
                     "schema": parquet_schema(), "x-bytes": len(data),
-                    "x-sha256": _sha(data)})
+                    "x-sha256": sha256})
         return res
-    res.update(bytes=len(data), hash=f"sha256:{_sha(data)}")
+    res.update(bytes=len(data), hash=f"sha256:{sha256}")
     if path == "datainclusion/structures.csv":
         res.update(format="csv", mediatype="text/csv", encoding="utf-8",
                    dialect={"delimiter": ",", "header": True}, schema=di.table_schema(),
