@@ -21,9 +21,10 @@ import json
 import os
 import shutil
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 
 from flows.fingerprints import PIPELINE_HASH
@@ -51,6 +52,9 @@ DATA_FILES = ("siae.geojson", "siae.csv", "siae.parquet")
 # Under releases/: what the current release was built from, and its report, so that a run
 # whose inputs are unchanged answers without rebuilding a single file.
 INPUTS_FILE = ".inputs.json"
+# Under releases/: the date_maj of each data·inclusion row of the current release written
+# without a refusal, so that the next release takes those rows' lines as they are.
+DATAINCLUSION_FILE = ".datainclusion.json"
 
 
 class PublishRefused(RuntimeError):
@@ -115,6 +119,20 @@ def _built_by(paths: WarehousePaths, release: Path | None) -> str | None:
         "release") == release.name else None
 
 
+def _datainclusion_dates(paths: WarehousePaths, release: Path) -> dict:
+    try:
+        stored = orjson.loads((paths.releases / DATAINCLUSION_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return stored.get("dates") or {} if stored.get("release") == release.name else {}
+
+
+def _store_datainclusion_dates(paths: WarehousePaths, release: Path, dates: dict) -> None:
+    tmp = paths.releases / f"{DATAINCLUSION_FILE}.tmp"
+    tmp.write_bytes(orjson.dumps({"release": release.name, "dates": dates}))
+    os.replace(tmp, paths.releases / DATAINCLUSION_FILE)
+
+
 def _store_inputs(paths: WarehousePaths, release: Path, key: str, files: list[str],
                   result: dict, code: str) -> None:
     tmp = paths.releases / f"{INPUTS_FILE}.tmp"
@@ -132,18 +150,23 @@ class Reuse:
     release: Path
     ids: list[str]
     same: frozenset[str]
+    # structure_id → the date_maj its data·inclusion row was written with, for the rows
+    # written without a refusal (what `export_files` gave; empty when unknown)
+    datainclusion: dict = field(default_factory=dict)
 
 
 def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None = None,
-                workers: int = 1, reuse: Reuse | None = None) -> tuple[dict[str, bytes], dict]:
+                workers: int = 1, reuse: Reuse | None = None, keep: dict | None = None
+                ) -> tuple[dict[str, bytes], dict]:
     """Every data file of a release, by relative path, and the report of the data·inclusion
     export (rows written, left out, values emptied). `link_base`: the site's address, for
     data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
     changed, data·inclusion's date_maj when no source dates it. `workers`: processes that
     encode the formats side by side (flows/forked.py); `reuse`: a previous release built by
-    this code with the same link_base. The bytes are the same either way."""
+    this code with the same link_base. The bytes are the same either way. `keep`, when
+    given, receives under "datainclusion" what the next build may reuse (`Reuse`)."""
     # the longest first, so that the processes end together
-    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on),
+    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
             functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
             functools.partial(_geojson_files, rows, reuse),
             functools.partial(_csv_file, rows, reuse),
@@ -153,7 +176,10 @@ def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None =
     order = ["siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg"]
     order += sorted(name for name in found if name.startswith("regions/"))
     order += ["datainclusion/structures.json", "datainclusion/structures.csv"]
-    return {name: found[name] for name in order}, parts[0][1]
+    report, clean = parts[0][1]
+    if keep is not None:
+        keep["datainclusion"] = clean
+    return {name: found[name] for name in order}, report
 
 
 # Below this many structures, starting processes costs more than encoding in one.
@@ -203,11 +229,17 @@ def _geojson_files(rows: list[dict], reuse: Reuse | None = None
     return files, None
 
 
-def _datainclusion_files(rows: list[dict], link_base: str,
-                         changed_on: dict | None) -> tuple[dict[str, bytes], dict]:
-    docs, report = di.structure_rows(rows, link_base, changed_on)
-    return {"datainclusion/structures.json": di.json_bytes(docs),
-            "datainclusion/structures.csv": di.csv_bytes(docs)}, report
+def _datainclusion_files(rows: list[dict], link_base: str, changed_on: dict | None,
+                         reuse: Reuse | None = None) -> tuple[dict[str, bytes], tuple]:
+    kept = None
+    if reuse is not None and reuse.same and reuse.datainclusion:
+        lines = di.previous_lines(_previous_bytes(reuse, "datainclusion/structures.json"),
+                                  _previous_bytes(reuse, "datainclusion/structures.csv"))
+        kept = {sid: (*pair, reuse.datainclusion[sid]) for sid, pair in lines.items()
+                if sid in reuse.same and sid in reuse.datainclusion}
+    json_data, csv_data, report, clean = di.export_files(rows, link_base, changed_on, kept)
+    return {"datainclusion/structures.json": json_data,
+            "datainclusion/structures.csv": csv_data}, (report, clean)
 
 
 def _swap(paths: WarehousePaths, release_dir: Path) -> None:
@@ -279,10 +311,12 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     # a 1% edit leaves 99% of the GeoJSON and CSV lines as they were: taken from the
     # current release's files, not encoded again
     same = frozenset(same_rows(previous, rows)) if previous else frozenset()
-    reuse = (Reuse(current, [r["structure_id"] for r in previous], same)
+    reuse = (Reuse(current, [r["structure_id"] for r in previous], same,
+                   _datainclusion_dates(paths, current))
              if previous and _built_by(paths, current) == code else None)
+    keep: dict = {}
     files, di_report = build_files(rows, link_base, changed_on,
-                                   settings.workers or default_workers(), reuse)
+                                   settings.workers or default_workers(), reuse, keep)
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
     files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
                                                    for k, v in sorted(redirects.items())]})
@@ -300,6 +334,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             (current / name).is_file() and (current / name).stat().st_size == len(data)
             and (current / name).read_bytes() == data for name, data in files.items()):
         _store_inputs(paths, current, key, list(files), result, code)
+        _store_datainclusion_dates(paths, current, keep["datainclusion"])
         return {**result, "status": "unchanged", "release": current.name,
                 "path": str(paths.geojson)}
 
@@ -349,6 +384,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     pruned = _prune(paths, settings.keep, release_dir)
     counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
     _store_inputs(paths, release_dir, key, list(files), result, code)
+    _store_datainclusion_dates(paths, release_dir, keep["datainclusion"])
     with connect(paths.database) as con:
         publications.record_publication(
             con, release_id, dt.datetime.now(), len(rows), features, counts,

@@ -113,6 +113,80 @@ def structure_rows(rows: Iterable[Mapping[str, object]], link_base: str = "",
                  "emptied": dict(sorted(emptied.items()))}
 
 
+def written_date(row: Mapping[str, object], changed_on: dt.date | None) -> str | None:
+    """The date_maj a row is written with (ISO), as `structure_doc` makes it."""
+    day = _date(_value(row.get(_DATE_FIELD))) if _DATE_FIELD else None
+    day = day or changed_on
+    return day.isoformat() if day else None
+
+
+_DATE_FIELD = next((ours for ours, theirs in _MAPPED.items() if theirs == "date_maj"), None)
+
+
+def export_files(rows: Iterable[Mapping[str, object]], link_base: str = "",
+                 changed_on: Mapping[str, dt.date] | None = None,
+                 reuse: Mapping[str, tuple[str, str, str | None]] | None = None,
+                 ) -> tuple[bytes, bytes, dict, dict[str, str | None]]:
+    """structures.json, structures.csv and the report of `structure_rows`, and the rows the
+    next export may take as they are: structure_id → date_maj, for the rows written without
+    a refusal. `reuse`: structure_id → (JSON line, CSV line, date_maj) of the previous
+    export, for rows whose published row is unchanged: taken when the date is the same."""
+    changed_on, reuse = changed_on or {}, reuse or {}
+    items: list[tuple[str, str, str]] = []  # doc id, JSON line, CSV line
+    left_out, emptied = Counter(), Counter()
+    clean: dict[str, str | None] = {}
+    for row in rows:
+        sid = row["structure_id"]
+        day = changed_on.get(sid)
+        kept = reuse.get(sid)
+        if kept is not None and kept[2] == (date := written_date(row, day)):
+            items.append((f"{SOURCE}--{sid}", kept[0], kept[1]))
+            clean[sid] = date
+            continue
+        doc, refused = checked(structure_doc(row, link_base, day))
+        if doc is None:
+            field, msg = refused[-1]
+            left_out[f"{field}: {msg}"] += 1
+            continue
+        for field, msg in refused:
+            emptied[f"{field}: {msg}"] += 1
+        if not refused:
+            clean[sid] = written_date(row, day)
+        items.append((doc["id"], _doc_line(doc), _csv_line(doc)))
+    items.sort(key=lambda item: item[0])
+    json_data = ("[\n" + ",\n".join(j for _, j, _ in items) + "\n]\n" if items else "[]\n")
+    csv_data = ",".join(COLUMNS) + "\n" + "".join(c for _, _, c in items)
+    report = {"structures": len(items), "left_out": dict(sorted(left_out.items())),
+              "emptied": dict(sorted(emptied.items()))}
+    return json_data.encode("utf-8"), csv_data.encode("utf-8"), report, clean
+
+
+_PREFIX = f'{{"source":"{SOURCE}","id":"{SOURCE}--'
+
+
+def previous_lines(json_data: bytes, csv_data: bytes) -> dict[str, tuple[str, str]]:
+    """structure_id → (JSON line, CSV line) of an export written by `export_files`; nothing
+    when its CSV lines do not pair with its JSON lines (a cell held a line break)."""
+    try:
+        text, table = json_data.decode("utf-8"), csv_data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}
+    if not text.startswith("[\n") or not text.endswith("\n]\n"):
+        return {}
+    docs = text[2:-3].split(",\n")  # a JSON line never holds a raw line break
+    lines = table.split("\n")
+    if len(lines) != len(docs) + 2 or lines[-1] != "":
+        return {}
+    out = {}
+    for doc, line in zip(docs, lines[1:-1], strict=True):
+        end = doc.find('"', len(_PREFIX))
+        sid = doc[len(_PREFIX):end] if doc.startswith(_PREFIX) and end > 0 else None
+        if sid and "\\" not in sid and line.startswith(
+                (f"{SOURCE},{SOURCE}--{sid},", f'"{SOURCE}","{SOURCE}--{sid}",')):
+            out[sid] = (doc, line + "\n")
+    return out
+
+
 def _json_value(v: object) -> object:
     return v.isoformat() if isinstance(v, dt.date) else v
 
@@ -135,24 +209,37 @@ def _doc_line(doc: dict) -> str:
 
 def csv_bytes(docs: list[dict]) -> bytes:
     """structures.csv: the same rows, `reseaux_porteurs` as a JSON list, formula-like cells
-    neutralised."""
+    neutralised, a row holding a carriage return written with every cell quoted (as the
+    publication's own CSV: no reader breaks the line there)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for d in docs:
-        cells = []
-        for k in COLUMNS:
-            v = d[k]
-            if v is None:
-                cells.append("")
-            elif isinstance(v, list):
-                cells.append(json.dumps(v))
-            elif isinstance(v, float):
-                cells.append(f"{v:.6f}")
-            else:
-                cells.append(neutralise(str(_json_value(v))))
-        writer.writerow(cells)
+        out.write(_csv_line(d))
     return out.getvalue().encode("utf-8")
+
+
+def _csv_line(doc: dict) -> str:
+    cells = _cells(doc)
+    out = io.StringIO()
+    quoting = csv.QUOTE_ALL if any("\r" in c for c in cells) else csv.QUOTE_MINIMAL
+    csv.writer(out, lineterminator="\n", quoting=quoting).writerow(cells)
+    return out.getvalue()
+
+
+def _cells(doc: dict) -> list[str]:
+    cells = []
+    for k in COLUMNS:
+        v = doc[k]
+        if v is None:
+            cells.append("")
+        elif isinstance(v, list):
+            cells.append(json.dumps(v))
+        elif isinstance(v, float):
+            cells.append(f"{v:.6f}")
+        else:
+            cells.append(neutralise(str(_json_value(v))))
+    return cells
 
 
 def table_schema() -> dict:

@@ -78,3 +78,54 @@ def test_json_and_csv_files_are_read_back_by_a_data_inclusion_consumer():
     assert [(r["source_id"], r["types"]) for r in read] == [
         ("siae-atlas--siae-0010", "ACI, EI"), ("siae-atlas--siae-0011", "AI")]
     assert read[0]["siret"] == "00000000000010"
+
+
+def _day_rows():
+    return [published(10), published(11, courriel="pas une adresse"), published(12, nom="AB"),
+            published(13, date_maj=None), published(14, nom="Structure 14\rsuite"),
+            published(15, date_maj=None)]
+
+
+CHANGED = {"siae-0013": dt.date(2026, 5, 4), "siae-0015": dt.date(2026, 5, 5)}
+
+
+def test_the_export_in_one_pass_gives_the_bytes_and_report_of_the_rows():
+    rows = _day_rows()
+    docs, report = di.structure_rows(rows, "https://atlas.example", CHANGED)
+    json_data, csv_data, again, clean = di.export_files(rows, "https://atlas.example", CHANGED)
+    assert (json_data, csv_data, again) == (di.json_bytes(docs), di.csv_bytes(docs), report)
+    # rows written without a refusal, with their date: the emptied and the left out are not
+    assert clean == {"siae-0010": "2025-03-01", "siae-0013": "2026-05-04",
+                     "siae-0014": "2025-03-01", "siae-0015": "2026-05-05"}
+
+
+def test_lines_of_the_previous_export_serve_rows_whose_date_is_the_same():
+    rows = _day_rows()
+    json_data, csv_data, report, clean = di.export_files(rows, "", CHANGED)
+    lines = di.previous_lines(json_data, csv_data)
+    assert set(lines) == {"siae-0010", "siae-0011", "siae-0013", "siae-0014", "siae-0015"}
+    # lines marked as the previous export's own: which rows took them shows in the output
+    reuse = {sid: (doc.replace("Structure", "Previous"), line.replace("Structure", "Previous"),
+                   clean[sid]) for sid, (doc, line) in lines.items() if sid in clean}
+    later = {**CHANGED, "siae-0015": dt.date(2026, 6, 1)}  # 15's record changed since
+    again_json, again_csv, again_report, again_clean = di.export_files(rows, "", later, reuse)
+    text = again_json.decode()
+    assert "Previous 10" in text and "Previous 13" in text and "Previous 14" in text
+    assert "Previous 15" not in text and "2026-06-01" in text
+    assert again_report == report and again_clean == {**clean, "siae-0015": "2026-06-01"}
+    fresh = di.export_files(rows, "", later)
+    assert again_json.replace(b"Previous", b"Structure") == fresh[0]
+    assert again_csv.replace(b"Previous", b"Structure") == fresh[1]
+    # a cell with a line break: CSV lines and rows no longer pair, nothing is taken
+    broken = di.export_files([published(16, adresse="1 rue\nBât. B")], "", {})
+    assert di.previous_lines(broken[0], broken[1]) == {}
+
+
+def test_a_carriage_return_in_a_cell_quotes_its_row_in_the_csv():
+    import csv
+    import io
+
+    data = di.csv_bytes(di.structure_rows([published(17, nom="Ligne\rdeux"), published(18)])[0])
+    rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    assert [r["nom"] for r in rows] == ["Ligne\rdeux", "Structure 18"]
+    assert data.decode().splitlines()[1].startswith('"siae-atlas","siae-atlas--siae-0017"')
