@@ -14,6 +14,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
+import orjson
 import phonenumbers
 
 KINDS = {
@@ -155,9 +156,22 @@ def json_ld(r: Mapping, url: str) -> str:
 
 
 def script_json(doc: object) -> str:
-    """JSON to put inside a <script> element: a "</script>" in a value cannot end it."""
-    text = json.dumps(doc, ensure_ascii=False)
+    """JSON to put inside a <script> element: a "</script>" in a value cannot end it.
+    Compact, by orjson (an area page's markers are a fifth of its making), by the json
+    module for what orjson refuses (numpy values), with the same text."""
+    try:
+        text = orjson.dumps(doc).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=_plain)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:

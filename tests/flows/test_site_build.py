@@ -218,3 +218,23 @@ def test_the_reference_files_are_compressed_once_for_every_home(tmp_path, monkey
     assert site._kept_compressed(data) == (gz, br)  # read from the cache folder
     with pytest.raises(AssertionError):
         site._kept_compressed(data + b" ")  # other bytes are compressed anew
+
+
+@pytest.mark.parametrize("doc", [
+    pytest.param([["siae-1", "Élan </script><!--", ["ACI"], 44.5, 4.1]], id="markers"),
+    pytest.param({"@type": "Organization", "name": "A & B", "date": __import__(
+        "datetime").date(2024, 1, 2), "n": 3}, id="json-ld"),
+])
+def test_json_in_a_page_is_compact_and_cannot_end_its_script_element(doc):
+    from transforms.site import script_json
+    text = script_json(doc)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == json.loads(json.dumps(doc, default=str))
+    assert ", " not in text.replace("A \\u0026 B", "") and ": " not in text
+
+
+def test_numpy_values_in_a_page_are_written_as_their_python_values():
+    np = pytest.importorskip("numpy")
+    from transforms.site import script_json
+    assert script_json([np.float64(44.5), np.array(["ACI", "EI"])]) == \
+        script_json([44.5, ["ACI", "EI"]]) == '[44.5,["ACI","EI"]]'
