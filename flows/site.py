@@ -14,6 +14,7 @@ import functools
 import gzip
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 from collections import OrderedDict
@@ -254,10 +255,22 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     chores = [] if out is not None else [
         functools.partial(_remove_site, old) for old in _beyond_keep(
             paths.home / "sites", target, settings.keep, reuse.previous)]
+    downloads = _downloads(building, release, reuse)
+    aside = _aside(building, downloads)
+    if aside is not None:
+        downloads = []  # the process aside holds them now
     try:
         counts = _write(building, release, rows, added, redirects, package, areas, communes,
-                        outline, sources, settings, base, reuse, chores)
-    except Exception:
+                        outline, sources, settings, base, reuse, chores, downloads)
+        if aside is not None:
+            aside.join()
+            if aside.exitcode != 0:
+                raise SiteError("compressing the downloads failed (exit code "
+                                f"{aside.exitcode}): the site in use is kept")
+    except BaseException:
+        if aside is not None and aside.is_alive():
+            aside.kill()
+            aside.join()
         shutil.rmtree(building, ignore_errors=True)
         raise
     if target.exists():
@@ -342,7 +355,7 @@ def _communes_json(con) -> bytes:
 
 
 def _write(folder: Path, release: Path, rows, added, redirects, package, areas, communes,
-           outline, sources, settings, base, reuse: _Reuse, chores=()) -> dict:
+           outline, sources, settings, base, reuse: _Reuse, chores=(), downloads=()) -> dict:
     env = _environment()
     created = package.get("created")
     common = {"title": settings.title, "created": created, "base": base,
@@ -377,15 +390,7 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
     data_file("data/config.json", _json_bytes({"tiles": settings.tiles,
                                                "attribution": settings.attribution,
                                                "mainland": MAINLAND}))
-    # the publication itself, for download and for map sites (GeoJSON pre-compressed)
-    for name in ("siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg", "datapackage.json",
-                 "redirects.json", "changes.json", "datainclusion/structures.json",
-                 "datainclusion/structures.csv"):
-        if (release / name).exists():
-            if name.endswith((".geojson", ".json", ".csv")):
-                data_file(f"donnees/{name}", (release / name).read_bytes())
-            else:
-                _link_or_copy(release / name, folder / "donnees" / name)
+    compress.extend(downloads)  # (those a process compresses aside are not in it)
 
     # static assets
     shutil.copytree(WEBMAP / "static", folder / "static")
@@ -529,6 +534,51 @@ class _Pages:
             {**self.common, **context, "root": "../"})
         with open(os.path.join(self.folder, relative), "w", encoding="utf-8") as f:
             f.write(html)
+
+
+DOWNLOADS = ("siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg", "datapackage.json",
+             "redirects.json", "changes.json", "datainclusion/structures.json",
+             "datainclusion/structures.csv")
+
+
+def _downloads(folder: Path, release: Path, reuse: _Reuse) -> list[tuple[str, bytes, bool]]:
+    """The publication itself in `donnees/`, for download and for map sites: the binary
+    files linked from the release, the text files linked from the previous site when the
+    same, the others returned to be written with their compressed copies."""
+    pending = []
+    for name in DOWNLOADS:
+        if not (release / name).exists():
+            continue
+        if not name.endswith((".geojson", ".json", ".csv")):
+            _link_or_copy(release / name, folder / "donnees" / name)
+            continue
+        data = (release / name).read_bytes()
+        key = hashlib.blake2b(data, digest_size=16).hexdigest()
+        if not reuse.take(folder, f"donnees/{name}", key, ("", ".gz", ".br")):
+            pending.append((f"donnees/{name}", data, False))
+    return pending
+
+
+def _compress_all(folder: Path, files: list[tuple[str, bytes, bool]]) -> None:
+    for relative, data, lasting in files:
+        _write_compressed(folder / relative, data, lasting)
+
+
+def _aside(folder: Path, files: list[tuple[str, bytes, bool]]):
+    """A forked process that writes `files` with their compressed copies while this one
+    makes the rest of the site (the downloads are most of the compressing, and the first
+    half of a build is one process's work): None when there is nothing to write or no
+    fork."""
+    if not files or not can_fork() or sum(len(d) for _, d, _ in files) < ASIDE_FROM:
+        return None
+    process = multiprocessing.get_context("fork").Process(
+        target=_compress_all, args=(folder, files), daemon=True)
+    process.start()
+    return process
+
+
+# Below this many bytes to compress, starting a process costs more than it saves.
+ASIDE_FROM = 4 << 20
 
 
 def _render_pages(pages: _Pages, workers: int, files: list[Callable[[], None]]) -> int:

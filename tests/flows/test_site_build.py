@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 
 import pytest
 
@@ -238,3 +239,48 @@ def test_numpy_values_in_a_page_are_written_as_their_python_values():
     from transforms.site import script_json
     assert script_json([np.float64(44.5), np.array(["ACI", "EI"])]) == \
         script_json([44.5, ["ACI", "EI"]]) == '[44.5,["ACI","EI"]]'
+
+
+def test_downloads_compressed_by_a_process_aside_are_those_compressed_with_the_pages(
+        home, tmp_path, monkeypatch):
+    """The release's files in donnees/ (most of the compressing) are written by a process
+    of their own while the pages are made: the same files, .gz and .br included."""
+    import flows.site as site
+
+    monkeypatch.setattr(site, "ASIDE_FROM", 1 << 40)  # never aside
+    inline = build_site(home, out=tmp_path / "inline")
+    started = []
+    real = site._aside
+
+    def counted(folder, files):
+        process = real(folder, files)
+        started.append(process is not None)
+        return process
+
+    monkeypatch.setattr(site, "ASIDE_FROM", 0)
+    monkeypatch.setattr(site, "_aside", counted)
+    aside = build_site(home, out=tmp_path / "aside")
+    assert started == [site.can_fork()]
+    assert inline["structures"] == aside["structures"]
+    assert (tmp_path / "aside" / "donnees" / "siae.geojson.br").exists()
+    assert _differences(filecmp.dircmp(tmp_path / "inline", tmp_path / "aside")) == []
+
+
+def test_a_failing_process_aside_fails_the_build_and_keeps_the_site(home, monkeypatch):
+    import flows.site as site
+
+    if not site.can_fork():
+        pytest.skip("this platform does not fork")
+    build_site(home)
+    before = (home / "site").resolve()
+    _publish(home, _rows({2: "Envol"}))
+    monkeypatch.setattr(site, "ASIDE_FROM", 0)
+
+    def broken(folder, files):
+        os._exit(3)  # a process killed in its work (out of memory, a full disk)
+
+    monkeypatch.setattr(site, "_compress_all", broken)
+    with pytest.raises(site.SiteError, match="exit code 3"):
+        build_site(home)
+    assert (home / "site").resolve() == before and "Atelier 2" in _page(home, 2)
+    assert not list((home / "sites").glob(".*.building"))
