@@ -99,18 +99,27 @@ def structure_rows(rows: Iterable[Mapping[str, object]], link_base: str = "",
     written, rows left out and values emptied, by field and reason."""
     out, left_out, emptied = [], Counter(), Counter()
     for row in rows:
-        doc, refused = checked(structure_doc(row, link_base,
-                                             (changed_on or {}).get(row["structure_id"])))
-        if doc is None:
-            field, msg = refused[-1]
-            left_out[f"{field}: {msg}"] += 1
-            continue
-        for field, msg in refused:
-            emptied[f"{field}: {msg}"] += 1
-        out.append(doc)
+        doc, _ = _counted(row, link_base, (changed_on or {}).get(row["structure_id"]),
+                          left_out, emptied)
+        if doc is not None:
+            out.append(doc)
     out.sort(key=lambda d: d["id"])
     return out, {"structures": len(out), "left_out": dict(sorted(left_out.items())),
                  "emptied": dict(sorted(emptied.items()))}
+
+
+def _counted(row: Mapping[str, object], link_base: str, changed_on: dt.date | None,
+             left_out: Counter, emptied: Counter) -> tuple[dict | None, bool]:
+    """A row's checked document (None: left out) and whether no value was refused, its
+    refusals counted in `left_out` or `emptied`."""
+    doc, refused = checked(structure_doc(row, link_base, changed_on))
+    if doc is None:
+        field, msg = refused[-1]
+        left_out[f"{field}: {msg}"] += 1
+        return None, False
+    for field, msg in refused:
+        emptied[f"{field}: {msg}"] += 1
+    return doc, not refused
 
 
 def written_date(row: Mapping[str, object], changed_on: dt.date | None) -> str | None:
@@ -143,14 +152,10 @@ def export_files(rows: Iterable[Mapping[str, object]], link_base: str = "",
             items.append((f"{SOURCE}--{sid}", kept[0], kept[1]))
             clean[sid] = date
             continue
-        doc, refused = checked(structure_doc(row, link_base, day))
+        doc, whole = _counted(row, link_base, day, left_out, emptied)
         if doc is None:
-            field, msg = refused[-1]
-            left_out[f"{field}: {msg}"] += 1
             continue
-        for field, msg in refused:
-            emptied[f"{field}: {msg}"] += 1
-        if not refused:
+        if whole:
             clean[sid] = written_date(row, day)
         items.append((doc["id"], _doc_line(doc), _csv_line(doc)))
     items.sort(key=lambda item: item[0])
