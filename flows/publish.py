@@ -95,15 +95,20 @@ def _previous_rows(release: Path | None) -> list[dict] | None:
     return arrow_rows(pq.read_table(release / "siae.parquet"))
 
 
-def _stored_inputs(paths: WarehousePaths, release: Path | None, key: str) -> dict | None:
-    """The stored report of the current release when it was built from these inputs and its
-    files are all there; None otherwise."""
+def _stored_of(paths: WarehousePaths, release: Path | None) -> dict | None:
+    """What `_store_inputs` kept, when it is about `release`."""
     try:
         stored = json.loads((paths.releases / INPUTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if (release is None or stored.get("release") != release.name
-            or stored.get("inputs") != key
+    return stored if release is not None and stored.get("release") == release.name else None
+
+
+def _stored_inputs(paths: WarehousePaths, release: Path | None, key: str) -> dict | None:
+    """The stored report of the current release when it was built from these inputs and its
+    files are all there; None otherwise."""
+    stored = _stored_of(paths, release)
+    if (stored is None or stored.get("inputs") != key
             or not all((release / name).is_file() for name in stored.get("files", []))):
         return None
     return stored
@@ -111,12 +116,8 @@ def _stored_inputs(paths: WarehousePaths, release: Path | None, key: str) -> dic
 
 def _built_by(paths: WarehousePaths, release: Path | None) -> str | None:
     """What the current release's files were encoded by (code and link_base), as stored."""
-    try:
-        stored = json.loads((paths.releases / INPUTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return stored.get("code") if release is not None and stored.get(
-        "release") == release.name else None
+    stored = _stored_of(paths, release)
+    return stored.get("code") if stored is not None else None
 
 
 def _datainclusion_dates(paths: WarehousePaths, release: Path) -> dict:
@@ -145,7 +146,8 @@ def _store_inputs(paths: WarehousePaths, release: Path, key: str, files: list[st
 @dataclass(frozen=True)
 class Reuse:
     """The previous release's folder, the structure_ids of its rows in order, and those whose
-    row is unchanged: their GeoJSON and CSV lines are taken from its files as they are."""
+    row is unchanged: their GeoJSON, CSV and data·inclusion lines are taken from its files
+    as they are."""
 
     release: Path
     ids: list[str]
@@ -308,8 +310,8 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
             f"the new publication has {len(rows)} structures against {len(previous)} in the "
             f"current one, a drop over {settings.max_drop_share:.0%}: refused, the current "
             "publication is kept (siae publish --force to publish anyway)")
-    # a 1% edit leaves 99% of the GeoJSON and CSV lines as they were: taken from the
-    # current release's files, not encoded again
+    # a 1% edit leaves 99% of the GeoJSON, CSV and data·inclusion lines as they were:
+    # taken from the current release's files, not encoded again
     same = frozenset(same_rows(previous, rows)) if previous else frozenset()
     reuse = (Reuse(current, [r["structure_id"] for r in previous], same,
                    _datainclusion_dates(paths, current))

@@ -136,9 +136,11 @@ def export_files(rows: Iterable[Mapping[str, object]], link_base: str = "",
                  changed_on: Mapping[str, dt.date] | None = None,
                  reuse: Mapping[str, tuple[str, str, str | None]] | None = None,
                  ) -> tuple[bytes, bytes, dict, dict[str, str | None]]:
-    """structures.json, structures.csv and the report of `structure_rows`, and the rows the
-    next export may take as they are: structure_id → date_maj, for the rows written without
-    a refusal. `reuse`: structure_id → (JSON line, CSV line, date_maj) of the previous
+    """structures.json (a JSON array of schema v1 rows, one per line: diffable),
+    structures.csv (the same rows, `reseaux_porteurs` as a JSON list, formula-like cells
+    neutralised), the report of `structure_rows`, and the rows the next export may take as
+    they are: structure_id → date_maj, for the rows written without a refusal. `reuse`:
+    structure_id → (JSON line, CSV line, date_maj) of the previous
     export, for rows whose published row is unchanged: taken when the date is the same."""
     changed_on, reuse = changed_on or {}, reuse or {}
     items: list[tuple[str, str, str]] = []  # doc id, JSON line, CSV line
@@ -196,12 +198,6 @@ def _json_value(v: object) -> object:
     return v.isoformat() if isinstance(v, dt.date) else v
 
 
-def json_bytes(docs: list[dict]) -> bytes:
-    """structures.json: a JSON array of schema v1 rows, one per line (diffable)."""
-    lines = ",\n".join(_doc_line(d) for d in docs)
-    return ("[\n" + lines + "\n]\n" if docs else "[]\n").encode("utf-8")
-
-
 def _doc_line(doc: dict) -> str:
     # orjson writes dates as isoformat() does, and everything else as `json` (numbers below
     # 1e-4 aside: 1e-6 for 1e-06), in a third of the time; `json` for what it refuses
@@ -212,19 +208,9 @@ def _doc_line(doc: dict) -> str:
                           separators=(",", ":"))
 
 
-def csv_bytes(docs: list[dict]) -> bytes:
-    """structures.csv: the same rows, `reseaux_porteurs` as a JSON list, formula-like cells
-    neutralised, a row holding a carriage return written with every cell quoted (as the
-    publication's own CSV: no reader breaks the line there)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for d in docs:
-        out.write(_csv_line(d))
-    return out.getvalue().encode("utf-8")
-
-
 def _csv_line(doc: dict) -> str:
+    # a row holding a carriage return is written with every cell quoted (as the
+    # publication's own CSV): the "\n" dialect leaves it bare, and readers break the line
     cells = _cells(doc)
     out = io.StringIO()
     quoting = csv.QUOTE_ALL if any("\r" in c for c in cells) else csv.QUOTE_MINIMAL

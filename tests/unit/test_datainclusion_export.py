@@ -68,12 +68,14 @@ def test_lien_source_points_to_the_structure_page_of_the_site_when_it_has_an_add
 
 
 def test_json_and_csv_files_are_read_back_by_a_data_inclusion_consumer():
-    docs, _ = di.structure_rows([published(10), published(11, types=["AI"])])
-    rows = json.loads(di.json_bytes(docs))
+    rows_in = [published(10), published(11, types=["AI"])]
+    docs, _ = di.structure_rows(rows_in)
+    json_data, csv_data, _, _ = di.export_files(rows_in)
+    rows = json.loads(json_data)
     assert [Structure.model_validate(r).id for r in rows] == [d["id"] for d in docs]
     assert list(rows[0]) == list(Structure.model_fields)
     # our own data·inclusion connector reads the CSV as it reads theirs
-    table = datainclusion_table(di.csv_bytes(docs), "csv")
+    table = datainclusion_table(csv_data, "csv")
     read = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
     assert [(r["source_id"], r["types"]) for r in read] == [
         ("siae-atlas--siae-0010", "ACI, EI"), ("siae-atlas--siae-0011", "AI")]
@@ -93,7 +95,9 @@ def test_the_export_in_one_pass_gives_the_bytes_and_report_of_the_rows():
     rows = _day_rows()
     docs, report = di.structure_rows(rows, "https://atlas.example", CHANGED)
     json_data, csv_data, again, clean = di.export_files(rows, "https://atlas.example", CHANGED)
-    assert (json_data, csv_data, again) == (di.json_bytes(docs), di.csv_bytes(docs), report)
+    assert again == report
+    assert json.loads(json_data) == json.loads(json.dumps(docs, default=str))
+    assert csv_data.decode().count("\n") == len(docs) + 1
     # rows written without a refusal, with their date: the emptied and the left out are not
     assert clean == {"siae-0010": "2025-03-01", "siae-0013": "2026-05-04",
                      "siae-0014": "2025-03-01", "siae-0015": "2026-05-05"}
@@ -125,7 +129,7 @@ def test_a_carriage_return_in_a_cell_quotes_its_row_in_the_csv():
     import csv
     import io
 
-    data = di.csv_bytes(di.structure_rows([published(17, nom="Ligne\rdeux"), published(18)])[0])
+    data = di.export_files([published(17, nom="Ligne\rdeux"), published(18)])[1]
     rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
     assert [r["nom"] for r in rows] == ["Ligne\rdeux", "Structure 18"]
     assert data.decode().splitlines()[1].startswith('"siae-atlas","siae-atlas--siae-0017"')
