@@ -371,9 +371,7 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
     compress: list[tuple[str, bytes, bool]] = []  # written with the pages, side by side
 
     def data_file(relative: str, data: bytes, lasting: bool = False) -> None:
-        # shared with the previous site when the same (compressing the large ones takes time)
-        key = hashlib.blake2b(data, digest_size=16).hexdigest()
-        if not reuse.take(folder, relative, key, ("", ".gz", ".br")):
+        if not _shared(reuse, folder, relative, data):
             compress.append((relative, data, lasting))
 
     # the data the pages load
@@ -553,10 +551,16 @@ def _downloads(folder: Path, release: Path, reuse: _Reuse) -> list[tuple[str, by
             _link_or_copy(release / name, folder / "donnees" / name)
             continue
         data = (release / name).read_bytes()
-        key = hashlib.blake2b(data, digest_size=16).hexdigest()
-        if not reuse.take(folder, f"donnees/{name}", key, ("", ".gz", ".br")):
+        if not _shared(reuse, folder, f"donnees/{name}", data):
             pending.append((f"donnees/{name}", data, False))
     return pending
+
+
+def _shared(reuse: _Reuse, folder: Path, relative: str, data: bytes) -> bool:
+    """Whether a data file (and its compressed copies) is linked from the previous site,
+    being the same: compressing the large ones takes time."""
+    key = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return reuse.take(folder, relative, key, ("", ".gz", ".br"))
 
 
 def _compress_all(folder: Path, files: list[tuple[str, bytes, bool]]) -> None:
