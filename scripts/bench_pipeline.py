@@ -8,8 +8,8 @@ step's seconds run from its first start to its last end (the sources are staged 
 
 Four CSV sources describe the places in real communes (2 to 4 sources per place, about 2.7
 records each; 30% of the network's rows without SIRET, typos, siblings, placeholders); the
-geocoder is a local server speaking the BAN's CSV contract. The first run includes Prefect's
-temporary server start-up.
+geocoder is a local server speaking the BAN's CSV contract, answering near the commune's
+centre. The first run includes Prefect's temporary server start-up.
 
     uv run python scripts/bench_pipeline.py --records 10000 [100000 1000000]
         [--out DIR] [--keep DIR] [--no-reruns] [--dask-workers 1 2]
@@ -54,6 +54,15 @@ def write_sources(folder: Path, places: int, ban_url: str, seed: int = 7) -> dic
     """The synthetic national set with the real patterns (tests/synthetic.py)."""
     return write_synthetic(folder, places, reference_for_generation(), seed=seed,
                            ban_url=ban_url)
+
+
+def commune_centres() -> dict[str, tuple[float, float]]:
+    """INSEE code → the commune's centre, so the local BAN answers near the commune as the real
+    one does; an answer far away would make every source point a refused disagreement."""
+    communes = reference_for_generation()["communes"].dropna(subset=["centre_lat"])
+    points = zip(communes["centre_lat"].astype(float), communes["centre_lon"].astype(float),
+                 strict=True)
+    return dict(zip(communes["code_insee"], points, strict=True))
 
 
 def edit_one_percent(folder: Path, seed: int = 11) -> int:
@@ -278,7 +287,8 @@ def main() -> None:
                     help="also match on a temporary Dask cluster of each number of workers")
     args = ap.parse_args()
     server = HTTPServer(host="127.0.0.1", port=0)
-    server.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
+    server.expect_request("/geocodage/search/csv/").respond_with_handler(
+        ban_handler(near=commune_centres()))
     server.start()
     results = []
     try:
