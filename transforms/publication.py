@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Collection, Iterable, Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -134,6 +135,11 @@ def _point(r: Mapping) -> tuple[float, float] | None:
 
 
 def _comparable(v: object) -> object:
+    # a missing value read back as NaN is None; a list read from Parquet may be an array
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, np.ndarray):
+        return v.tolist()
     if isinstance(v, (list, tuple)):
         return list(v)
     if hasattr(v, "isoformat"):

@@ -4,6 +4,7 @@ import csv
 import datetime as dt
 import io
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -134,3 +135,18 @@ def test_rows_unchanged_between_releases_are_not_listed_and_changed_ones_are():
     # rows that differ as Python values only (a tuple read back as a list) are compared
     # field by field, and do not count as changed
     assert compute_changes([{**base, "types": ("ACI",)}], [dict(base)])["changed"] == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [({"courriel": float("nan")}, {"courriel": None}),
+     ({"courriel": float("nan")}, {"courriel": float("nan")}),
+     ({"types": np.array(["ACI", "EI"])}, {"types": ["ACI", "EI"]})],
+    ids=["nan-then-null", "nan-both", "array-then-list"],
+)
+def test_a_missing_value_or_an_array_read_back_is_not_a_change(before, after):
+    base = {"structure_id": "s1", "nom": "A", "latitude": 45.0, "longitude": 4.0}
+    changes = compute_changes([{**base, **before}], [{**base, **after}])
+    assert changes["changed"] == []
+    edited = compute_changes([{**base, **before}], [{**base, **after, "nom": "B"}])
+    assert edited["changed"] == [{"structure_id": "s1", "fields": ["nom"]}]
