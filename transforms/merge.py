@@ -295,7 +295,10 @@ def merge_records(
     else:
         clusters, demoted = _cluster_with_memo(records, row_digests, priority, edges,
                                                judgements, memo)
-    clusters.sort(key=lambda c: c.keys[0])
+    # A judged key without a record is a node of the clustering only: it is no place, and an
+    # ID it still names stays with the place that has records (it would otherwise compete
+    # for it, and win when its key sorts first).
+    clusters = sorted((c for c in clusters if c.golden is not None), key=lambda c: c.keys[0])
     structure_ids, redirects = _assign_ids([c.keys for c in clusters], known_ids,
                                            first_seen or {})
     ids = dict(known_ids)
@@ -303,8 +306,6 @@ def merge_records(
     for c, sid in zip(clusters, structure_ids, strict=True):
         for k in c.keys:
             ids.setdefault(k, sid)
-        if c.golden is None:
-            continue
         structures.append([sid, *c.golden])
         links.extend([sid, *link] for link in c.links)
     return MergeResult(

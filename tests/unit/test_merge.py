@@ -269,3 +269,22 @@ def test_ids_kept_without_conflict_are_the_ones_the_ordering_by_age_gives():
         assert (ids, redirects) == _ids_by_age(clusters, claims, known, age)
         assert redirects == {}
         assert len(set(ids)) == len(ids)
+
+
+def test_a_judged_record_gone_from_its_source_takes_no_id_from_its_old_place():
+    # a1 and b1 were one place (SIRET) and a1 was judged different from c1; a1 then left its
+    # source. Its key (the smallest) still names the place's ID: the place keeps that ID
+    records = frame(rec("b", "1", "19070916200019"), rec("c", "1", None, nom="Autre"))
+    a1, c1 = record_key("a", "1"), record_key("c", "1")
+    known = {"siret:19070916200019": "siae-place", record_key("b", "1"): "siae-place",
+             a1: "siae-place"}
+    seen = {"siae-place": dt.datetime(2024, 1, 1)}
+    result = merge_records(records, PRIORITY, known, [], {frozenset({a1, c1}): "different"},
+                           first_seen=seen)
+    ids = dict(zip(result.links["source"], result.links["structure_id"], strict=True))
+    assert ids["b"] == "siae-place"
+    assert result.redirects == {}
+    # and a judged key never seen with a record gets no ID of its own
+    unseen = merge_records(records, PRIORITY, {},
+                           [], {frozenset({record_key("x", "9"), c1}): "different"})
+    assert record_key("x", "9") not in unseen.ids
