@@ -61,6 +61,7 @@ class Merged:
     links: pd.DataFrame
     ids: dict[str, str]  # every key → structure_id
     known: dict[str, str]  # the keys persisted before this run
+    current: dict[str, str]  # the keys of this run's places → structure_id
     redirects: dict[str, str]
     candidates: pd.DataFrame
     judgements: dict
@@ -169,6 +170,7 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
          for blocked in [result.demoted.get(frozenset((keys[i], keys[j])))]],
         columns=list(CANDIDATE_TYPES), dtype=object)
     return Merged(records, result.structures, result.links, result.ids, known.known,
+                  result.current,
                   result.redirects, candidates, staged.judgements, staged.inherited,
                   memo.reused, memo.clustered, staged.table)
 
@@ -253,14 +255,14 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
         located = locate_structures(structures, commune_shapes(con, codes),
                                     spec.defaults.max_km_outside_commune, geocoded.accepted)
         flags = disagreements(located, spec.geocoder.max_km_disagreement)
-        new_ids = {k: v for k, v in merged.ids.items() if k not in merged.known}
+        new_ids = {k: v for k, v in merged.current.items() if k not in merged.known}
         judged = pd.DataFrame(read_rows(spec.matching.judgements), columns=list(JUDGEMENT_TYPES),
                               dtype=object)
         history = core.write_core(con, core.CoreTables(
             records=merged.records if merged.table is None else merged.table,
             links=merged.links, candidates=merged.candidates,
             judgements=judged, redirects=merged.redirects, structures=located,
-            new_ids=new_ids, seen_keys=merged.ids,
+            new_ids=new_ids, seen_keys=merged.current,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
             disagreements=flags,

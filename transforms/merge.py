@@ -95,6 +95,8 @@ class MergeResult:
     redirects: dict[str, str]  # structure_id no longer used → the one it was merged into
     # matcher pairs held back for an analyst: (pair of record keys) → why
     demoted: dict[frozenset[str], str] = field(default_factory=dict)
+    # the keys of this run's places (those still in use) → structure_id
+    current: dict[str, str] = field(default_factory=dict)
 
 
 class _Clusters:
@@ -302,10 +304,12 @@ def merge_records(
     structure_ids, redirects = _assign_ids([c.keys for c in clusters], known_ids,
                                            first_seen or {})
     ids = dict(known_ids)
+    current: dict[str, str] = {}
     structures, links = [], []
     for c, sid in zip(clusters, structure_ids, strict=True):
         for k in c.keys:
             ids.setdefault(k, sid)
+            current[k] = ids[k]
         structures.append([sid, *c.golden])
         links.extend([sid, *link] for link in c.links)
     return MergeResult(
@@ -314,6 +318,7 @@ def merge_records(
         ids,
         redirects,
         demoted,
+        current,
     )
 
 

@@ -84,9 +84,16 @@ def test_ids_survive_a_source_removed_and_added_back(demo, tmp_path):
     without = text.replace("[sources.datainclusion]\n",
                            "[sources.datainclusion]\nenabled = false\n")
     (demo / "sources.toml").write_text(without, encoding="utf-8")
+    seen = dict(query(home, "SELECT identity_key, last_seen FROM core.structure_ids"))
     run(demo, home)
     during = ids(home)
     assert all(before[k] == v for k, v in during.items())
+    # the disabled source's record keys were not seen by this run; the others were
+    later = dict(query(home, "SELECT identity_key, last_seen FROM core.structure_ids"))
+    away = {k for k in seen if k.startswith("record:datainclusion:")}
+    assert away and all(later[k] == seen[k] for k in away)
+    here = {f"record:{s}:{i}" for s, i in during}
+    assert here and all(later[k] > seen[k] for k in here)
     (demo / "sources.toml").write_text(text, encoding="utf-8")
     run(demo, home)
     assert ids(home) == before

@@ -288,3 +288,15 @@ def test_a_judged_record_gone_from_its_source_takes_no_id_from_its_old_place():
     unseen = merge_records(records, PRIORITY, {},
                            [], {frozenset({record_key("x", "9"), c1}): "different"})
     assert record_key("x", "9") not in unseen.ids
+
+
+def test_only_the_keys_of_this_runs_places_are_current():
+    # core.structure_ids' last_seen is stamped on these keys: a record gone from its source
+    # keeps the last_seen of the last run that had it
+    first = merge_records(RECORDS, PRIORITY, {})
+    later = merge_records(RECORDS[RECORDS["source_id"] != "e1"], PRIORITY, first.ids)
+    gone = record_key("emplois", "e1")
+    assert gone in first.current and gone in later.ids
+    assert gone not in later.current
+    assert set(later.current) == set(first.current) - {gone}
+    assert later.current == {k: first.ids[k] for k in later.current}
