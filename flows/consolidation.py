@@ -32,7 +32,7 @@ from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.frames import narrowed, rows_of
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
-from transforms.merge import ClusterMemo, Edge, merge_records, record_key
+from transforms.merge import ClusterMemo, Edge, carry_redirects, merge_records, record_key
 from transforms.postes import poste_rows
 from transforms.spec import (
     GeocoderSettings,
@@ -169,9 +169,11 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
          for i, j, sc, band, f in scored
          for blocked in [result.demoted.get(frozenset((keys[i], keys[j])))]],
         columns=list(CANDIDATE_TYPES), dtype=object)
+    # a merged place's redirect outlives its records (carry_redirects)
+    redirects = carry_redirects(known.redirects, result.redirects,
+                                result.structures["structure_id"])
     return Merged(records, result.structures, result.links, result.ids, known.known,
-                  result.current,
-                  result.redirects, candidates, staged.judgements, staged.inherited,
+                  result.current, redirects, candidates, staged.judgements, staged.inherited,
                   memo.reused, memo.clustered, staged.table)
 
 
@@ -230,9 +232,14 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
     return Geocoded(accepted, stats)
 
 
-def _with_postes(records: pd.DataFrame) -> pd.DataFrame:
-    # Few records list positions (les emplois): only those are turned into rows.
-    return records[[bool(p) for p in records["postes"]]]
+def _postes(merged: Merged) -> list[list]:
+    """The rows of core.postes. Few records list positions (les emplois): only those are
+    turned into rows, and only their links are looked up."""
+    records = merged.records[[bool(p) for p in merged.records["postes"]]]
+    links = merged.links[merged.links["source_id"].isin(records["source_id"])]
+    return poste_rows(rows_of(records), {
+        (s, i): sid for sid, s, i in zip(links["structure_id"], links["source"],
+                                         links["source_id"], strict=True)})
 
 
 @task(cache_policy=NO_CACHE)
@@ -255,7 +262,8 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
         located = locate_structures(structures, commune_shapes(con, codes),
                                     spec.defaults.max_km_outside_commune, geocoded.accepted)
         flags = disagreements(located, spec.geocoder.max_km_disagreement)
-        new_ids = {k: v for k, v in merged.current.items() if k not in merged.known}
+        # a set difference in C: a national run has a million and a half keys
+        new_ids = {k: merged.current[k] for k in merged.current.keys() - merged.known.keys()}
         judged = pd.DataFrame(read_rows(spec.matching.judgements), columns=list(JUDGEMENT_TYPES),
                               dtype=object)
         history = core.write_core(con, core.CoreTables(
@@ -266,10 +274,7 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
             disagreements=flags,
-            postes=poste_rows(rows_of(_with_postes(merged.records)), {
-                (s, i): sid for sid, s, i in zip(merged.links["structure_id"],
-                                                 merged.links["source"],
-                                                 merged.links["source_id"], strict=True)})),
+            postes=_postes(merged)),
             run_id, now)
         export_registry(con, WarehousePaths(home).raw)
     precision = located["geo_precision"].fillna("none").value_counts().sort_index().to_dict()

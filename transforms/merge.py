@@ -208,6 +208,31 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
     return _ids_by_age(clusters, claims, known, age)
 
 
+def carry_redirects(previous: Mapping[str, str], found: Mapping[str, str],
+                    live: Iterable[str]) -> dict[str, str]:
+    """The redirects to publish: those this run's clustering `found`, and the `previous`
+    ones whose ID is still not in use, each followed to the place it now leads to.
+
+    A merge's redirect is found again at every run only while the merged place's records
+    are there; when a source then drops its duplicate row, the old ID would otherwise
+    vanish from redirects.json and a map site's stored link would break. An ID in use again
+    (a split) is no longer redirected; a redirect whose place is gone altogether is dropped
+    (the place was removed, as its changes say)."""
+    live = set(live)
+    step = {**previous, **found}
+    out = {}
+    for start in sorted(step):
+        if start in live:
+            continue
+        seen, sid = {start}, step[start]
+        while sid not in live and sid in step and sid not in seen:
+            seen.add(sid)
+            sid = step[sid]
+        if sid in live:
+            out[start] = sid
+    return out
+
+
 def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mapping[str, str],
                 age: Callable[[str], tuple[str, str]]) -> tuple[list[str], dict[str, str]]:
     """The places in order of their oldest claimed ID take it when still free; the others

@@ -46,10 +46,12 @@ class Identities:
     first_seen: dict[str, object]  # structure_id → when its oldest key was first seen
     previous: pd.DataFrame  # the last consolidation's records, with their structure_id
     renamed: list[tuple[str, str]]  # (old_key, new_key) successions, oldest first
+    redirects: dict[str, str] = field(default_factory=dict)  # the last consolidation's
 
 
 def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) -> Identities:
-    """Known IDs, their age, the last consolidation's records and the successions.
+    """Known IDs, their age, the last consolidation's records, the successions and the
+    redirects.
     `staged`: the sources whose stagings the merge reads; the previous records are then only
     those none of these stagings still holds (the only ones a new record can succeed),
     not every record of the country."""
@@ -68,7 +70,10 @@ def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) 
                 if table_exists(con, "core", "records") else pd.DataFrame())
     renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
                           "ORDER BY decided_at, new_key").fetchall()
-    return Identities(known, first_seen, previous, [tuple(r) for r in renamed])
+    redirects = (dict(con.execute("SELECT from_id, to_id FROM core.structure_redirects")
+                      .fetchall())
+                 if table_exists(con, "core", "structure_redirects") else {})
+    return Identities(known, first_seen, previous, [tuple(r) for r in renamed], redirects)
 
 
 @dataclass(frozen=True)

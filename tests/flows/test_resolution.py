@@ -75,6 +75,18 @@ def test_different_splits_and_same_merges_on_the_next_run_and_both_last(demo, tm
     run(demo, home)
     assert ids(home) == after  # judgements keep applying
 
+    # the merged-away record leaves its source: the redirect stays
+    (gone_record,) = [k for k, sid in before.items() if sid == gone]
+    assert gone_record[0] == "emplois_aura"
+    page = json.loads((demo / "emplois_aura.json").read_text(encoding="utf-8"))
+    page["results"] = [r for r in page["results"] if r["id"] != gone_record[1]]
+    page["count"] = len(page["results"])
+    (demo / "emplois_aura.json").write_text(json.dumps(page), encoding="utf-8")
+    run(demo, home)
+    assert gone_record not in ids(home) and survivor in set(ids(home).values())
+    assert (gone, survivor) in query(home, "SELECT from_id, to_id FROM "
+                                           "core.structure_redirects")
+
 
 def test_ids_survive_a_source_removed_and_added_back(demo, tmp_path):
     home = tmp_path / "wh"

@@ -84,6 +84,10 @@ def test_demo_merges_rejects_locates_and_publishes(demo, tmp_path):
         query(home, "SELECT geo_precision, count(*) FROM core.structures GROUP BY ALL")
     )
     assert precision["source"] > 0 and precision["municipality"] > 0
+    # les emplois' positions, each with the structure its record belongs to
+    postes = query(home, "SELECT p.structure_id, l.structure_id FROM core.postes p LEFT JOIN "
+                         "core.links l USING (source, source_id)")
+    assert postes and all(mine is not None and mine == linked for mine, linked in postes)
 
     assert check_geojson(home / "publish" / "siae.geojson") == summary.features
     assert summary.features + summary.without_coordinates + summary.closed + \

@@ -4,8 +4,16 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pytest
 
-from transforms.merge import Edge, identity_key, merge_records, new_structure_id, record_key
+from transforms.merge import (
+    Edge,
+    carry_redirects,
+    identity_key,
+    merge_records,
+    new_structure_id,
+    record_key,
+)
 from transforms.staging import RECORD_COLUMNS
 
 
@@ -300,3 +308,35 @@ def test_only_the_keys_of_this_runs_places_are_current():
     assert gone not in later.current
     assert set(later.current) == set(first.current) - {gone}
     assert later.current == {k: first.ids[k] for k in later.current}
+
+
+@pytest.mark.parametrize(
+    ("previous", "found", "live", "expected"),
+    [
+        ({"y": "x"}, {}, {"x"}, {"y": "x"}),  # the duplicate's records are gone: still leads
+        ({"y": "x"}, {"x": "z"}, {"z"}, {"x": "z", "y": "z"}),  # then x merged into z
+        ({"y": "x"}, {}, {"x", "y"}, {}),  # split again: y is in use
+        ({"y": "x"}, {}, {"w"}, {}),  # x's place removed altogether
+        ({"y": "x", "x": "y"}, {}, {"w"}, {}),  # a loop leads nowhere
+        ({}, {"y": "x"}, {"x"}, {"y": "x"}),  # this run's own
+    ],
+    ids=["records-gone", "chain", "split", "place-removed", "loop", "found-now"],
+)
+def test_redirects_outlive_the_records_of_the_merged_place(previous, found, live, expected):
+    assert carry_redirects(previous, found, live) == expected
+
+
+def test_a_redirect_found_once_is_carried_when_the_duplicate_leaves_its_source():
+    apart = merge_records(MATCHED, PRIORITY, {})
+    old, new = sorted(apart.structures["structure_id"])
+    first_seen = {old: dt.datetime(2024, 1, 1), new: dt.datetime(2025, 1, 1)}
+    merged = merge_records(MATCHED, PRIORITY, apart.ids, [EDGE], None, first_seen)
+    assert merged.redirects == {new: old}
+    # the record that carried `new` leaves: the clustering no longer finds the redirect
+    keep = MATCHED.iloc[[i for i in range(len(MATCHED))
+                         if apart.ids[record_key(MATCHED.iloc[i]["source"],
+                                                 MATCHED.iloc[i]["source_id"])] == old]]
+    later = merge_records(keep, PRIORITY, merged.ids, [], None, first_seen)
+    assert later.redirects == {}
+    live = set(later.structures["structure_id"])
+    assert carry_redirects(merged.redirects, later.redirects, live) == {new: old}
