@@ -285,8 +285,19 @@ def test_a_redirected_id_points_to_its_successor(demo_site, tmp_path):
     build_site(home, out=out)
     html = (out / "structures" / "siae-gone000001.html").read_text()
     assert f'url={survivor}.html' in html and f'href="{survivor}.html"' in html
+    # merged into a place kept but not published (closed): no page to send a visitor to
     with connect(WarehousePaths(home).database) as con:
-        con.execute("DELETE FROM core.structure_redirects WHERE from_id = 'siae-gone000001'")
+        (closed,), = con.execute("SELECT structure_id FROM core.structures "
+                                 "WHERE etat_administratif = 'F' LIMIT 1").fetchall()
+        con.execute("INSERT INTO core.structure_redirects VALUES ('siae-gone000002', ?)",
+                    [closed])
+    publish_release(home, force=True)
+    build_site(home, out=tmp_path / "again")
+    html = (tmp_path / "again" / "structures" / "siae-gone000002.html").read_text()
+    assert "n'est plus publiée" in html and closed in html
+    assert "http-equiv" not in html and f'href="{closed}.html"' not in html
+    with connect(WarehousePaths(home).database) as con:
+        con.execute("DELETE FROM core.structure_redirects WHERE from_id LIKE 'siae-gone%'")
 
 
 def test_departement_and_region_pages(demo_site, browser):
