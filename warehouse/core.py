@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from transforms.frames import rows_of
+from warehouse import publications
 from warehouse.comments import apply_comments
 from warehouse.db import (
     CANDIDATE_TYPES,
@@ -70,10 +71,8 @@ def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) 
                 if table_exists(con, "core", "records") else pd.DataFrame())
     renamed = con.execute("SELECT old_key, new_key FROM core.id_successions "
                           "ORDER BY decided_at, new_key").fetchall()
-    redirects = (dict(con.execute("SELECT from_id, to_id FROM core.structure_redirects")
-                      .fetchall())
-                 if table_exists(con, "core", "structure_redirects") else {})
-    return Identities(known, first_seen, previous, [tuple(r) for r in renamed], redirects)
+    return Identities(known, first_seen, previous, [tuple(r) for r in renamed],
+                      publications.redirects(con))
 
 
 @dataclass(frozen=True)
