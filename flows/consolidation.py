@@ -62,6 +62,7 @@ class Merged:
     ids: dict[str, str]  # every key → structure_id
     known: dict[str, str]  # the keys persisted before this run
     current: dict[str, str]  # the keys of this run's places → structure_id
+    moved: dict[str, str]  # known keys moved to a new ID (a place split off)
     redirects: dict[str, str]
     candidates: pd.DataFrame
     judgements: dict
@@ -173,8 +174,8 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     redirects = carry_redirects(known.redirects, result.redirects,
                                 result.structures["structure_id"])
     return Merged(records, result.structures, result.links, result.ids, known.known,
-                  result.current, redirects, candidates, staged.judgements, staged.inherited,
-                  memo.reused, memo.clustered, staged.table)
+                  result.current, result.moved, redirects, candidates, staged.judgements,
+                  staged.inherited, memo.reused, memo.clustered, staged.table)
 
 
 @gc_paused_during
@@ -270,7 +271,7 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
             records=merged.records if merged.table is None else merged.table,
             links=merged.links, candidates=merged.candidates,
             judgements=judged, redirects=merged.redirects, structures=located,
-            new_ids=new_ids, seen_keys=merged.current,
+            new_ids=new_ids, moved_ids=merged.moved, seen_keys=merged.current,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
             disagreements=flags,

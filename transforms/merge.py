@@ -97,6 +97,8 @@ class MergeResult:
     demoted: dict[frozenset[str], str] = field(default_factory=dict)
     # the keys of this run's places (those still in use) → structure_id
     current: dict[str, str] = field(default_factory=dict)
+    # known keys moved to a new ID: those of a place split off the one that kept their ID
+    moved: dict[str, str] = field(default_factory=dict)
 
 
 class _Clusters:
@@ -183,9 +185,12 @@ class _Clusters:
 
 
 def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
-                first_seen: Mapping[str, object]) -> tuple[list[str], dict[str, str]]:
+                first_seen: Mapping[str, object],
+                ) -> tuple[list[str], dict[str, str], set[int]]:
     """One ID per cluster: the oldest known ID among its keys (a merge keeps the oldest and
-    redirects the others), or a new one derived from its smallest key."""
+    redirects the others), or a new one derived from its smallest key. Also the clusters
+    that claimed IDs and kept none (a place split off another, which kept the ID): a new
+    ID for them, to which their keys must move."""
     ages: dict[str, tuple[str, str]] = {}
 
     def age(sid: str) -> tuple[str, str]:
@@ -204,7 +209,7 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
         # most runs: every place claims at most one ID and no two claim the same, so each
         # keeps its own and nothing is redirected; the new IDs are made in the same order
         # as _ids_by_age's (the places without a claim, by their smallest key)
-        return _own_ids(clusters, claims, set(known.values())), {}
+        return _own_ids(clusters, claims, set(known.values())), {}, set()
     return _ids_by_age(clusters, claims, known, age)
 
 
@@ -234,7 +239,8 @@ def carry_redirects(previous: Mapping[str, str], found: Mapping[str, str],
 
 
 def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mapping[str, str],
-                age: Callable[[str], tuple[str, str]]) -> tuple[list[str], dict[str, str]]:
+                age: Callable[[str], tuple[str, str]],
+                ) -> tuple[list[str], dict[str, str], set[int]]:
     """The places in order of their oldest claimed ID take it when still free; the others
     get a new ID; the IDs claimed and not kept redirect to their place's."""
     order = sorted(range(len(clusters)), key=lambda i: (age(claims[i][0]) if claims[i]
@@ -257,7 +263,8 @@ def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mappi
         for sid in claims[i]:
             if sid != chosen[i] and sid not in kept:
                 redirects[sid] = chosen[i]
-    return [chosen[i] for i in range(len(clusters))], redirects
+    lost = {i for i in range(len(clusters)) if claims[i] and chosen[i] not in claims[i]}
+    return [chosen[i] for i in range(len(clusters))], redirects, lost
 
 
 def _own_ids(clusters: list[list[str]], claims: list[list[str]], taken: set[str]) -> list[str]:
@@ -326,12 +333,19 @@ def merge_records(
     # ID it still names stays with the place that has records (it would otherwise compete
     # for it, and win when its key sorts first).
     clusters = sorted((c for c in clusters if c.golden is not None), key=lambda c: c.keys[0])
-    structure_ids, redirects = _assign_ids([c.keys for c in clusters], known_ids,
-                                           first_seen or {})
+    structure_ids, redirects, lost = _assign_ids([c.keys for c in clusters], known_ids,
+                                                 first_seen or {})
     ids = dict(known_ids)
     current: dict[str, str] = {}
+    moved: dict[str, str] = {}
     structures, links = [], []
-    for c, sid in zip(clusters, structure_ids, strict=True):
+    for n, (c, sid) in enumerate(zip(clusters, structure_ids, strict=True)):
+        if n in lost:
+            # Split off a place that kept the ID its keys name: they move to the new ID, or
+            # both places would claim the old one at every run, and the first new key that
+            # sorts first would hand it to the other place.
+            moved.update((k, sid) for k in c.keys if k in known_ids)
+            ids.update((k, sid) for k in c.keys)
         for k in c.keys:
             ids.setdefault(k, sid)
             current[k] = ids[k]
@@ -344,6 +358,7 @@ def merge_records(
         redirects,
         demoted,
         current,
+        moved,
     )
 
 

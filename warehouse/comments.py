@@ -43,8 +43,9 @@ TABLE_COMMENTS = {
         "title, open or not, dates"
     ),
     "core.structure_ids": (
-        "every key of a place (SIRETs, source records) → structure_id, when first seen, and "
-        "last seen (the last consolidation whose records held the key)"
+        "every key of a place (SIRETs, source records) → structure_id, when first seen (or "
+        "moved to the new ID of a place split off), and last seen (the last consolidation "
+        "whose records held the key)"
     ),
     "core.id_successions": (
         "new source records that took over the ID of a vanished record of the same source, with"

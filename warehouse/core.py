@@ -90,6 +90,8 @@ class CoreTables:
     successions: list[tuple[str, str, str, float]]  # (new_key, old_key, structure_id, score)
     disagreements: list[list]  # rows of DISAGREEMENT_COLUMNS
     postes: list[list] = field(default_factory=list)  # rows of POSTE_TYPES
+    # known keys moved to a new ID (a place split off the one that kept theirs)
+    moved_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
@@ -113,6 +115,16 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
         con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
                     "FROM _new_ids", [now, now])
         con.unregister("_new_ids")
+        if tables.moved_ids:
+            # first seen under their new ID now: the place split off is younger than the one
+            # that kept the old ID, which then wins it back if an analyst merges them again
+            con.register("_moved_ids", pd.DataFrame(
+                sorted(tables.moved_ids.items()), columns=["identity_key", "structure_id"],
+                dtype=object))
+            con.execute("UPDATE core.structure_ids s SET structure_id = m.structure_id, "
+                        "first_seen = ? FROM _moved_ids m WHERE s.identity_key = "
+                        "m.identity_key", [now])
+            con.unregister("_moved_ids")
         # every key still in use (SIRETs and source records), not only the displayed one
         con.register("_seen_ids", pd.DataFrame({"identity_key": sorted(tables.seen_keys)},
                                                dtype=object))

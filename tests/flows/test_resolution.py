@@ -63,6 +63,11 @@ def test_different_splits_and_same_merges_on_the_next_run_and_both_last(demo, tm
     after = ids(home)
     assert after[left] != after[right]  # split
     assert after[right] == before[right]  # the surviving side keeps its ID
+    # the side split off is keyed to its new ID, so that it keeps it (and the other side
+    # its own) whatever records join either side later
+    (moved,), = query(home, "SELECT structure_id FROM core.structure_ids WHERE identity_key "
+                            "= ?", [f"record:{left[0]}:{left[1]}"])
+    assert moved == after[left]
     assert after[(l_src, l_id)] == after[(r_src, r_id)]  # merged
     survivor = after[(l_src, l_id)]
     gone = ({antenne_id, siege_id} - {survivor}).pop()

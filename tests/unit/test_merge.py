@@ -268,14 +268,14 @@ def test_ids_kept_without_conflict_are_the_ones_the_ordering_by_age_gives():
         known["old"] = new_structure_id(clusters[0][0], set())
         first_seen = {sid: dt.datetime(2026, 1, 1 + n % 28) for n, sid in
                       enumerate(sorted(set(known.values())))}
-        ids, redirects = _assign_ids(clusters, known, first_seen)
+        ids, redirects, lost = _assign_ids(clusters, known, first_seen)
         claims = [sorted({known[k] for k in keys if k in known}) for keys in clusters]
 
         def age(sid, first_seen=first_seen):
             return (str(first_seen.get(sid, "")), sid)
 
-        assert (ids, redirects) == _ids_by_age(clusters, claims, known, age)
-        assert redirects == {}
+        assert (ids, redirects, lost) == _ids_by_age(clusters, claims, known, age)
+        assert redirects == {} and lost == set()
         assert len(set(ids)) == len(ids)
 
 
@@ -340,3 +340,27 @@ def test_a_redirect_found_once_is_carried_when_the_duplicate_leaves_its_source()
     assert later.redirects == {}
     live = set(later.structures["structure_id"])
     assert carry_redirects(merged.redirects, later.redirects, live) == {new: old}
+
+
+def test_a_place_split_off_keeps_its_new_id_when_a_record_joins_it_later():
+    # b and c share a SIRET: one place. An analyst splits them; b keeps the ID, c gets a new
+    # one, and c's keys move to it. A record that later joins c's place, whose key sorts
+    # before b's, must not hand the old ID to c's place
+    records = frame(rec("b", "1", "19070916200019"), rec("c", "1", "19070916200019"))
+    split = {frozenset({record_key("b", "1"), record_key("c", "1")}): "different"}
+    first = merge_records(records, PRIORITY, {})
+    (old,) = set(first.structures["structure_id"])
+    apart = merge_records(records, PRIORITY, first.ids, [], split)
+    by_source = dict(zip(apart.links["source"], apart.links["structure_id"], strict=True))
+    new = ({by_source["b"], by_source["c"]} - {old}).pop()
+    assert old in by_source.values() and apart.redirects == {}
+    moved_side = "b" if by_source["b"] == new else "c"
+    assert apart.moved and set(apart.moved.values()) == {new}
+    assert record_key(moved_side, "1") in apart.moved
+    assert apart.ids[record_key(moved_side, "1")] == new
+    joined = frame(*records.to_dict("records"), rec("a", "9", None, nom="Nouveau"))
+    edge = Edge(record_key("a", "9"), record_key(moved_side, "1"), 0.95)
+    later = merge_records(joined, PRIORITY, apart.ids, [edge], split)
+    after = dict(zip(later.links["source"], later.links["structure_id"], strict=True))
+    assert {after["b"], after["c"]} == {old, new}
+    assert after[moved_side] == new == after["a"] and later.moved == {}
