@@ -241,17 +241,27 @@ def carry_redirects(previous: Mapping[str, str], found: Mapping[str, str],
 def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mapping[str, str],
                 age: Callable[[str], tuple[str, str]],
                 ) -> tuple[list[str], dict[str, str], set[int]]:
-    """The places in order of their oldest claimed ID take it when still free; the others
-    get a new ID; the IDs claimed and not kept redirect to their place's."""
-    order = sorted(range(len(clusters)), key=lambda i: (age(claims[i][0]) if claims[i]
-                                                        else ("~", ""), clusters[i][0]))
+    """Each place takes the oldest ID it claims that is still free, the oldest IDs given
+    first; an ID several places claim goes to the one more of whose keys name it (the bulk
+    of the place that had it: a record that moves to another place does not carry its old
+    place's ID along), then to the smallest key. The others get a new ID; the IDs claimed
+    and not kept redirect to their place's."""
+    pairs = []
+    for i, keys in enumerate(clusters):
+        named: dict[str, int] = {}
+        for k in keys:
+            sid = known.get(k)
+            if sid is not None:
+                named[sid] = named.get(sid, 0) + 1
+        pairs.extend((age(sid), -n, keys[0], i, sid) for sid, n in named.items())
     chosen: dict[int, str] = {}
     used: set[str] = set()
-    for i in order:
-        free = [sid for sid in claims[i] if sid not in used]
-        if free:
-            chosen[i] = free[0]
-            used.add(free[0])
+    for *_, i, sid in sorted(pairs):
+        if i not in chosen and sid not in used:
+            chosen[i] = sid
+            used.add(sid)
+    order = sorted(range(len(clusters)), key=lambda i: (age(claims[i][0]) if claims[i]
+                                                        else ("~", ""), clusters[i][0]))
     taken = set(known.values())
     for i in order:
         if i not in chosen:

@@ -364,3 +364,18 @@ def test_a_place_split_off_keeps_its_new_id_when_a_record_joins_it_later():
     after = dict(zip(later.links["source"], later.links["structure_id"], strict=True))
     assert {after["b"], after["c"]} == {old, new}
     assert after[moved_side] == new == after["a"] and later.moved == {}
+
+
+def test_a_record_moving_to_another_place_does_not_take_its_old_places_id_along():
+    # p1 and p2 were place P (SIRET S1), q1 place Q (S2). p2's SIRET is corrected to S2: it
+    # joins Q. P (p1 and its SIRET) keeps its ID, Q keeps its own; nothing is redirected
+    s1, s2 = "19070916200019", "42385519600014"
+    before = frame(rec("x", "p1", s1), rec("y", "p2", s1), rec("a", "q1", s2))
+    first = merge_records(before, PRIORITY, {})
+    was = dict(zip(first.links["source_id"], first.links["structure_id"], strict=True))
+    seen = {sid: dt.datetime(2024, 1, 1) for sid in set(was.values())}  # same age: a tie
+    after = frame(rec("x", "p1", s1), rec("y", "p2", s2), rec("a", "q1", s2))
+    later = merge_records(after, PRIORITY, first.ids, first_seen=seen)
+    now = dict(zip(later.links["source_id"], later.links["structure_id"], strict=True))
+    assert now == {"p1": was["p1"], "p2": was["q1"], "q1": was["q1"]}
+    assert later.redirects == {} and later.moved == {}
