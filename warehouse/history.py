@@ -94,11 +94,13 @@ WHERE h.valid_to IS NOT NULL AND NOT EXISTS (
 def changes_since(con: duckdb.DuckDBPyConnection, since: dt.datetime,
                   structure_id: str | None = None) -> list[tuple]:
     """(modifie_le, changement, structure_id, nom, champs) from marts.siae_changes since a date,
-    oldest first; the name of a removed structure comes from its history."""
+    oldest first; the name is the structure's current one, or for a removed structure the
+    name its last version had."""
     sql = ("SELECT c.modifie_le, c.changement, c.structure_id, coalesce(s.nom, h.nom), c.champs "
            "FROM marts.siae_changes c LEFT JOIN core.structures s USING (structure_id) "
-           "LEFT JOIN (SELECT structure_id, any_value(nom) AS nom FROM core.structures_history "
-           "GROUP BY ALL) h USING (structure_id) WHERE c.modifie_le >= ?")
+           "LEFT JOIN (SELECT structure_id, arg_max(nom, valid_from) AS nom "
+           "FROM core.structures_history GROUP BY ALL) h USING (structure_id) "
+           "WHERE c.modifie_le >= ?")
     params: list = [since]
     if structure_id:
         sql += " AND c.structure_id = ?"

@@ -153,3 +153,17 @@ def test_geocoding_disagreements_are_kept_for_the_last_consolidations_only(con):
     runs = [r for (r,) in con.execute("SELECT DISTINCT run_id FROM ops.geo_disagreements "
                                       "ORDER BY 1").fetchall()]
     assert runs == [f"202611{day:02d}T060000-abcdef" for day in range(3, 13)]
+
+
+def test_a_removed_structure_is_listed_under_its_last_name(con):
+    from warehouse.history import changes_since
+
+    core.write_core(con, tables([structure(1, nom="Ancien nom"), structure(2)]), "r1", NOW)
+    later = NOW + dt.timedelta(days=1)
+    core.write_core(con, tables([structure(1, nom="Nouveau nom"), structure(2)], new_ids={}),
+                    "r2", later)
+    core.write_core(con, tables([structure(2)], new_ids={}), "r3", later + dt.timedelta(days=1))
+    rows = changes_since(con, NOW, "siae-0001")
+    # the name it had last, not any of its versions' names
+    assert [(change, name) for _, change, _, name, _ in rows] == [
+        ("added", "Nouveau nom"), ("changed", "Nouveau nom"), ("removed", "Nouveau nom")]
