@@ -244,8 +244,9 @@ def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mappi
     """Each place takes the oldest ID it claims that is still free, the oldest IDs given
     first; an ID several places claim goes to the one more of whose keys name it (the bulk
     of the place that had it: a record that moves to another place does not carry its old
-    place's ID along), then to the smallest key. The others get a new ID; the IDs claimed
-    and not kept redirect to their place's."""
+    place's ID along), then to the one that claims fewer IDs (the other has one of its own),
+    then to the smallest key. The others get a new ID; the IDs claimed and not kept
+    redirect to their place's."""
     pairs = []
     for i, keys in enumerate(clusters):
         named: dict[str, int] = {}
@@ -253,7 +254,7 @@ def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mappi
             sid = known.get(k)
             if sid is not None:
                 named[sid] = named.get(sid, 0) + 1
-        pairs.extend((age(sid), -n, keys[0], i, sid) for sid, n in named.items())
+        pairs.extend((age(sid), -n, len(named), keys[0], i, sid) for sid, n in named.items())
     chosen: dict[int, str] = {}
     used: set[str] = set()
     for *_, i, sid in sorted(pairs):

@@ -379,3 +379,22 @@ def test_a_record_moving_to_another_place_does_not_take_its_old_places_id_along(
     now = dict(zip(later.links["source_id"], later.links["structure_id"], strict=True))
     assert now == {"p1": was["p1"], "p2": was["q1"], "q1": was["q1"]}
     assert later.redirects == {} and later.moved == {}
+
+
+def test_a_place_with_an_id_of_its_own_leaves_a_contested_one_to_the_other():
+    # p1 (without SIRET) and p2 were place P; q1 place Q (SIRET S2). p2 now carries S2: it
+    # joins Q. One key of each place names P's ID: P, which has no other, keeps it
+    s2 = "42385519600014"
+    p2 = rec("y", "p2", None, nom="Atelier")
+    before = frame(rec("x", "p1", None, nom="Atelier"), p2, rec("a", "q1", s2))
+    edge = Edge(record_key("x", "p1"), record_key("y", "p2"), 0.95)
+    first = merge_records(before, PRIORITY, {}, [edge])
+    was = dict(zip(first.links["source_id"], first.links["structure_id"], strict=True))
+    assert was["p1"] == was["p2"] != was["q1"]
+    seen = {sid: dt.datetime(2024, 1, 1) for sid in set(was.values())}
+    after = frame(rec("x", "p1", None, nom="Atelier"), {**p2, "siret": s2},
+                  rec("a", "q1", s2))
+    later = merge_records(after, PRIORITY, first.ids, first_seen=seen)
+    now = dict(zip(later.links["source_id"], later.links["structure_id"], strict=True))
+    assert now == {"p1": was["p1"], "p2": was["q1"], "q1": was["q1"]}
+    assert later.redirects == {} and later.moved == {}
