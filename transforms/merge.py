@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -189,8 +190,8 @@ def _assign_ids(clusters: list[list[str]], known: Mapping[str, str],
                 ) -> tuple[list[str], dict[str, str], set[int]]:
     """One ID per cluster: the oldest known ID among its keys (a merge keeps the oldest and
     redirects the others), or a new one derived from its smallest key. Also the clusters
-    that claimed IDs and kept none (a place split off another, which kept the ID): a new
-    ID for them, to which their keys must move."""
+    that claimed IDs and kept none, all staying with other places (a place split off, or
+    made of records that left theirs): their keys must move to their new ID."""
     ages: dict[str, tuple[str, str]] = {}
 
     def age(sid: str) -> tuple[str, str]:
@@ -249,11 +250,7 @@ def _ids_by_age(clusters: list[list[str]], claims: list[list[str]], known: Mappi
     redirect to their place's."""
     pairs = []
     for i, keys in enumerate(clusters):
-        named: dict[str, int] = {}
-        for k in keys:
-            sid = known.get(k)
-            if sid is not None:
-                named[sid] = named.get(sid, 0) + 1
+        named = Counter(known[k] for k in keys if k in known)
         pairs.extend((age(sid), -n, len(named), keys[0], i, sid) for sid, n in named.items())
     chosen: dict[int, str] = {}
     used: set[str] = set()
