@@ -241,7 +241,7 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
         areas = reference.area_names(con)
         communes = _communes_json(con)
         outline = _outline(con, areas)
-        sources = publications.value_sources(con)
+        provenance = publications.provenance_digests(con)
     added = {a["structure_id"] for a in changes.get("added", [])} if changes.get("previous") \
         else set()
 
@@ -250,6 +250,18 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     reuse = _Reuse.of_site(paths.home / "site")
+    keys = _structure_keys(rows, provenance, _page_key(settings, base), areas)
+    # the provenance of the pages to render only: reading every value of a national site
+    # costs seconds, and a rebuild renders a few pages
+    render = None if reuse.previous is None else [
+        sid for sid, key in keys.items() if reuse.manifest.get(_structure_page(sid)) != key]
+    with connect(paths.database, read_only=True) as con:
+        sources = publications.value_sources(con, render)
+
+    def provenance_of(ids: list[str]) -> dict:
+        with connect(paths.database, read_only=True) as con:
+            return publications.value_sources(con, ids)
+
     # The sites the swap would leave beyond [site] keep go while the pages are made: deleting
     # a national site's 400,000 files takes as long as making them.
     chores = [] if out is not None else [
@@ -261,7 +273,8 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
         downloads = []  # the process aside holds them now
     try:
         counts = _write(building, release, rows, added, redirects, package, areas, communes,
-                        outline, sources, settings, base, reuse, chores, downloads)
+                        outline, _Provenance(sources, render, provenance_of, keys), settings,
+                        base, reuse, chores, downloads)
         if aside is not None:
             aside.join()
             if aside.exitcode != 0:
@@ -322,6 +335,50 @@ def _remove_site(site: Path) -> None:
     _manifest_path(site).unlink(missing_ok=True)
 
 
+def _page_key(settings: SiteSettings, base: str) -> list:
+    """What every structure page is made with besides its own data."""
+    return [_code_key(), settings.title, base, settings.report_url]
+
+
+def _structure_page(sid: str) -> str:
+    return f"structures/{sid}.html"
+
+
+def _structure_keys(rows: list[dict], provenance: dict[str, str], page_key: list,
+                    areas: dict) -> dict[str, str]:
+    """structure_id → the key of its page: what the page is made from (its row, the digest
+    of its provenance, the area names, the code and settings), without making it. A
+    structure's page depends on nothing else (`_structure_context`)."""
+    common = digest([page_key, areas])
+    blake2b, dumps = hashlib.blake2b, orjson.dumps
+    # the rows' fields come in one order (the release's columns): no sorting needed
+    return {r["structure_id"]: blake2b(
+        dumps([common, r, provenance.get(r["structure_id"])], default=str),
+        digest_size=16).hexdigest() for r in rows}
+
+
+@dataclass
+class _Provenance:
+    """The value sources of the structure pages to render, and how to read more: a page
+    expected from the previous site whose file is gone is rendered after all."""
+
+    sources: dict  # structure_id → field → (source, day), for `fetched`
+    fetched: list[str] | None  # the structures read; None: every one
+    read: Callable[[list[str]], dict]
+    keys: dict[str, str]  # structure_id → its page's key
+
+    def has(self, sid: str) -> bool:
+        return self.fetched is None or sid in self._fetched
+
+    @functools.cached_property
+    def _fetched(self) -> set[str]:
+        return set(self.fetched or ())
+
+    def add(self, ids: list[str]) -> None:
+        self.sources.update(self.read(ids))
+        self._fetched.update(ids)
+
+
 def _per_reference(con, name: str, make) -> bytes:
     """`make()`'s bytes, made once per version of the communes reference and kept in its
     cache folder (`name` says what it is and its file suffix)."""
@@ -355,7 +412,8 @@ def _communes_json(con) -> bytes:
 
 
 def _write(folder: Path, release: Path, rows, added, redirects, package, areas, communes,
-           outline, sources, settings, base, reuse: _Reuse, chores=(), downloads=()) -> dict:
+           outline, provenance: _Provenance, settings, base, reuse: _Reuse, chores=(),
+           downloads=()) -> dict:
     env = _environment()
     created = package.get("created")
     common = {"title": settings.title, "created": created, "base": base,
@@ -416,8 +474,8 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
     # from the previous site costs about a tenth of one rendered; a structure listed on an
     # area page about a fifth.
     pages = _Pages(folder, common, settings, rows, functools.partial(
-        _structure_context, sources=sources, areas=areas, base=base),
-        [_code_key(), settings.title, base, settings.report_url], reuse, areas_pages,
+        _structure_context, sources=provenance.sources, areas=areas, base=base),
+        provenance, _page_key(settings, base), reuse, areas_pages,
         functools.partial(_area_context, areas=areas), digest(areas))
     work = (len(rows) if reuse.previous is None else len(rows) // 10) + len(rows) // 5
     workers = _workers(settings.workers, work + sum(len(d) for _, d, _ in compress) // 2000)
@@ -474,13 +532,13 @@ def _area_context(level: str, code: str, members: list[dict], areas: dict) -> di
                 children=children, points=_points(members))
 
 
-def _area_key(context: dict) -> list:
-    """What an area page is made of: its members' fields that it shows, not the others (a
-    new phone number changes a structure's page, not the lists it is on)."""
-    shown = [(r["structure_id"], r.get("nom"), r.get("types"), r.get("commune"),
-              r.get("recrute"), r.get("postes_ouverts")) for r in context["members"]]
-    return [context[k] for k in ("level", "code", "name", "region", "summary", "children",
-                                 "points")] + [shown]
+def _area_key(level: str, code: str, members: list[dict]) -> list:
+    """What an area page is made of, read off its members without making it: the fields of
+    theirs that `_area_context` and the page use, not the others (a new phone number
+    changes a structure's page, not the lists it is on). The area names are keyed apart."""
+    return [level, code, [(r["structure_id"], r.get("nom"), r.get("types"), r.get("commune"),
+                           r.get("recrute"), r.get("postes_ouverts"), r.get("latitude"),
+                           r.get("longitude"), r.get("departement")) for r in members]]
 
 
 @dataclass
@@ -493,39 +551,50 @@ class _Pages:
     settings: SiteSettings
     rows: list  # the published structures, one page each
     context_of: Callable[[dict], tuple[str, dict]]
+    provenance: _Provenance  # the pages' keys, and the value sources of those to render
     page_key: list  # what every structure page is made with (code, title, addresses)
     reuse: _Reuse
     areas: list  # (relative path, level, code, member rows)
     area_context: Callable[[str, str, list], dict]
     areas_key: str  # the names of every area, which the area pages show
 
-    def make(self, part: int = 0, parts: int = 1) -> tuple[dict[str, str], int, int, int]:
-        """Make every `parts`-th page from `part` on: (the pages' keys, pages linked, pages
-        rendered, structure pages made)."""
+    def make(self, part: int = 0, parts: int = 1, rows: list | None = None
+             ) -> tuple[dict[str, str], int, int, int, list[dict]]:
+        """Make every `parts`-th page from `part` on (or the structure pages of `rows`
+        only): (the pages' keys, pages linked, pages rendered, structure pages made, the
+        rows whose page could not be linked and whose provenance was not read)."""
         reuse = _Reuse(self.reuse.previous, self.reuse.manifest)  # this part's bookkeeping
         for sub in {"structures"} | {os.path.dirname(a[0]) for a in self.areas}:
             os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
-        rendered = 0
-        mine = self.rows[part::parts]
+        rendered, missed = 0, []
+        mine = self.rows[part::parts] if rows is None else rows
+        keys = self.provenance.keys
         for r in mine:
-            relative, context = self.context_of(r)
-            if reuse.take(self.folder, relative, digest([self.page_key, context])):
+            sid = r["structure_id"]
+            if reuse.take(self.folder, _structure_page(sid), keys[sid]):
                 continue
+            if not self.provenance.has(sid):  # expected from the previous site, but gone
+                missed.append(r)
+                continue
+            relative, context = self.context_of(r)
             self._write(relative, "structure.html", {
                 **context, "created": None,
                 "json_ld": json_ld(r, context["canonical"] or relative),
                 "report": _report(self.settings, r),
                 "phone": phone_display(r.get("telephone"))})
             rendered += 1
+        made = len(mine) - len(missed)
+        if rows is not None:
+            return reuse.keys, reuse.reused, rendered, made, missed
         for relative, level, code, members in self.areas[part::parts]:
-            context = self.area_context(level, code, members)
-            key = digest([self.page_key, self.areas_key, _area_key(context)])
+            key = digest([self.page_key, self.areas_key, _area_key(level, code, members)])
             if reuse.take(self.folder, relative, key):
                 continue
             # no release date on them either: an area whose list is unchanged keeps its page
+            context = self.area_context(level, code, members)
             self._write(relative, "area.html", {**context, "created": None})
             rendered += 1
-        return reuse.keys, reuse.reused, rendered, len(mine)
+        return reuse.keys, reuse.reused, rendered, made, missed
 
     def _write(self, relative: str, template: str, context: dict) -> None:
         html = _environment().get_template(template).render(
@@ -594,13 +663,17 @@ def _render_pages(pages: _Pages, workers: int, files: list[Callable[[], None]]) 
     parts = 1 if workers <= 1 else workers * 4
     jobs = [*files, *(functools.partial(pages.make, part, parts) for part in range(parts))]
     made = run_forked(jobs, workers)[len(files):]
-    for keys, reused, _, _ in made:
+    missed = [r for *_, lost in made for r in lost]
+    if missed:  # their provenance read now, their pages rendered here
+        pages.provenance.add([r["structure_id"] for r in missed])
+        made.append(pages.make(rows=missed))
+    for keys, reused, _, _, _ in made:
         pages.reuse.keys.update(keys)
         pages.reuse.reused += reused
-    structures = sum(n for _, _, _, n in made)
+    structures = sum(n for _, _, _, n, _ in made)
     if structures != len(pages.rows):
         raise SiteError(f"{structures} structure pages made out of {len(pages.rows)}")
-    return sum(rendered for _, _, rendered, _ in made)
+    return sum(rendered for _, _, rendered, _, _ in made)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 
 import duckdb
 
@@ -64,29 +65,50 @@ def published_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return dict(con.execute("SELECT structure_id, types FROM marts.siae").fetchall())
 
 
-def value_sources(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple]]:
+_PROVENANCE = """
+    SELECT p.structure_id, p.champ, p.source,
+           CAST(coalesce(max(r.date_maj), CAST(max(st.staged_at) AS DATE)) AS VARCHAR) AS day
+    FROM marts.siae_provenance p
+    LEFT JOIN core.links l ON l.structure_id = p.structure_id AND l.source = p.source
+    LEFT JOIN core.records r ON r.source = l.source AND r.source_id = l.source_id
+    LEFT JOIN ops.source_state st ON st.source = p.source
+    {where}
+    GROUP BY ALL"""
+
+
+def value_sources(con: duckdb.DuckDBPyConnection, ids: Iterable[str] | None = None
+                  ) -> dict[str, dict[str, tuple]]:
     """structure_id → field → (source, date as YYYY-MM-DD): which source gave each published
     value and how fresh it is (that source's record date_maj, else when the source was
-    staged)."""
+    staged). `ids`: only these structures (a site rebuild renders a few pages)."""
     if not table_exists(con, "core", "links"):
         return {}
+    where, params = "", []
+    if ids is not None:
+        where, params = "WHERE p.structure_id IN (SELECT unnest(?))", [sorted(set(ids))]
+        if not params[0]:
+            return {}
     # Read column by column through Arrow, the dates as text, one row per structure with its
     # fields as lists: a national site has four million values, and a Python step per value
     # cost twice the whole query.
-    table = con.sql("""
-        SELECT structure_id, list(champ), list(source), list(day) FROM (
-            SELECT p.structure_id, p.champ, p.source,
-                   CAST(coalesce(max(r.date_maj), CAST(max(st.staged_at) AS DATE))
-                        AS VARCHAR) AS day
-            FROM marts.siae_provenance p
-            LEFT JOIN core.links l ON l.structure_id = p.structure_id AND l.source = p.source
-            LEFT JOIN core.records r ON r.source = l.source AND r.source_id = l.source_id
-            LEFT JOIN ops.source_state st ON st.source = p.source
-            GROUP BY ALL)
-        GROUP BY structure_id""").to_arrow_table()
-    ids, fields, sources, days = (c.to_pylist() for c in table.columns)
+    table = con.sql(
+        "SELECT structure_id, list(champ), list(source), list(day) FROM ("
+        f"{_PROVENANCE.format(where=where)}) GROUP BY structure_id",
+        params=params or None).to_arrow_table()
+    ids_, fields, sources, days = (c.to_pylist() for c in table.columns)
     return {sid: dict(zip(f, zip(s, d, strict=True), strict=True))
-            for sid, f, s, d in zip(ids, fields, sources, days, strict=True)}
+            for sid, f, s, d in zip(ids_, fields, sources, days, strict=True)}
+
+
+def provenance_digests(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """structure_id → a digest of what `value_sources` gives it: a structure's page is made
+    again only when its row or this changes, without reading every value in Python."""
+    if not table_exists(con, "core", "links"):
+        return {}
+    return dict(con.execute(
+        "SELECT structure_id, md5(CAST(list((champ, source, day) ORDER BY champ, source, day)"
+        f" AS VARCHAR)) FROM ({_PROVENANCE.format(where='')}) GROUP BY structure_id"
+    ).fetchall())
 
 
 def version_dates(con: duckdb.DuckDBPyConnection) -> dict[str, dt.date]:

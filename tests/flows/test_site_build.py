@@ -175,6 +175,27 @@ def test_a_failing_build_still_keeps_the_site_in_use(home, monkeypatch):
     assert [p for p in (home / "sites").iterdir() if p.is_dir()] == [in_use]
 
 
+def test_a_page_is_rendered_again_when_only_the_source_of_a_value_changes(home):
+    def rows(source: str, names: dict[int, str] | None = None) -> list[dict]:
+        out = _rows(names)
+        out[4]["provenance"] = json.dumps({"telephone": source})
+        return out
+
+    _publish(home, rows("asp"))
+    build_site(home)
+    old_site = (home / "site").resolve()
+    # structure 4's published row is the same, its provenance is not (0 is renamed, so that
+    # a new release and a new site are made)
+    _publish(home, rows("reseau", {0: "Envol"}))
+    build_site(home)
+    site = (home / "site").resolve()
+    assert site != old_site
+    assert "reseau" in _page(home, 4) and "asp" not in _page(home, 4)
+    linked = [i for i in range(12) if (site / "structures" / f"siae-{i:04d}.html").samefile(
+        old_site / "structures" / f"siae-{i:04d}.html")]
+    assert linked == [i for i in range(12) if i not in (0, 4)]
+
+
 def test_a_missing_previous_file_is_rendered_again(home):
     build_site(home)
     old_site = (home / "site").resolve()
