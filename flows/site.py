@@ -149,24 +149,40 @@ def _code_key() -> str:
 
 # Compressed copies of the large files that rarely change (the communes' list, the outlines),
 # by content: a long-lived process (`siae serve`) compresses them once, not at every build.
-_COMPRESSED: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
+_COMPRESSED: OrderedDict[tuple, tuple[bytes, bytes] | bytes] = OrderedDict()
+
+
+def _level(data: bytes) -> int:
+    # Above 1 MiB, the highest levels cost 2.5-3 times the time for 2-7% of size (measured
+    # on the index and the GeoJSON of 30,000 structures).
+    return 9 if len(data) < 1 << 20 else 6
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, _level(data), mtime=0)
+
+
+def _brotli(data: bytes) -> bytes:
+    return brotli.compress(data, quality=_level(data))
+
+
+CODECS = {".gz": _gzip, ".br": _brotli}
 
 
 def _compress(data: bytes) -> tuple[bytes, bytes]:
-    # Above 1 MiB, the highest levels cost 2.5-3 times the time for 2-7% of size (measured
-    # on the index and the GeoJSON of 30,000 structures).
-    level = 9 if len(data) < 1 << 20 else 6
-    return gzip.compress(data, level, mtime=0), brotli.compress(data, quality=level)
+    return _gzip(data), _brotli(data)
 
 
-def _compressed(data: bytes) -> tuple[bytes, bytes]:
+def _compressed(data: bytes, suffix: str | None = None) -> tuple[bytes, bytes] | bytes:
+    """Both compressed copies of `data` (.gz, .br), or the one of `suffix`; the large ones
+    kept in memory by content for the next build of a long-lived process."""
     if len(data) < 65536:
-        return _compress(data)
-    key = hashlib.sha256(data).hexdigest()
+        return _compress(data) if suffix is None else CODECS[suffix](data)
+    key = (hashlib.sha256(data).hexdigest(), suffix)
     if key in _COMPRESSED:
         _COMPRESSED.move_to_end(key)
     else:
-        _COMPRESSED[key] = _compress(data)
+        _COMPRESSED[key] = _compress(data) if suffix is None else CODECS[suffix](data)
         while len(_COMPRESSED) > 16:
             _COMPRESSED.popitem(last=False)
     return _COMPRESSED[key]
@@ -198,6 +214,33 @@ def _write_compressed(path: Path, data: bytes, lasting: bool = False) -> None:
     gz, br = _kept_compressed(data) if lasting else _compressed(data)
     path.with_name(path.name + ".gz").write_bytes(gz)
     path.with_name(path.name + ".br").write_bytes(br)
+
+
+def _write_copy(path: Path, data: bytes, suffix: str) -> None:
+    """Write one compressed copy of a file (and the file itself with its .gz)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".gz":
+        path.write_bytes(data)
+    path.with_name(path.name + suffix).write_bytes(_compressed(data, suffix))
+
+
+# From this many bytes, a file's .gz and .br are two jobs: the processes share the largest
+# files' compressing (a national release's downloads are 600 MB of text).
+SPLIT_FROM = 1 << 20
+
+
+def _compress_jobs(folder: Path, files: list[tuple[str, bytes, bool]]
+                   ) -> list[Callable[[], None]]:
+    """The jobs that write `files` with their compressed copies, the largest first, so that
+    the processes end together."""
+    jobs: list[Callable[[], None]] = []
+    for relative, data, lasting in sorted(files, key=lambda f: -len(f[1])):
+        if lasting or len(data) < SPLIT_FROM:
+            jobs.append(functools.partial(_write_compressed, folder / relative, data, lasting))
+        else:
+            jobs += [functools.partial(_write_copy, folder / relative, data, suffix)
+                     for suffix in CODECS]
+    return jobs
 
 
 @functools.cache
@@ -269,21 +312,23 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
             paths.home / "sites", target, settings.keep, reuse.previous)]
     downloads = _downloads(building, release, reuse)
     aside = _aside(building, downloads)
+    shared = []
     if aside is not None:
-        downloads = []  # the process aside holds them now
+        downloads = []  # the process aside holds them now, shared with the page makers
+        shared = aside.shared.for_pages()
     try:
         counts = _write(building, release, rows, added, redirects, package, areas, communes,
                         outline, _Provenance(sources, render, provenance_of, keys), settings,
-                        base, reuse, chores, downloads)
+                        base, reuse, chores, downloads, shared)
         if aside is not None:
-            aside.join()
-            if aside.exitcode != 0:
+            aside.process.join()
+            if aside.process.exitcode != 0:
                 raise SiteError("compressing the downloads failed (exit code "
-                                f"{aside.exitcode}): the site in use is kept")
+                                f"{aside.process.exitcode}): the site in use is kept")
     except BaseException:
-        if aside is not None and aside.is_alive():
-            aside.kill()
-            aside.join()
+        if aside is not None and aside.process.is_alive():
+            aside.process.kill()
+            aside.process.join()
         shutil.rmtree(building, ignore_errors=True)
         raise
     if target.exists():
@@ -413,7 +458,7 @@ def _communes_json(con) -> bytes:
 
 def _write(folder: Path, release: Path, rows, added, redirects, package, areas, communes,
            outline, provenance: _Provenance, settings, base, reuse: _Reuse, chores=(),
-           downloads=()) -> dict:
+           downloads=(), shared=()) -> dict:
     env = _environment()
     created = package.get("created")
     common = {"title": settings.title, "created": created, "base": base,
@@ -478,11 +523,11 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         provenance, _page_key(settings, base), reuse, areas_pages,
         functools.partial(_area_context, areas=areas), digest(areas))
     work = (len(rows) if reuse.previous is None else len(rows) // 10) + len(rows) // 5
-    workers = _workers(settings.workers, work + sum(len(d) for _, d, _ in compress) // 2000)
-    # the largest files first, so that the processes end together
-    files = [functools.partial(_write_compressed, folder / relative, data, lasting)
-             for relative, data, lasting in sorted(compress, key=lambda c: -len(c[1]))]
-    rendered = _render_pages(pages, workers, [*chores, *files])
+    workers = _workers(settings.workers, work + sum(len(d) for _, d, _ in compress) // 2000
+                       + len(shared) * PARALLEL_FROM)
+    # the downloads the process aside has not begun, then the other files, then the pages
+    rendered = _render_pages(pages, workers, [*chores, *shared,
+                                              *_compress_jobs(folder, compress)])
     page("comprendre-iae.html", "comprendre.html", 0)
     page("rallye.html", "rallye.html", 0)
     page("404.html", "404.html", 0)
@@ -632,22 +677,54 @@ def _shared(reuse: _Reuse, folder: Path, relative: str, data: bytes) -> bool:
     return reuse.take(folder, relative, key, ("", ".gz", ".br"))
 
 
-def _compress_all(folder: Path, files: list[tuple[str, bytes, bool]]) -> None:
-    for relative, data, lasting in files:
-        _write_compressed(folder / relative, data, lasting)
+class _Shared:
+    """Jobs that the process aside and the page makers share: each is run once, by whichever
+    process takes it first. The process aside starts them while this one prepares the
+    pages; the page makers take what is left before their pages."""
+
+    def __init__(self, jobs: list[Callable[[], None]]):
+        self.jobs = jobs
+        self._taken = multiprocessing.get_context("fork").Array("b", len(jobs))
+
+    def _take(self, index: int) -> bool:
+        with self._taken.get_lock():
+            if self._taken[index]:
+                return False
+            self._taken[index] = 1
+            return True
+
+    def run(self, index: int) -> None:
+        if self._take(index):
+            self.jobs[index]()
+
+    def for_pages(self) -> list[Callable[[], None]]:
+        """The same jobs, for the page makers' queue."""
+        return [functools.partial(self.run, i) for i in range(len(self.jobs))]
 
 
-def _aside(folder: Path, files: list[tuple[str, bytes, bool]]):
+def _compress_all(shared: _Shared) -> None:
+    for index in range(len(shared.jobs)):
+        shared.run(index)
+
+
+@dataclass
+class _Aside:
+    process: multiprocessing.process.BaseProcess
+    shared: _Shared
+
+
+def _aside(folder: Path, files: list[tuple[str, bytes, bool]]) -> _Aside | None:
     """A forked process that writes `files` with their compressed copies while this one
     makes the rest of the site (the downloads are most of the compressing, and the first
-    half of a build is one process's work): None when there is nothing to write or no
-    fork."""
+    part of a build is one process's work); the page makers share what it has not begun
+    when they start. None when there is nothing to write or no fork."""
     if not files or not can_fork() or sum(len(d) for _, d, _ in files) < ASIDE_FROM:
         return None
+    shared = _Shared(_compress_jobs(folder, files))
     process = multiprocessing.get_context("fork").Process(
-        target=_compress_all, args=(folder, files), daemon=True)
+        target=_compress_all, args=(shared,), daemon=True)
     process.start()
-    return process
+    return _Aside(process, shared)
 
 
 # Below this many bytes to compress, starting a process costs more than it saves.

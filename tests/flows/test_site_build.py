@@ -265,7 +265,8 @@ def test_numpy_values_in_a_page_are_written_as_their_python_values():
 def test_downloads_compressed_by_a_process_aside_are_those_compressed_with_the_pages(
         home, tmp_path, monkeypatch):
     """The release's files in donnees/ (most of the compressing) are written by a process
-    of their own while the pages are made: the same files, .gz and .br included."""
+    of their own while the pages are made, and by the page makers once they start: the same
+    files, .gz and .br included."""
     import flows.site as site
 
     monkeypatch.setattr(site, "ASIDE_FROM", 1 << 40)  # never aside
@@ -280,6 +281,8 @@ def test_downloads_compressed_by_a_process_aside_are_those_compressed_with_the_p
 
     monkeypatch.setattr(site, "ASIDE_FROM", 0)
     monkeypatch.setattr(site, "_aside", counted)
+    monkeypatch.setattr(site, "SPLIT_FROM", 0)  # each .gz and .br a job of its own
+    monkeypatch.setattr(site, "PARALLEL_FROM", 0)  # the page makers share them
     aside = build_site(home, out=tmp_path / "aside")
     assert started == [site.can_fork()]
     assert inline["structures"] == aside["structures"]
@@ -297,7 +300,7 @@ def test_a_failing_process_aside_fails_the_build_and_keeps_the_site(home, monkey
     _publish(home, _rows({2: "Envol"}))
     monkeypatch.setattr(site, "ASIDE_FROM", 0)
 
-    def broken(folder, files):
+    def broken(shared):
         os._exit(3)  # a process killed in its work (out of memory, a full disk)
 
     monkeypatch.setattr(site, "_compress_all", broken)
@@ -305,3 +308,28 @@ def test_a_failing_process_aside_fails_the_build_and_keeps_the_site(home, monkey
         build_site(home)
     assert (home / "site").resolve() == before and "Atelier 2" in _page(home, 2)
     assert not list((home / "sites").glob(".*.building"))
+
+
+def test_jobs_shared_by_the_process_aside_and_the_page_makers_run_once_each(tmp_path):
+    import functools
+    import multiprocessing
+
+    import flows.site as site
+    from flows.forked import run_forked
+
+    if not site.can_fork():
+        pytest.skip("this platform does not fork")
+    log = tmp_path / "log"
+
+    def job(i: int) -> None:
+        with open(log, "a") as f:  # appends of a line are atomic
+            f.write(f"{i}\n")
+
+    shared = site._Shared([functools.partial(job, i) for i in range(40)])
+    aside = multiprocessing.get_context("fork").Process(target=site._compress_all,
+                                                        args=(shared,))
+    aside.start()
+    run_forked(shared.for_pages(), 2)
+    aside.join()
+    assert aside.exitcode == 0
+    assert sorted(int(line) for line in log.read_text().split()) == list(range(40))
