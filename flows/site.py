@@ -280,31 +280,29 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     redirects = json.loads((release / "redirects.json").read_text()).get("redirects", []) \
         if (release / "redirects.json").exists() else []
     package = json.loads((release / "datapackage.json").read_text())
+    reuse = _Reuse.of_site(paths.home / "site")
     with connect(paths.database, read_only=True) as con:
         areas = reference.area_names(con)
         communes = _communes_json(con)
         outline = _outline(con, areas)
-        provenance = publications.provenance_digests(con)
+        keys = _structure_keys(rows, publications.provenance_digests(con),
+                               _page_key(settings, base), areas)
+        # the provenance of the pages to render only: reading every value of a national site
+        # costs seconds, and a rebuild renders a few pages
+        render = None if reuse.previous is None else {
+            sid for sid, key in keys.items() if reuse.manifest.get(_structure_page(sid)) != key}
+        sources = publications.value_sources(con, render)
     added = {a["structure_id"] for a in changes.get("added", [])} if changes.get("previous") \
         else set()
-
-    target = out or paths.home / "sites" / release.name
-    building = target.with_name(f".{target.name}.building")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    reuse = _Reuse.of_site(paths.home / "site")
-    keys = _structure_keys(rows, provenance, _page_key(settings, base), areas)
-    # the provenance of the pages to render only: reading every value of a national site
-    # costs seconds, and a rebuild renders a few pages
-    render = None if reuse.previous is None else [
-        sid for sid, key in keys.items() if reuse.manifest.get(_structure_page(sid)) != key]
-    with connect(paths.database, read_only=True) as con:
-        sources = publications.value_sources(con, render)
 
     def provenance_of(ids: list[str]) -> dict:
         with connect(paths.database, read_only=True) as con:
             return publications.value_sources(con, ids)
 
+    target = out or paths.home / "sites" / release.name
+    building = target.with_name(f".{target.name}.building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
     # The sites the swap would leave beyond [site] keep go while the pages are made: deleting
     # a national site's 400,000 files takes as long as making them.
     chores = [] if out is not None else [
@@ -318,8 +316,8 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
         shared = aside.shared.for_pages()
     try:
         counts = _write(building, release, rows, added, redirects, package, areas, communes,
-                        outline, _Provenance(sources, render, provenance_of, keys), settings,
-                        base, reuse, chores, downloads, shared)
+                        outline, keys, _Provenance(sources, render, provenance_of),
+                        settings, base, reuse, chores, downloads, shared)
         if aside is not None:
             aside.process.join()
             if aside.process.exitcode != 0:
@@ -408,20 +406,16 @@ class _Provenance:
     expected from the previous site whose file is gone is rendered after all."""
 
     sources: dict  # structure_id → field → (source, day), for `fetched`
-    fetched: list[str] | None  # the structures read; None: every one
+    fetched: set[str] | None  # the structures read; None: every one
     read: Callable[[list[str]], dict]
-    keys: dict[str, str]  # structure_id → its page's key
 
     def has(self, sid: str) -> bool:
-        return self.fetched is None or sid in self._fetched
-
-    @functools.cached_property
-    def _fetched(self) -> set[str]:
-        return set(self.fetched or ())
+        return self.fetched is None or sid in self.fetched
 
     def add(self, ids: list[str]) -> None:
         self.sources.update(self.read(ids))
-        self._fetched.update(ids)
+        if self.fetched is not None:
+            self.fetched.update(ids)
 
 
 def _per_reference(con, name: str, make) -> bytes:
@@ -457,8 +451,8 @@ def _communes_json(con) -> bytes:
 
 
 def _write(folder: Path, release: Path, rows, added, redirects, package, areas, communes,
-           outline, provenance: _Provenance, settings, base, reuse: _Reuse, chores=(),
-           downloads=(), shared=()) -> dict:
+           outline, keys: dict[str, str], provenance: _Provenance, settings, base,
+           reuse: _Reuse, chores=(), downloads=(), shared=()) -> dict:
     env = _environment()
     created = package.get("created")
     common = {"title": settings.title, "created": created, "base": base,
@@ -520,7 +514,7 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
     # area page about a fifth.
     pages = _Pages(folder, common, settings, rows, functools.partial(
         _structure_context, sources=provenance.sources, areas=areas, base=base),
-        provenance, _page_key(settings, base), reuse, areas_pages,
+        keys, provenance, _page_key(settings, base), reuse, areas_pages,
         functools.partial(_area_context, areas=areas), digest(areas))
     work = (len(rows) if reuse.previous is None else len(rows) // 10) + len(rows) // 5
     workers = _workers(settings.workers, work + sum(len(d) for _, d, _ in compress) // 2000
@@ -596,7 +590,8 @@ class _Pages:
     settings: SiteSettings
     rows: list  # the published structures, one page each
     context_of: Callable[[dict], tuple[str, dict]]
-    provenance: _Provenance  # the pages' keys, and the value sources of those to render
+    keys: dict[str, str]  # structure_id → its page's key (_structure_keys)
+    provenance: _Provenance  # the value sources of the pages to render
     page_key: list  # what every structure page is made with (code, title, addresses)
     reuse: _Reuse
     areas: list  # (relative path, level, code, member rows)
@@ -613,10 +608,9 @@ class _Pages:
             os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
         rendered, missed = 0, []
         mine = self.rows[part::parts] if rows is None else rows
-        keys = self.provenance.keys
         for r in mine:
             sid = r["structure_id"]
-            if reuse.take(self.folder, _structure_page(sid), keys[sid]):
+            if reuse.take(self.folder, _structure_page(sid), self.keys[sid]):
                 continue
             if not self.provenance.has(sid):  # expected from the previous site, but gone
                 missed.append(r)
