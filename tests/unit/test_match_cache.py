@@ -3,8 +3,10 @@ the pairs of scoring every record, whatever changed."""
 
 import json
 
+import numpy as np
 import pytest
 
+from flows.consolidation import features_json
 from flows.scoring import score_with_cache
 from tests.unit.test_partitions import COMMUNES, records
 from transforms.match_cache import commune_keys
@@ -112,3 +114,20 @@ def test_new_thresholds_rescore_everything(con):
     run(con, frame)
     again = run(con, frame, MatchingSettings(merge_threshold=0.9, review_threshold=0.5))
     assert again.rescored == len(set(commune_keys(frame)) - {None})
+
+
+def test_candidate_features_are_sorted_json_with_why_a_pair_was_held_back():
+    # numpy floats (a distance computed with numpy) are written as plain numbers
+    written = features_json({"name": 0.5, "address": np.float64(0.25), "contact": None},
+                            "sirets_differents")
+    assert list(json.loads(written)) == ["address", "blocked", "contact", "name"]
+    assert json.loads(written) == {"address": 0.25, "blocked": "sirets_differents",
+                                   "contact": None, "name": 0.5}
+    assert json.loads(features_json({"name": 1.0})) == {"name": 1.0}
+
+
+def test_the_cache_gives_back_the_scores_it_was_given(con):
+    # a score's every digit: a pair taken from the cache must classify as it did
+    pairs = [("record:a:1", "record:a:2", 0.1 + 0.2, "review", {"name": 1 / 3}, "d1")]
+    match_cache.save(con, {"35238": ("digest", pairs)}, {"35238"})
+    assert match_cache.load(con) == {"35238": ("digest", pairs)}
