@@ -95,7 +95,7 @@ def cmd_sync(args) -> int:
                               force=args.force, force_publish=args.force_publish)
     else:
         # a server that dies with this command, even killed (Prefect's own would stay)
-        with temporary_server():
+        with temporary_server(meanwhile=_import_flows):
             from flows.outcome import summary_of
             from flows.sync import sync
 
@@ -104,6 +104,13 @@ def cmd_sync(args) -> int:
                                       force_publish=args.force_publish, return_state=True))
     sys.stdout.write(summary_json(summary) if args.json else summary_text(summary))
     return summary.exit_code
+
+
+def _import_flows() -> None:
+    """Import the flows (pandas, DuckDB, Prefect: seconds) while the temporary server
+    starts."""
+    import flows.outcome  # noqa: F401
+    import flows.sync  # noqa: F401
 
 
 def cmd_check(args) -> int:
