@@ -5,6 +5,8 @@ one full scoring."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import orjson
 import pandas as pd
@@ -18,7 +20,14 @@ def load(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, list]]:
     """commune → (digest, [(key a, key b, score, band, features)])."""
     rows = con.execute("SELECT commune, digest, pairs FROM ops.match_cache").fetchall()
     # orjson: a national cache is a quarter of a million pairs, read at every consolidation
-    return {c: (d, [tuple(p) for p in orjson.loads(pairs)]) for c, d, pairs in rows}
+    return {c: (d, [tuple(p) for p in _pairs(pairs)]) for c, d, pairs in rows}
+
+
+def _pairs(text: str) -> list:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by json.dumps before orjson: NaN is no JSON
+        return json.loads(text)
 
 
 def save(con: duckdb.DuckDBPyConnection, entries: dict[str, tuple[str, list]],

@@ -131,3 +131,12 @@ def test_the_cache_gives_back_the_scores_it_was_given(con):
     pairs = [("record:a:1", "record:a:2", 0.1 + 0.2, "review", {"name": 1 / 3}, "d1")]
     match_cache.save(con, {"35238": ("digest", pairs)}, {"35238"})
     assert match_cache.load(con) == {"35238": ("digest", pairs)}
+
+
+def test_a_cache_written_before_orjson_is_still_read(con):
+    # json.dumps wrote NaN, which orjson refuses: the entry is read the former way
+    con.execute("INSERT INTO ops.match_cache VALUES ('35238', 'digest', "
+                "'[[\"record:a:1\",\"record:a:2\",0.5,\"review\",{\"distance_km\":NaN},\"d1\"]]')")
+    (digest, [pair]), = match_cache.load(con).values()
+    assert digest == "digest" and pair[:4] == ("record:a:1", "record:a:2", 0.5, "review")
+    assert np.isnan(pair[4]["distance_km"])
