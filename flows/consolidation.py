@@ -23,6 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fingerprints import PIPELINE_HASH, cluster_memo_fingerprint, file_hash
+from flows.forked import can_fork, default_workers, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
@@ -33,7 +34,14 @@ from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.frames import narrowed, rows_of
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
-from transforms.merge import ClusterMemo, Edge, carry_redirects, merge_records, record_key
+from transforms.merge import (
+    ClusterMemo,
+    Edge,
+    Spread,
+    carry_redirects,
+    merge_records,
+    record_key,
+)
 from transforms.postes import poste_rows
 from transforms.spec import (
     GeocoderSettings,
@@ -144,6 +152,19 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     return Staged(names, records, known, judgements, inherited, row_digests, table)
 
 
+# From this many records to cluster, groups of components are clustered by forked
+# processes, one per core (pure Python: threads would share one). Below it forking costs
+# more than it saves, as for the matching; a day's edits cluster far fewer.
+CLUSTER_FORK_FROM = 20_000
+
+
+def cluster_spread(fork_from: int = CLUSTER_FORK_FROM) -> Spread:
+    """One group per core from `fork_from` records to cluster, each in a forked process."""
+    workers = default_workers() if can_fork() else 1
+    return Spread(groups=lambda n: workers if n >= fork_from else 1,
+                  run=lambda jobs: run_forked(jobs, workers))
+
+
 @task(cache_policy=NO_CACHE)
 def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     """Cluster the records into places from the rules and the matcher's pairs, keeping known
@@ -159,7 +180,7 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     stored = load_layered(memo_file, fingerprint)
     memo = ClusterMemo(stored.entries)
     result = merge_records(records, priority, ids_in, edges, staged.judgements,
-                           known.first_seen, memo, staged.row_digests)
+                           known.first_seen, memo, staged.row_digests, cluster_spread())
     if memo.clustered or len(memo.kept) != len(memo.known):  # else the files hold it already
         save_layered(memo_file, fingerprint, memo.kept, stored)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.

@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -294,6 +295,26 @@ class Cluster:
     links: tuple[tuple, ...]
 
 
+@dataclass(frozen=True)
+class Spread:
+    """How to cluster groups of components side by side (components never interact, so
+    apart or together is the same): `groups(n)`, how many groups for `n` records to
+    cluster; `run(jobs)`, each job's result in order (the flows fork a process per job)."""
+
+    groups: Callable[[int], int]
+    run: Callable[[list[Callable[[], object]]], list]
+
+
+def component_groups(record_part: np.ndarray, chosen: np.ndarray, n: int) -> np.ndarray:
+    """Each component's group (0 to n-1; -1 for a component not `chosen`), the `chosen`
+    ones cut in order into `n` runs of about as many records each."""
+    sizes = np.bincount(record_part, minlength=len(chosen)) * chosen
+    before = np.cumsum(sizes) - sizes  # the records of the chosen components before each
+    total = max(int(sizes.sum()), 1)
+    groups = np.minimum(before * n // total, n - 1)
+    return np.where(chosen, groups, -1)
+
+
 @dataclass
 class ClusterMemo:
     """Clusterings by component digest (transforms.components): `known` from the last run,
@@ -315,6 +336,7 @@ def merge_records(
     first_seen: Mapping[str, object] | None = None,
     memo: ClusterMemo | None = None,
     row_digests: Sequence[int] | None = None,
+    spread: Spread | None = None,
 ) -> MergeResult:
     """Cluster records into places and build their golden records.
 
@@ -328,7 +350,8 @@ def merge_records(
 
     With a `memo` and each record's `row_digests` (a hash of the whole record), only the
     components whose inputs changed since the memo's run are clustered; the result is the
-    one a clustering of every record gives.
+    one a clustering of every record gives. With a `spread` as well, the components to
+    cluster are cut into groups clustered side by side, with the same result.
     """
     judgements = judgements or {}
     edges = list(edges)
@@ -336,7 +359,7 @@ def merge_records(
         clusters, demoted = cluster_records(rows_of(records), priority, edges, judgements)
     else:
         clusters, demoted = _cluster_with_memo(records, row_digests, priority, edges,
-                                               judgements, memo)
+                                               judgements, memo, spread)
     # A judged key without a record is a node of the clustering only: it is no place, and an
     # ID it still names stays with the place that has records (it would otherwise compete
     # for it, and win when its key sorts first).
@@ -442,9 +465,11 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
 def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
                        priority: Mapping[str, int], edges: list[Edge],
                        judgements: Mapping[frozenset[str], str], memo: ClusterMemo,
+                       spread: Spread | None = None,
                        ) -> tuple[list[Cluster], dict[frozenset[str], str]]:
     """The clusters of every component: the memo's for a known component, the rest
-    clustered in one call (components never interact, so together or apart is the same)."""
+    clustered in one call, or one per group of a `spread` (components never interact, so
+    together or apart is the same)."""
     parts = components(records, row_digests, edges, judgements)
     known = [d in memo.known for d in parts.digests]
     clusters: list[Cluster] = []
@@ -462,10 +487,19 @@ def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
     redo = np.zeros(len(parts.digests), dtype=bool)
     redo[fresh] = True
     part_of = parts.part_of(redo)  # key → component, for the components clustered anew
-    rows = rows_of(records[redo[parts.record_part]])
-    subset = [e for e, p in zip(edges, parts.edge_part, strict=True) if redo[p]]
-    new, held = cluster_records(rows, priority, subset, judgements,
-                                nodes=[k for k in parts.judged_nodes if k in part_of])
+    record_redo = redo[parts.record_part]
+    count = spread.groups(int(record_redo.sum())) if spread else 1
+    group_of = component_groups(parts.record_part, redo, count)
+    record_group = group_of[parts.record_part]
+    edge_group = np.where(parts.edge_part >= 0, group_of[parts.edge_part], -1)
+    jobs = [partial(_cluster_group, records, record_group == g, priority,
+                    [e for e, eg in zip(edges, edge_group.tolist(), strict=True) if eg == g],
+                    judgements,
+                    [k for k in parts.judged_nodes if k in part_of and group_of[part_of[k]] == g])
+            for g in range(count)]
+    done = spread.run(jobs) if spread and count > 1 else [job() for job in jobs]
+    new = [c for found, _ in done for c in found]
+    held = {pair: why for _, pairs in done for pair, why in pairs.items()}
     by_part: dict[int, tuple[list, dict]] = {int(p): ([], {}) for p in fresh}
     for c in new:
         by_part[part_of[c.keys[0]]][0].append(c)
@@ -476,6 +510,13 @@ def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
     clusters.extend(new)
     demoted.update(held)
     return clusters, demoted
+
+
+def _cluster_group(records: pd.DataFrame, chosen: np.ndarray, priority: Mapping[str, int],
+                   edges: list[Edge], judgements: Mapping[frozenset[str], str],
+                   nodes: list[str]) -> tuple[list[Cluster], dict[frozenset[str], str]]:
+    # the rows become dicts here: in a forked process, only its group's
+    return cluster_records(rows_of(records[chosen]), priority, edges, judgements, nodes)
 
 
 def one_typo_apart(a: str, b: str) -> bool:

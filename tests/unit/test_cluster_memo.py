@@ -4,13 +4,21 @@ every record gives: same places, golden records, links, IDs, redirects and held 
 import datetime as dt
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 from stdnum import luhn
 
 from tests.unit.test_merge import rec
 from transforms.components import components
-from transforms.merge import ClusterMemo, Edge, merge_records, record_key
+from transforms.merge import (
+    ClusterMemo,
+    Edge,
+    Spread,
+    component_groups,
+    merge_records,
+    record_key,
+)
 
 PRIORITY = {"asp": 65, "emplois": 55, "reseau": 40}
 
@@ -171,3 +179,55 @@ def test_random_edits_equal_a_clustering_from_nothing(seed):
     for _ in range(4):
         records, edges, judgements = _perturb(rng, records, edges, judgements)
         result, memo = run(frame(records), memo, result.ids, edges, judgements, first_seen)
+
+
+class _InProcess:
+    """A spread into `count` groups whose jobs run here, counting them."""
+
+    def __init__(self, count: int):
+        self.count, self.jobs = count, []
+
+    def spread(self) -> Spread:
+        return Spread(groups=lambda n: self.count, run=self._run)
+
+    def _run(self, jobs):
+        self.jobs.append(len(jobs))
+        return [job() for job in jobs]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_components_clustered_in_groups_equal_one_clustering(seed):
+    rng = random.Random(100 + seed)
+    records, edges = _random_set(rng, 120)
+    judgements = {}
+    keys = [record_key(r["source"], r["source_id"]) for r in records]
+    for decision in ("different", "same", "different"):
+        a, b = rng.sample(keys, 2)
+        judgements[frozenset((a, b))] = decision
+    judgements[frozenset(("record:gone:1", keys[0]))] = "different"  # a key without record
+    records = frame(records)
+    whole = merge_records(records, PRIORITY, {}, edges, judgements)
+    grouped = _InProcess(3)
+    memo = ClusterMemo()
+    spread = merge_records(records, PRIORITY, {}, edges, judgements, memo=memo,
+                           row_digests=digests(records), spread=grouped.spread())
+    assert_same(spread, whole)
+    assert grouped.jobs == [3]
+    # the memo it leaves serves the next run as one made in one group would
+    again = ClusterMemo(known=memo.kept)
+    assert_same(merge_records(records, PRIORITY, {}, edges, judgements, memo=again,
+                              row_digests=digests(records)), whole)
+    assert again.clustered == 0
+
+
+@pytest.mark.parametrize(("sizes", "chosen", "n", "expected"), [
+    ([2, 2, 2, 2], [1, 1, 1, 1], 2, [0, 0, 1, 1]),
+    ([2, 2, 2, 2], [1, 0, 1, 1], 2, [0, -1, 0, 1]),  # only the chosen count
+    ([5, 1, 1, 1], [1, 1, 1, 1], 2, [0, 1, 1, 1]),  # a large component: its own group
+    ([1, 1, 1], [1, 1, 1], 1, [0, 0, 0]),
+    ([1, 1], [1, 1], 4, [0, 2]),  # more groups than components: some stay empty
+], ids=["even", "not chosen", "uneven", "one group", "too many groups"])
+def test_components_are_cut_into_groups_of_about_equal_records(sizes, chosen, n, expected):
+    record_part = np.repeat(np.arange(len(sizes)), sizes)
+    groups = component_groups(record_part, np.asarray(chosen, dtype=bool), n)
+    assert groups.tolist() == expected
