@@ -41,25 +41,41 @@ def cluster_memo_path(home: Path) -> Path:
     return Path(home) / "cache" / "clusters.pickle"
 
 
+# A memo file is a header (a dict: fingerprint, ids, how many chunks) and then its entries
+# as that many pickles of CHUNK entries each. One pickle of a national memo (13 million
+# objects) keeps a table of every object it wrote until it ends: 800 MB more at its peak.
+CHUNK = 20_000
+
+
 def _read(path: Path, fingerprint: str) -> dict | None:
     try:
         with path.open("rb") as fh:
             stored = pickle.load(fh)
-        if stored.get("fingerprint") == fingerprint:
-            return stored
+            if stored.get("fingerprint") != fingerprint:
+                return None
+            entries: dict = {}
+            for _ in range(stored.pop("chunks")):
+                entries.update(pickle.load(fh))
+            if fh.read(1):  # more than the header says: not a file _write made
+                return None
+        return {**stored, "entries": entries}
     except Exception:  # noqa: BLE001 - a damaged cache costs the work again, nothing else
-        pass
-    return None
+        return None
 
 
 def _write(path: Path, stored: dict) -> None:
     # written aside then renamed, so that a reader never meets half a file; a failure to
     # write is not an error (the next run is only slower)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    items = list(stored["entries"].items())
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    header = {k: v for k, v in stored.items() if k != "entries"} | {"chunks": len(chunks)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as fh:
-            pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            for chunk in chunks:  # each its own pickle: its table of objects is dropped
+                pickle.dump(chunk, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

@@ -1,5 +1,10 @@
 """The clustering memo on disk: a base file, and a small delta for a day's changes."""
 
+import pickle
+
+import pytest
+
+from warehouse import memos
 from warehouse.memos import cluster_memo_path, load_layered, save_layered
 
 
@@ -41,4 +46,23 @@ def test_another_fingerprint_or_a_delta_of_another_base_is_not_read(tmp_path):
     save_layered(path, "f", _entries(10), load_layered(path, "g"))  # a new base
     assert load_layered(path, "f").entries == _entries(10)  # the old delta ignored
     path.write_bytes(b"damaged")
+    assert load_layered(path, "f").entries == {}
+
+
+def test_a_memo_of_many_chunks_reads_back_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(memos, "CHUNK", 7)  # 100 entries: 15 pickles after the header
+    path = cluster_memo_path(tmp_path)
+    entries = {f"d{i}": ([f"cluster{i}"], {frozenset((i, i + 1)): "why"}) for i in range(100)}
+    save_layered(path, "f", entries, load_layered(path, "f"))
+    assert load_layered(path, "f").entries == entries
+
+
+@pytest.mark.parametrize("damage", ["cut", "extra"])
+def test_a_memo_cut_short_or_followed_by_more_is_not_read(tmp_path, monkeypatch, damage):
+    monkeypatch.setattr(memos, "CHUNK", 7)
+    path = cluster_memo_path(tmp_path)
+    save_layered(path, "f", _entries(100), load_layered(path, "f"))
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2] if damage == "cut"
+                     else whole + pickle.dumps([("d0", "other")]))
     assert load_layered(path, "f").entries == {}
