@@ -19,6 +19,33 @@ _HOST = re.compile(r"^(?=.{4,253}$)([a-z0-9-]+\.)+[a-z]{2,}$")
 _NATIONAL = re.compile(r"0([1-9](?:[ .\-]?\d\d){4})")
 
 
+def _france_validator():
+    """is_valid_number for +33 numbers as one match per number, built from phonenumbers'
+    own metadata: valid when the general pattern and one type's pattern (each for its
+    lengths) match, as `_number_type_helper` decides. The library's loop over the types
+    cost 14 µs a number, a third of a row's staging."""
+    from phonenumbers import PhoneMetadata
+
+    meta = PhoneMetadata.metadata_for_region("FR")
+    general = meta.general_desc
+    types = [d for name in ("premium_rate", "toll_free", "shared_cost", "voip",
+                            "personal_number", "pager", "uan", "voicemail", "fixed_line",
+                            "mobile")
+             if (d := getattr(meta, name)) is not None and d.national_number_pattern]
+    by_length = {}
+    for length in general.possible_length:
+        patterns = [d.national_number_pattern for d in types
+                    if not d.possible_length or length in d.possible_length]
+        by_length[length] = re.compile(
+            rf"(?=(?:{general.national_number_pattern})$)"
+            + "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")" if patterns else r"(?!)")
+    return lambda national: (m := by_length.get(len(national))) is not None and \
+        m.fullmatch(national) is not None
+
+
+_VALID_FRENCH = _france_validator()
+
+
 def normalize_phone(value: str, departement: str | None = None) -> str | None:
     """E.164 form of a French number (overseas ones by their département), None when empty."""
     raw = (value or "").strip()
@@ -29,8 +56,7 @@ def normalize_phone(value: str, departement: str | None = None) -> str | None:
     # staging's time went into parsing).
     if not (departement or "").startswith("97") and (m := _NATIONAL.fullmatch(raw)):
         national = re.sub(r"\D", "", m.group(1))
-        if phonenumbers.is_valid_number(phonenumbers.PhoneNumber(
-                country_code=33, national_number=int(national))):
+        if _VALID_FRENCH(national):
             return "+33" + national
     return _parsed_phone(value, raw, departement)
 

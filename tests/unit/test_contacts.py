@@ -88,3 +88,21 @@ def test_the_fast_path_gives_what_parsing_gives():
         except InvalidValue:
             got = "invalid"
         assert got == expected, (raw, dep)
+
+
+def test_the_french_validator_agrees_with_phonenumbers():
+    """Every leading three digits, random endings, and lengths around the national one."""
+    import random
+
+    import phonenumbers
+
+    from transforms.contacts import _VALID_FRENCH
+
+    rng = random.Random(5)
+    numbers = [f"{lead}{rng.randrange(10**6):06d}" for lead in range(100, 1000)
+               for _ in range(20)]
+    numbers += [n[:-1] for n in numbers[::50]] + [n + "7" for n in numbers[::50]]
+    for national in numbers:
+        expected = phonenumbers.is_valid_number(phonenumbers.PhoneNumber(
+            country_code=33, national_number=int(national)))
+        assert _VALID_FRENCH(national) == expected, national
