@@ -56,8 +56,10 @@ def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) 
     `staged`: the sources whose stagings the merge reads; the previous records are then only
     those none of these stagings still holds (the only ones a new record can succeed),
     not every record of the country."""
-    known = dict(con.execute(
-        "SELECT identity_key, structure_id FROM core.structure_ids").fetchall())
+    # through Arrow: fetchall builds a tuple per row (1.5 million keys at 1M: 1.7-2.2 s
+    # against 0.8-1.1 s)
+    ids = con.sql("SELECT identity_key, structure_id FROM core.structure_ids").to_arrow_table()
+    known = dict(zip(ids.column(0).to_pylist(), ids.column(1).to_pylist(), strict=True))
     first_seen = dict(con.execute(
         "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL").fetchall())
     # The last consolidation's records (whatever their schema then) for succession.
