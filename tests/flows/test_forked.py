@@ -46,3 +46,23 @@ def test_a_failing_job_raises_here_and_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="job 2 refused"):
         forked.run_forked(jobs, 2)
     assert _spools(tmp_path) == []
+
+
+@pytest.mark.parametrize("result", [
+    list(range(45)),
+    (["a"] * 23, {"held": 1}),
+    ([], {}),
+    ("text", [1, 2]),
+    {"one": "dict"},
+    [[1], [2]] * 11,
+], ids=["long list", "tuple with a long list", "empty parts", "short tuple", "dict",
+        "nested lists"])
+def test_a_result_spooled_in_pieces_reads_back_equal(result, tmp_path, monkeypatch):
+    monkeypatch.setattr(forked, "CHUNK", 10)
+    path = tmp_path / "result.pickle"
+    with path.open("wb") as fh:
+        forked.dump_chunked(result, fh)
+    with path.open("rb") as fh:
+        again = forked.load_chunked(fh)
+        assert fh.read() == b""  # every piece read
+    assert again == result and type(again) is type(result)
