@@ -299,10 +299,15 @@ class Cluster:
 class Spread:
     """How to cluster groups of components side by side (components never interact, so
     apart or together is the same): `groups(n)`, how many groups for `n` records to
-    cluster; `run(jobs)`, each job's result in order (the flows fork a process per job)."""
+    cluster; `run(jobs)`, each job's result in order (the flows fork a process per job);
+    `rows(mask)`, the rows of the records under a mask as rows_of() gives them, made where
+    the job runs (default: from the records frame). A forked process that reads the
+    parent's Python objects copies the memory pages they sit on (their reference counts
+    change): rows made from Arrow buffers leave the parent's pages shared."""
 
     groups: Callable[[int], int]
     run: Callable[[list[Callable[[], object]]], list]
+    rows: Callable[[np.ndarray], list[dict]] | None = None
 
 
 def component_groups(record_part: np.ndarray, chosen: np.ndarray, n: int) -> np.ndarray:
@@ -492,7 +497,8 @@ def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
     group_of = component_groups(parts.record_part, redo, count)
     record_group = group_of[parts.record_part]
     edge_group = np.where(parts.edge_part >= 0, group_of[parts.edge_part], -1)
-    jobs = [partial(_cluster_group, records, record_group == g, priority,
+    rows_for = spread.rows if spread and spread.rows else partial(_rows_under, records)
+    jobs = [partial(_cluster_group, rows_for, record_group == g, priority,
                     [e for e, eg in zip(edges, edge_group.tolist(), strict=True) if eg == g],
                     judgements,
                     [k for k in parts.judged_nodes if k in part_of and group_of[part_of[k]] == g])
@@ -512,11 +518,16 @@ def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
     return clusters, demoted
 
 
-def _cluster_group(records: pd.DataFrame, chosen: np.ndarray, priority: Mapping[str, int],
-                   edges: list[Edge], judgements: Mapping[frozenset[str], str],
+def _rows_under(records: pd.DataFrame, mask: np.ndarray) -> list[dict]:
+    return rows_of(records[mask])
+
+
+def _cluster_group(rows_for: Callable[[np.ndarray], list[dict]], chosen: np.ndarray,
+                   priority: Mapping[str, int], edges: list[Edge],
+                   judgements: Mapping[frozenset[str], str],
                    nodes: list[str]) -> tuple[list[Cluster], dict[frozenset[str], str]]:
     # the rows become dicts here: in a forked process, only its group's
-    return cluster_records(rows_of(records[chosen]), priority, edges, judgements, nodes)
+    return cluster_records(rows_for(chosen), priority, edges, judgements, nodes)
 
 
 def one_typo_apart(a: str, b: str) -> bool:
