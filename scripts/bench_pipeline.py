@@ -1,10 +1,12 @@
 """Benchmark: the whole `siae sync` (a Prefect flow) on N synthetic source records, then a
 re-run with nothing changed, then one with 1% of the rows edited; for several N, the ratios
 from one size to the next (x10 records should cost about x10 time). Prints per run and step:
-wall seconds, records/s, peak RSS; the candidate pairs of the matcher; pairwise precision and
-recall against the generator's truth. Writes the same as JSON and as a markdown table. A
-step's seconds run from its first start to its last end (the sources are staged side by side);
-`busy_seconds` in the JSON is the sum over its instances.
+wall seconds, records/s; per run, the flow's peak RSS during that run, the private memory of
+the processes it forked at their largest, and both together (scripts/memory_watch.py); the
+candidate pairs of the matcher; pairwise precision and recall against the generator's truth.
+Writes the same as JSON and as a markdown table. A step's seconds run from its first start
+to its last end (the sources are staged side by side); `busy_seconds` in the JSON is the sum
+over its instances.
 
 Four CSV sources describe the places in real communes (2 to 4 sources per place, about 2.7
 records each; 30% of the network's rows without SIRET, typos, siblings, placeholders); the
@@ -46,6 +48,7 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 
 from flows.outcome import summary_of  # noqa: E402
 from flows.sync import sync  # noqa: E402
+from scripts.memory_watch import MemoryWatch  # noqa: E402
 from tests.helpers import ban_handler  # noqa: E402
 from tests.synthetic import HEADER, reference_for_generation, write_synthetic  # noqa: E402
 
@@ -115,9 +118,11 @@ def _elapsed(home: Path, run_id: str) -> dict[str, float]:
 
 def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dict, object]:
     t0 = time.perf_counter()
-    summary = summary_of(sync(str(folder / "sources.toml"), home=str(home), force=force,
-                              return_state=True))
+    with MemoryWatch() as watch:
+        summary = summary_of(sync(str(folder / "sources.toml"), home=str(home), force=force,
+                                  return_state=True))
     wall = time.perf_counter() - t0
+    memory = watch.result
     steps: dict[str, dict] = {}
     for st in summary.steps:
         entry = steps.setdefault(st.step, {"seconds": 0.0, "busy_seconds": 0.0, "rows_in": 0})
@@ -140,7 +145,11 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
     published = next((st.details for st in summary.steps if st.step == "publish"), {}) or {}
     changed = {k: published[k] for k in ("added", "changed", "moved", "removed")
                if k in published}
-    return {"run": label, "wall_s": round(wall, 1), "peak_rss_mib": round(_peak_mib()),
+    return {"run": label, "wall_s": round(wall, 1),
+            # this run's own peak (lifetime peak where /proc is missing)
+            "peak_rss_mib": memory.peak_mib or round(_peak_mib()),
+            "start_rss_mib": memory.start_mib, "forked_private_mib": memory.forked_mib,
+            "together_mib": memory.together_mib,
             "child_peak_rss_mib": round(_child_peak_mib()),
             "structures": summary.structures, "features": summary.features,
             "geocoding_requests": summary.geocoding_requests, "steps": steps,
@@ -153,7 +162,9 @@ def print_run(records: int, run: dict) -> None:
                       + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"] else "")
                       for k, v in run["steps"].items())
     print(f"{records:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall, "
-          f"peak RSS {run['peak_rss_mib']} MiB (child {run['child_peak_rss_mib']}), "
+          f"peak RSS {run['peak_rss_mib']} MiB (from {run['start_rss_mib']}; forked "
+          f"processes {run['forked_private_mib']} MiB of their own, together "
+          f"{run['together_mib']}), "
           f"{run['structures']} structures, "
           f"{run['geocoding_requests']} geocoding requests"
           + (f", release: {run['published_changes']}" if run["published_changes"] else "")
@@ -229,16 +240,18 @@ STEPS = ("prepare", "fetch", "stage", "merge", "geocode", "locate", "publish", "
 
 def markdown(results: list[dict]) -> str:
     """The figures as markdown tables: per size and run, then the x10 ratios."""
-    lines = ["| records | run | wall s | peak RSS MiB | child MiB | " + " | ".join(STEPS)
+    lines = ["| records | run | wall s | peak RSS MiB | forked MiB | together MiB | "
+             + " | ".join(STEPS)
              + " | pairs | P | R |",
-             "|---:|---|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
+             "|---:|---|---:|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
     for r in results:
         for run in r["runs"]:
             first = run["run"] == "first"
             cells = [f"{run['steps'][s]['seconds']:.1f}" if s in run["steps"] else ""
                      for s in STEPS]
             lines.append(f"| {r['records']:,} | {run['run']} | {run['wall_s']:.1f} | "
-                         f"{run['peak_rss_mib']} | {run.get('child_peak_rss_mib', '')} | "
+                         f"{run['peak_rss_mib']} | {run.get('forked_private_mib', '')} | "
+                         f"{run.get('together_mib', '')} | "
                          + " | ".join(cells) + " | "
                          + (f"{r['candidate_pairs']:,} | {r['precision']:.3f} | "
                             f"{r['recall']:.3f} |" if first else " | | |"))

@@ -1,0 +1,40 @@
+"""The benchmark's memory figures: a run's own peak, and what its forked processes add."""
+
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts.memory_watch import MemoryWatch
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+MIB = 1 << 20
+
+
+def _hold(mib: int, seconds: float) -> None:
+    block = bytearray(mib * MIB)  # written: private pages of the child's own
+    block[::4096] = b"x" * len(block[::4096])
+    time.sleep(seconds)
+
+
+def test_a_forked_process_private_memory_is_counted():
+    context = multiprocessing.get_context("fork")
+    with MemoryWatch(every=0.05) as watch:
+        child = context.Process(target=_hold, args=(120, 1.0))
+        child.start()
+        child.join()
+    assert watch.result.forked_mib >= 100
+    assert watch.result.together_mib >= watch.result.forked_mib + watch.result.start_mib - 5
+
+
+def test_each_run_has_its_own_peak():
+    block = bytearray(300 * MIB)
+    block[::4096] = b"x" * len(block[::4096])
+    del block
+    with MemoryWatch(every=0.05) as watch:
+        time.sleep(0.2)
+    # the 300 MiB held before the run are not its peak
+    assert watch.result.peak_mib < watch.result.start_mib + 100
+    assert Path("/proc/self/status").exists()
