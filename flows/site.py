@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
 import hashlib
 import json
 import multiprocessing
@@ -22,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import brotli
 import orjson
 import pyarrow.parquet as pq
 import xstatic.pkg.leaflet
@@ -31,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from flows.forked import can_fork, default_workers, run_forked
 from flows.publish import current_release
+from transforms.compression import brotli_copy, gzip_copy
 from transforms.frames import arrow_rows
 from transforms.outlines import departement_outlines, outlines_geojson
 from transforms.site import (
@@ -152,25 +151,11 @@ def _code_key() -> str:
 _COMPRESSED: OrderedDict[tuple, tuple[bytes, bytes] | bytes] = OrderedDict()
 
 
-def _level(data: bytes) -> int:
-    # Above 1 MiB, the highest levels cost 2.5-3 times the time for 2-7% of size (measured
-    # on the index and the GeoJSON of 30,000 structures).
-    return 9 if len(data) < 1 << 20 else 6
-
-
-def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, _level(data), mtime=0)
-
-
-def _brotli(data: bytes) -> bytes:
-    return brotli.compress(data, quality=_level(data))
-
-
-CODECS = {".gz": _gzip, ".br": _brotli}
+CODECS = {".gz": gzip_copy, ".br": brotli_copy}
 
 
 def _compress(data: bytes) -> tuple[bytes, bytes]:
-    return _gzip(data), _brotli(data)
+    return gzip_copy(data), brotli_copy(data)
 
 
 def _compressed(data: bytes, suffix: str | None = None) -> tuple[bytes, bytes] | bytes:

@@ -4,10 +4,11 @@ map sites read first. Pure functions; the uploads are in flows/targets.py."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Mapping
+
+from transforms.compression import gzip_copy
 
 CONTENT_TYPES = {
     "geojson": "application/geo+json",
@@ -42,7 +43,7 @@ def release_objects(release_id: str, files: Mapping[str, bytes]) -> list[tuple[s
         attrs = {"Content-Type": content_type(name), "Cache-Control": RELEASE_CACHE}
         out.append((key, data, attrs))
         if name.rsplit(".", 1)[-1] in COMPRESSED:
-            out.append((key + ".gz", gzip.compress(data, mtime=0),
+            out.append((key + ".gz", gzip_copy(data),
                         {**attrs, "Content-Encoding": "gzip"}))
     return out
 
