@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from flows.run_report import task_logger
+
 T = TypeVar("T")
 
 # The jobs the forked processes run: set just before they start, so that they inherit it.
@@ -59,6 +61,25 @@ def available_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def affordable_workers(workers: int, per_worker: int, what: str) -> int:
+    """`workers`, or as many forked processes as the memory the kernel says is available
+    holds at `per_worker` bytes each (their own memory: the parent's pages they touch and
+    what they make); 1, the work done in this process (slower, not larger), when fewer than
+    two fit. A warning says when it cuts, naming `what`."""
+    if workers <= 1 or per_worker <= 0:
+        return workers
+    free = available_memory()
+    if free is None or free >= workers * per_worker:
+        return workers
+    fit = int(free // per_worker)
+    chosen = fit if fit >= 2 else 1
+    task_logger().warning(
+        "%s: %s instead of %d forked processes: %d MB available, about %d MB needed by each",
+        what, f"{chosen} processes" if chosen > 1 else "this process", workers, free >> 20,
+        per_worker >> 20)
+    return chosen
 
 
 def can_fork() -> bool:

@@ -66,3 +66,56 @@ def test_a_result_spooled_in_pieces_reads_back_equal(result, tmp_path, monkeypat
         again = forked.load_chunked(fh)
         assert fh.read() == b""  # every piece read
     assert again == result and type(again) is type(result)
+
+
+GB = 1 << 30
+
+
+@pytest.mark.parametrize(("free", "workers", "expected"), [
+    (None, 4, 4),            # the kernel does not say: as asked
+    (10 * GB, 4, 4),         # room for all
+    (3.5 * GB, 4, 3),        # room for three
+    (1.5 * GB, 2, 1),        # not two: this process does the work
+    (0.2 * GB, 1, 1),        # one asked, one given, nothing said
+], ids=["unknown", "enough", "fewer", "none", "one-asked"])
+def test_forked_processes_are_as_many_as_the_memory_holds(free, workers, expected,
+                                                          monkeypatch, caplog):
+    monkeypatch.setattr(forked, "available_memory", lambda: None if free is None else int(free))
+    with caplog.at_level("WARNING"):
+        assert forked.affordable_workers(workers, GB, "encoding the release") == expected
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if expected < workers:
+        assert warned and "encoding the release" in warned[0] and "MB available" in warned[0]
+    else:
+        assert not warned
+
+
+class _Asked(Exception):
+    pass
+
+
+def test_publish_encodes_in_this_process_without_the_memory_to_fork(monkeypatch):
+    from flows import publish
+
+    asked = []
+
+    def spy(jobs, workers):  # what build_files asks for, without encoding anything
+        asked.append(workers)
+        raise _Asked
+
+    monkeypatch.setattr(publish, "run_forked", spy)
+    rows = [{"structure_id": f"siae-{i:05d}"} for i in range(publish.PARALLEL_FROM)]
+    for free, given in ((10 * GB, rows[:10]), (10 * GB, rows), (1 << 20, rows)):
+        monkeypatch.setattr(forked, "available_memory", lambda free=free: free)
+        with pytest.raises(_Asked):
+            publish.build_files(given, workers=2)
+    assert asked == [1, 2, 1]  # a small release in one process anyway
+
+
+def test_the_site_makes_its_pages_in_this_process_without_the_memory_to_fork(monkeypatch):
+    from flows import site
+
+    monkeypatch.setattr(forked, "available_memory", lambda: 10 * GB)
+    assert site._workers(2, 100_000, 100_000) == 2
+    monkeypatch.setattr(forked, "available_memory", lambda: 1 << 20)
+    assert site._workers(2, 100_000, 100_000) == 1
