@@ -17,8 +17,9 @@ const SIAE = (() => {
   const root = (document.querySelector('link[href$="static/site.css"]').getAttribute("href")
     || "static/site.css").replace(/static\/site\.css$/, "");
 
-  // The same folding as transforms/site.py: accents, case, hyphens, st/ste.
+  // The same folding as transforms/site.py: accents, ligatures, case, hyphens, st/ste.
   const fold = (s) => (s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+    .replace(/[œæß]/g, (c) => ({ "œ": "oe", "æ": "ae", "ß": "ss" })[c])
     .replace(/[^0-9a-z]+/g, " ").replace(/\bst\b/g, "saint").replace(/\bste\b/g, "sainte")
     .replace(/\s+/g, " ").trim();
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g,
