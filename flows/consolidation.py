@@ -22,7 +22,12 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.fingerprints import PIPELINE_HASH, cluster_memo_fingerprint, file_hash
+from flows.fingerprints import (
+    GEOCODING_CODE,
+    PIPELINE_HASH,
+    cluster_memo_fingerprint,
+    file_hash,
+)
 from flows.forked import available_memory, can_fork, default_workers, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
@@ -33,6 +38,7 @@ from flows.scoring import score_with_cache
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.frames import arrow_rows, narrowed, rows_of
+from transforms.geocoding import QueryMemo
 from transforms.location import communes_from_geocoder, disagreements, locate_structures
 from transforms.merge import (
     ClusterMemo,
@@ -54,7 +60,7 @@ from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, match_cache, ops, staging
 from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect, frame_of_arrow
 from warehouse.lock import WarehouseBusy, consolidation_lock
-from warehouse.memos import cluster_memo_path, load_layered, save_layered
+from warehouse.memos import cluster_memo_path, load_layered, query_memo_path, save_layered
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes, communes_by_code
 from warehouse.registry import export_registry
@@ -284,9 +290,13 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
             rows = rows_of(narrowed(structures, "structure_id", "adresse",
                                     "complement_adresse", "code_postal", "commune",
                                     "code_insee"))
+            path = query_memo_path(home)
+            loaded = load_layered(path, GEOCODING_CODE)
+            memo = QueryMemo(loaded.entries)
             accepted, stats = geocode_structures(con, rows, settings,
                                                  client, resend_all=resend_all,
-                                                 progress=progress)
+                                                 progress=progress, memo=memo)
+            save_layered(path, GEOCODING_CODE, memo.kept, loaded)
     finally:
         client.close()
     return Geocoded(accepted, stats)

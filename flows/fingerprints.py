@@ -61,6 +61,7 @@ STAGING_CODE = modules_hash(_PROJECT, "transforms.apis", "transforms.staging",
                             "transforms.places")
 MATCHING_CODE = modules_hash(_PROJECT, "transforms.matching", "transforms.match_cache")
 MERGE_CODE = modules_hash(_PROJECT, "transforms.merge")
+GEOCODING_CODE = modules_hash(_PROJECT, "transforms.geocoding")
 # What a consolidation runs: a change to any of it means consolidating again.
 PIPELINE_HASH = code_hash(_PROJECT / "transforms", _PROJECT / "flows", _PROJECT / "warehouse")
 

@@ -1,6 +1,7 @@
 """Where the memos of reusable work live between runs, beside the warehouse: one pickle per
 source for staging (`<home>/cache/staging/<source>.pickle`, transforms.staging.RowMemo) and
 one for the merge's clustering (`<home>/cache/clusters.pickle`, transforms.merge.ClusterMemo),
+one for the geocoding's queries (`<home>/cache/queries.pickle`, transforms.geocoding.QueryMemo),
 each with a delta file of the entries a run added (`load_layered`, `save_layered`).
 
 A memo is a cache, never a record: a file that is missing, unreadable or made for another
@@ -39,6 +40,11 @@ def prune_staging_memos(home: Path, sources: set[str]) -> list[str]:
 def cluster_memo_path(home: Path) -> Path:
     """The file of the merge's clustering memo."""
     return Path(home) / "cache" / "clusters.pickle"
+
+
+def query_memo_path(home: Path) -> Path:
+    """The file of the geocoding's query memo (transforms.geocoding.QueryMemo)."""
+    return Path(home) / "cache" / "queries.pickle"
 
 
 # A memo file is a header (a dict: fingerprint, ids, how many chunks) and then its entries

@@ -127,3 +127,29 @@ def test_replay_answers_from_a_saved_file(con, tmp_path):
     s = GeocoderSettings(replay=saved)
     accepted, stats = geocode_structures(con, STRUCTURES, s, ReplayClient(saved))
     assert set(accepted) == {"s1"} and stats.requests == 1
+
+
+def test_the_geocode_step_keeps_its_queries_for_the_next_run(tmp_path, httpserver,
+                                                             monkeypatch):
+    """The second run reads each address's query from the memo and gives the same answers;
+    a memo made by other code is left unread."""
+    import pandas as pd
+
+    from flows import consolidation
+    from transforms import geocoding
+    from warehouse.memos import query_memo_path
+
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
+    frame = pd.DataFrame([{**r, "complement_adresse": None} for r in STRUCTURES], dtype=object)
+    s = settings(httpserver)
+    first = consolidation.geocode.fn(tmp_path, s, frame, UA)
+    assert query_memo_path(tmp_path).exists()
+    made = []
+    real = geocoding.make_query
+    monkeypatch.setattr(geocoding, "make_query", lambda r: made.append(r) or real(r))
+    second = consolidation.geocode.fn(tmp_path, s, frame, UA)
+    assert second.accepted == first.accepted and second.stats.sent == 0
+    assert made == []  # every query read from the memo
+    monkeypatch.setattr(consolidation, "GEOCODING_CODE", "other code")
+    third = consolidation.geocode.fn(tmp_path, s, frame, UA)
+    assert third.accepted == first.accepted and len(made) == len(STRUCTURES)

@@ -90,3 +90,45 @@ def test_an_accepted_answer_wins_over_source_points():
     loc = choose_location([(4.41, 44.61, "src")], None, (4.0, 44.0), 2.0,
                           (4.4, 44.6, "housenumber", 0.93))
     assert (loc.geo_precision, loc.geo_source, loc.geo_score) == ("housenumber", "ban", 0.93)
+
+
+def _structures():
+    return [
+        {"adresse": "12 av. Jean Jaurès", "code_postal": "07200", "commune": "Aubenas",
+         "code_insee": "07019"},
+        {"adresse": "3 bd Gambetta", "complement_adresse": "BP 52", "code_postal": "69003",
+         "commune": "Lyon 3e", "code_insee": "69383"},
+        {"adresse": "", "complement_adresse": "ZA Les Plaines", "code_postal": "42120",
+         "commune": "Perreux", "code_insee": None},
+        {"adresse": "BP 759", "code_postal": "07200", "commune": "Aubenas"},  # no query
+        {"adresse": "12 av. Jean Jaurès", "code_postal": "07200", "commune": "Aubenas",
+         "code_insee": "07019", "nom": "the same address, another structure"},
+    ]
+
+
+def test_the_query_memo_gives_what_make_query_gives_and_keeps_this_runs_addresses():
+    from transforms.geocoding import QueryMemo
+
+    first = QueryMemo()
+    assert [first.query(s) for s in _structures()] == [make_query(s) for s in _structures()]
+    assert len(first.kept) == 4  # one per address, the one without a query included
+    # the next run: read from the memo, the same queries; an address gone is not kept
+    second = QueryMemo(dict(first.kept))
+    assert [second.query(s) for s in _structures()[1:]] == [
+        make_query(s) for s in _structures()[1:]]
+    assert set(second.kept) == set(first.kept)  # the first address is still used
+    third = QueryMemo(dict(first.kept))
+    third.query(_structures()[2])
+    assert len(third.kept) == 1
+
+
+def test_the_query_memo_is_read_not_recomputed_for_a_seen_address():
+    from transforms.geocoding import ADDRESS_FIELDS, QueryMemo
+
+    s = _structures()[0]
+    address = tuple(s.get(f) for f in ADDRESS_FIELDS)
+    memo = QueryMemo({address: ("k-from-memo", "12 avenue Jean Jaurès", "07200", "Aubenas",
+                                "07019")})
+    assert memo.query(s).key == "k-from-memo"
+    assert memo.query({**s, "adresse": "13 av. Jean Jaurès"}).key == make_query(
+        {**s, "adresse": "13 av. Jean Jaurès"}).key
