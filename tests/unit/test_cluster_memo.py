@@ -10,7 +10,8 @@ import pytest
 from stdnum import luhn
 
 from tests.unit.test_merge import rec
-from transforms.components import components
+from transforms.components import _record_links, components
+from transforms.keys import identity_key, signature_link
 from transforms.merge import (
     ClusterMemo,
     Edge,
@@ -122,6 +123,33 @@ def test_the_components_of_the_merge_graph():
         by_key[record_key("emplois", "b")]
     assert by_key[C] == by_key[X] != by_key[Y]
     assert len(set(parts.digests)) == len(parts.digests) == 3
+
+
+# SIRET values the column-by-column rules must read as identity_key and signature_link do
+ODD_SIRETS = [None, "", SIRET_A, SIRET_B, "34255976299912",  # the last an ASP placeholder
+              "342559762999123", "3425597629991", "34255976299912\n",
+              "\u0663\u0664\u0662\u0665\u0665\u0669\u0667\u0666\u0662999\u0661\u0662",
+              "ABCDEFGHI99912", "34255976200048"]
+
+
+def test_record_links_read_sirets_as_the_merge_rules_do():
+    rng = random.Random(7)
+    rows = [rec(rng.choice(list(PRIORITY)), f"r{i}", rng.choice(ODD_SIRETS),
+                siret_signature=rng.choice(ODD_SIRETS)) for i in range(400)]
+    records = pd.DataFrame(rows, dtype=object)
+    expected_keys, expected = [], []
+    for r in rows:
+        rk = record_key(r["source"], r["source_id"])
+        expected_keys.append(rk)
+        key, _ = identity_key(r["siret"], r["source"], r["source_id"])
+        if key != rk:
+            expected.append((rk, key))
+        if signature_link(r["siret"], r["siret_signature"]):
+            expected.append((f"siret:{r['siret_signature']}", f"siret:{r['siret']}"))
+    keys, lefts, rights = _record_links(records)
+    assert keys.to_pylist() == expected_keys
+    assert list(zip(lefts.to_pylist(), rights.to_pylist(), strict=True)) == expected
+    assert any(k.startswith("siret:") for k in rights.to_pylist())  # the set reached both rules
 
 
 def _siret(n: int) -> str:
