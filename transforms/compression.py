@@ -3,7 +3,9 @@
 Measured on a national release's four text downloads (565 MiB): CPython's zlib at level 6
 took 16.7 s of CPU, zlib-ng at level 5 5.9 s for 1% more bytes (at level 6: 9.7 s, 0.4%
 fewer). Brotli's lower qualities save little on these files (quality 5: 10% of the time for
-3% more bytes), so brotli keeps its levels.
+3% more bytes), so brotli keeps its levels; above 1 MiB it looks back 16 MiB (the most the
+format allows, 4 MiB by default): 2% fewer bytes on the same files in the same time
+(19.3-21.4 s against 17.5 s of CPU).
 """
 
 from __future__ import annotations
@@ -23,4 +25,6 @@ def gzip_copy(data: bytes) -> bytes:
 
 def brotli_copy(data: bytes) -> bytes:
     """`data` compressed with brotli, for `Content-Encoding: br`."""
-    return brotli.compress(data, quality=9 if len(data) < LARGE else 6)
+    if len(data) < LARGE:
+        return brotli.compress(data, quality=9)
+    return brotli.compress(data, quality=6, lgwin=24)

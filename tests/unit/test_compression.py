@@ -40,3 +40,12 @@ def test_large_files_at_their_faster_level_still_compress_to_a_fraction():
     # a faster level, yet what a client downloads stays a fraction of the file
     assert len(gzip_copy(data)) < len(data) / 5
     assert len(brotli_copy(data)) < len(data) / 5
+
+
+def test_a_large_copy_finds_repeats_more_than_4_mib_apart():
+    # a national GeoJSON repeats its structure over megabytes: brotli's default window
+    # (4 MiB) would compress these two copies of incompressible bytes to their full size
+    block = random.Random(1).randbytes(5 << 20)
+    data = block + block
+    assert len(brotli_copy(data)) < 0.6 * len(data)
+    assert brotli.decompress(brotli_copy(data)) == data
