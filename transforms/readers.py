@@ -141,6 +141,22 @@ def _record_problem(cells: list[str], width: int, delimiter: str) -> str | None:
     return None
 
 
+# physical line ends as the csv module counts them (not str.splitlines: U+2028 is no line end)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def first_lines(text: str, count: int) -> list[str]:
+    """The first `count` physical lines of `text`, as `_LINE_END.split(text)[:count]` gives
+    them without splitting the whole file (1.4 s of CPU for a national staging)."""
+    out, start = [], 0
+    for end in _LINE_END.finditer(text):
+        if len(out) == count:
+            return out
+        out.append(text[start:end.start()])
+        start = end.end()
+    return [*out, text[start:]][:count]
+
+
 def read_csv(
     data: bytes, expected: Iterable[str], encoding: str | None = None, delimiter: str | None = None
 ) -> Table:
@@ -151,9 +167,8 @@ def read_csv(
     unterminated quote swallowed are read again one by one, so that they are not lost."""
     text, used_encoding = decode_text(data, encoding)
     expected = set(expected)
-    # physical lines as the csv module counts them (not str.splitlines: U+2028 is no line end)
-    lines = re.split(r"\r\n|\r|\n", text)
-    head_lines = lines[:HEADER_SCAN_ROWS]
+    head_lines = first_lines(text, HEADER_SCAN_ROWS)
+    lines: list[str] = []  # every physical line, split when a bad quote needs them
     candidates = (delimiter,) if delimiter else _DELIMITERS
     best = None  # (hits, width, delimiter, header index)
     for d in candidates:
@@ -172,7 +187,7 @@ def read_csv(
     rows, numbers, bad = [], [], []
 
     def add(cells: list[str], number: int, problem: object = _UNSEEN) -> None:
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             return
         if problem is _UNSEEN:
             problem = _record_problem(cells, len(header), used_delim)
@@ -198,6 +213,7 @@ def read_csv(
             continue
         problem = _record_problem(cells, len(header), used_delim)
         if problem and problem.startswith("an unterminated quote"):
+            lines = lines or _LINE_END.split(text)
             bad.append((start, problem, shorten(lines[start - 1] if start <= len(lines)
                                                 else "")))
             # the swallowed lines, one by one

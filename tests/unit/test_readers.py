@@ -4,12 +4,14 @@ import datetime as dt
 import gzip
 import io
 import json
+import random
+import re
 
 import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from transforms.readers import ReadError, guess_format, read_table
+from transforms.readers import ReadError, first_lines, guess_format, read_table
 
 HEADERS = ["N° SIRET", "Raison sociale", "CP"]
 
@@ -119,3 +121,13 @@ def test_gzip_is_unpacked_and_truncated_gzip_is_an_error():
 )
 def test_guess_format(name, fmt):
     assert guess_format(name) == fmt
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_header_scan_reads_the_first_lines_as_a_whole_split_gives_them(seed):
+    rng = random.Random(seed)
+    pieces = ["a;b", "", "\r\n", "\r", "\n", "\u2028", "x\u2029y", '"q\nq"']
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        for count in (0, 1, 3, 30):
+            assert first_lines(text, count) == re.split(r"\r\n|\r|\n", text)[:count]
