@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from transforms.text import combining_marks
+
 SIAE_KINDS = ("ACI", "AI", "EI", "ETTI", "EITI")
 OTHER_KINDS = ("GEIQ", "EA", "EATT")
 KNOWN_KINDS = SIAE_KINDS + OTHER_KINDS
@@ -42,8 +44,7 @@ _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 def fold(text: str) -> str:
     """Upper case, no accents, punctuation to single spaces: for comparing labels and names."""
     if not text.isascii():  # ASCII has no accents to take off
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
+        text = unicodedata.normalize("NFKD", text).translate(combining_marks())
     return _NOT_ALNUM.sub(" ", text).upper().strip()
 
 

@@ -11,13 +11,14 @@ import functools
 import json
 import math
 import re
-import sys
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 import orjson
 import phonenumbers
+
+from transforms.text import combining_marks
 
 KINDS = {
     "ACI": ("Atelier et chantier d'insertion",
@@ -62,9 +63,7 @@ def _combining() -> dict[int, str | None]:
     """Every combining mark, for one `str.translate` that deletes them (a Python test per
     character was most of the time of sorting a national index by name), and the ligatures
     people type as two letters ("oeuvre" finds "Œuvre"). Made on first use: it takes 70 ms."""
-    table: dict[int, str | None] = dict.fromkeys(
-        c for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c)))
-    return {**table, **{ord(k): v for k, v in _LIGATURES.items()}}
+    return {**combining_marks(), **{ord(k): v for k, v in _LIGATURES.items()}}
 
 
 _LIGATURES = {"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "ẞ": "ss"}

@@ -8,7 +8,9 @@ repaired with ftfy (only then: it costs some tens of microseconds a cell).
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 import unicodedata
 
 # A UTF-8 lead byte read as Windows-1252 or Latin-1 (Â, Ã, â, Å, Ð…) followed by what a
@@ -59,3 +61,11 @@ def clean_text(value: str | None) -> str | None:
         value = "".join(c for c in value if not _invisible(c))
     value = " ".join(value.split())
     return value or None
+
+
+@functools.cache
+def combining_marks() -> dict[int, None]:
+    """Every combining mark, for a `str.translate` that deletes them all in one call (a
+    Python test per character cost most of the time of folding). Made on first use: 70 ms."""
+    return dict.fromkeys(c for c in range(sys.maxunicode + 1)
+                         if unicodedata.combining(chr(c)))

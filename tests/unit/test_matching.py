@@ -1,8 +1,14 @@
 """Matching: name normalisation, blocking, features, score bands."""
 
+import random
+
 import pytest
+from rapidfuzz import fuzz
 
 from transforms.matching import (
+    _LONG_NOISE,
+    _NOISE,
+    _is_noise,
     candidate_pairs,
     classify,
     features,
@@ -197,3 +203,21 @@ def test_scoring_whole_records_or_their_matched_fields_gives_the_same_pairs():
     assert whole  # the set has pairs to find
     scored, _ = score_records(frame, settings, RuntimeSettings(), direct=True)
     assert scored == whole
+
+
+def test_a_mistyped_long_noise_word_is_noise_as_the_plain_rule_says():
+    # a name word within 85% of a long legal form or kind word ("INSRTION") is noise
+    rng = random.Random(5)
+    words = sorted(_LONG_NOISE) + ["JARDINS", "COCAGNE", "RECYCLERIE", "INTERMEDE"]
+    tokens = []
+    for _ in range(3000):
+        w = list(rng.choice(words))
+        for _ in range(rng.randint(0, 3)):  # a few typos: dropped, doubled, changed letters
+            i = rng.randrange(len(w))
+            w[i:i + 1] = rng.choice([[], [w[i], w[i]], [rng.choice("AEIRSTNX")]])
+        tokens.append("".join(w))
+    plain = [t in _NOISE or (len(t) >= 6 and any(fuzz.ratio(t, w) >= 85
+                                                    for w in _LONG_NOISE)) for t in tokens]
+    assert [_is_noise(t) for t in tokens] == plain
+    assert any(plain) and not all(plain)
+    assert name_tokens("ASSOCIATION INSRTION JARDINS") == ["JARDINS"]
