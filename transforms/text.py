@@ -53,12 +53,19 @@ def _invisible(c: str) -> bool:
     return unicodedata.category(c) in ("Cc", "Cf") and not c.isspace()
 
 
+@functools.cache
+def _invisibles() -> dict[int, None]:
+    # one str.translate deletes them all: a test per character was a sixth of staging
+    return dict.fromkeys(c for c in range(sys.maxunicode + 1) if _invisible(chr(c)))
+
+
 def clean_text(value: str | None) -> str | None:
     """Invisible characters removed, spaces folded; None when nothing is left."""
     if not value:
         return None
-    if not value.isascii() or any(c < " " for c in value):
-        value = "".join(c for c in value if not _invisible(c))
+    # (printable ASCII has nothing to remove; DEL is a control too, once let through)
+    if not value.isascii() or not value.isprintable():
+        value = value.translate(_invisibles())
     value = " ".join(value.split())
     return value or None
 
