@@ -19,10 +19,8 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from transforms.identifiers import is_placeholder_siret
+from transforms.keys import given, identity_columns, placeholders, text_column
 
-# is_placeholder_siret's pattern for Arrow (RE2 reads \\d as ASCII digits only)
-_PLACEHOLDER_ASCII = r"^[0-9]{9}999[0-9]{2}$"
 # Tags that keep a node, a record, an edge and a judgement with equal hashes apart.
 _NODE, _RECORD, _EDGE = np.uint64(0x1F83D9ABFB41BD6B), np.uint64(0x5BE0CD19137E2179), \
     np.uint64(0x6A09E667F3BCC909)
@@ -59,13 +57,6 @@ class Parts:
         return dict(zip(self.keys[mask].tolist(), self.labels[mask].tolist(), strict=True))
 
 
-def _text(records: pd.DataFrame, column: str) -> pa.Array:
-    if column not in records:
-        return pa.nulls(len(records), pa.string())
-    return pa.array(records[column].to_numpy(dtype=object), type=pa.string(),
-                    from_pandas=True)
-
-
 def _strings(values: list[str]) -> pa.Array:
     return pa.array(values, type=pa.string())
 
@@ -80,36 +71,14 @@ def _code_in(values: pa.Array, keys: pa.Array) -> np.ndarray:
         zero_copy_only=False).astype(np.int64)
 
 
-def _placeholders(sirets: pa.Array) -> np.ndarray:
-    """is_placeholder_siret() of each value (False for null), by Arrow's regex engine; the
-    values it could read otherwise than Python's `re` (not ASCII, a line break) by re."""
-    found = pc.fill_null(pc.match_substring_regex(sirets, _PLACEHOLDER_ASCII), False)
-    found = found.to_numpy(zero_copy_only=False).copy()
-    odd = pc.fill_null(pc.or_(pc.invert(pc.string_is_ascii(sirets)),
-                              pc.match_substring(sirets, "\n")), False)
-    for i in np.flatnonzero(odd.to_numpy(zero_copy_only=False)):
-        found[i] = is_placeholder_siret(sirets[int(i)].as_py())
-    return found
-
-
 def _record_links(records: pd.DataFrame) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Each record's key, and the links the merge's first two rules make, in record order
     (per record: to its SIRET's key, then its signature's to its SIRET's): identity_key()
     and signature_link() column by column (a call per record took 4 s at 1M)."""
-    sources, source_ids = _text(records, "source"), _text(records, "source_id")
-    sirets, signatures = _text(records, "siret"), _text(records, "siret_signature")
-    rkeys = pc.binary_join_element_wise("record", sources, source_ids, ":")
-    siret_keys = pc.binary_join_element_wise("siret", sirets, ":")
+    rkeys, siret_keys, to_siret = identity_columns(records)
+    sirets, signatures = text_column(records, "siret"), text_column(records, "siret_signature")
     signature_keys = pc.binary_join_element_wise("siret", signatures, ":")
-
-    def given(values: pa.Array) -> np.ndarray:  # not null nor empty: what `if value` tests
-        return pc.fill_null(pc.greater(pc.utf8_length(values), 0), False).to_numpy(
-            zero_copy_only=False)
-
-    has_siret = given(sirets)
-    # identity_key: a record's key differs from its own when its SIRET is a real one
-    to_siret = has_siret & ~_placeholders(sirets)
-    signed = (given(signatures) & has_siret & ~_placeholders(signatures)
+    signed = (given(signatures) & given(sirets) & ~placeholders(signatures)
               & ~pc.fill_null(pc.equal(signatures, sirets), False).to_numpy(
                   zero_copy_only=False))
     # two link slots per record, in record order, the unused ones dropped

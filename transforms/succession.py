@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from transforms.frames import rows_of
+from transforms.keys import identity_keys
 from transforms.matching import candidate_pairs, features, score
 from transforms.merge import identity_key, record_key
 from transforms.settings import MatchingSettings
@@ -50,6 +51,8 @@ def _row_keys(rows: Rows) -> tuple[list[str], list[str]]:
     """Each row's record key and identity key (the same key for a row without a usable
     SIRET), read from the columns: a national run has a million rows, and a set per row
     cost seconds."""
+    if isinstance(rows, pd.DataFrame):
+        return identity_keys(rows)
     sources, ids = _column(rows, "source"), _column(rows, "source_id")
     records = list(map(record_key, sources, ids))
     identities = [identity_key(siret, s, i)[0] for siret, s, i in zip(

@@ -11,7 +11,7 @@ from stdnum import luhn
 
 from tests.unit.test_merge import rec
 from transforms.components import _record_links, components
-from transforms.keys import identity_key, signature_link
+from transforms.keys import identity_key, identity_keys, signature_link
 from transforms.merge import (
     ClusterMemo,
     Edge,
@@ -132,7 +132,7 @@ ODD_SIRETS = [None, "", SIRET_A, SIRET_B, "34255976299912",  # the last an ASP p
               "ABCDEFGHI99912", "34255976200048"]
 
 
-def test_record_links_read_sirets_as_the_merge_rules_do():
+def test_record_links_and_keys_read_sirets_as_the_merge_rules_do():
     rng = random.Random(7)
     rows = [rec(rng.choice(list(PRIORITY)), f"r{i}", rng.choice(ODD_SIRETS),
                 siret_signature=rng.choice(ODD_SIRETS)) for i in range(400)]
@@ -150,6 +150,9 @@ def test_record_links_read_sirets_as_the_merge_rules_do():
     assert keys.to_pylist() == expected_keys
     assert list(zip(lefts.to_pylist(), rights.to_pylist(), strict=True)) == expected
     assert any(k.startswith("siret:") for k in rights.to_pylist())  # the set reached both rules
+    # the successions read the same keys
+    assert identity_keys(records) == (expected_keys, [
+        identity_key(r["siret"], r["source"], r["source_id"])[0] for r in rows])
 
 
 def _siret(n: int) -> str:
