@@ -1,9 +1,12 @@
 """SIRET normalisation: what spreadsheets do to SIRETs, and what cannot be repaired."""
 
+import random
+
 import pytest
+from stdnum import luhn
 
 from transforms.errors import InvalidValue
-from transforms.identifiers import is_placeholder_siret, normalize_siret, siren_of
+from transforms.identifiers import _luhn, is_placeholder_siret, normalize_siret, siren_of
 
 
 @pytest.mark.parametrize(
@@ -81,3 +84,17 @@ def test_the_quick_check_never_accepts_what_stdnum_refuses():
     # and it says yes to the valid ones outside La Poste
     assert all(_surely_valid(n) for n in numbers
                if stdnum_siret.is_valid(n) and not n.startswith("356000000"))
+
+
+def test_the_quick_luhn_check_agrees_with_python_stdnum():
+    rng = random.Random(9)
+    numbers = ["".join(rng.choice("0123456789") for _ in range(n))
+               for n in (9, 14) for _ in range(5000)]
+    assert [_luhn(n) for n in numbers] == [luhn.is_valid(n) for n in numbers]
+
+
+@pytest.mark.parametrize("raw", ["١٩٠٧٠٩١٦٢٠٠٠١٩", "1907091620001²"],
+                         ids=["arabic-indic digits", "a superscript"])
+def test_digits_other_than_0_to_9_are_no_siret(raw):
+    with pytest.raises(InvalidValue, match="not made of digits"):
+        normalize_siret(raw)
