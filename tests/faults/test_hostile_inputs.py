@@ -4,11 +4,12 @@ hostile.py lists them with what must come of them)."""
 import csv
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
 
-from tests.faults.hostile import CASES
+from tests.faults.hostile import CASES, HEADER, csv_file, row
 from transforms.apis import source_table
 from transforms.errors import ReadError
 from transforms.geojson import build_feature_collection
@@ -86,3 +87,25 @@ def test_hostile_input(case, tiny_communes, monkeypatch):
 
 def test_there_are_at_least_35_hostile_inputs():
     assert len(CASES) >= 35 and len({c.id for c in CASES}) == len(CASES)
+
+
+# Cells a partner's file may hold in any column: digits of other scripts (which Python's
+# isdigit and float take), numbers spreadsheets write, invisible and huge values.
+ODD_CELLS = ["١٩٠٧٠٩١٦٢٠٠٠١٩", "1907091620001²", "１９０７０９１６２００１９", "07²00", "٠٧٢٠٠",
+             "nan", "NaN", "inf", "-inf", "1e308", "-0", "0x1F", "4,39", "44.62.1", "½",
+             "\u202e", "\u200b", "🙂", "0", "00000", "+33", "@", "http://", "javascript:x",
+             "ACI,ACI", "ETTI;EI", "31/02/2024", "2024-13-01", " ", "\x7f", "'"]
+
+
+def test_no_cell_stops_a_source(tiny_communes):
+    # whatever a cell holds, its row is staged or refused with a reason: the source never
+    # fails for one cell
+    rng = random.Random(4)
+    rows = []
+    for _ in range(400):
+        cells = {h: rng.choice(ODD_CELLS) for h in rng.sample(HEADER, rng.randint(1, 4))}
+        rows.append(row(**{h: v.replace(";", ",") for h, v in cells.items()}))
+    table = source_table(SPEC, [("odd.csv", csv_file(rows))], None)
+    staged = stage_table(table, SPEC, tiny_communes, KINDS)
+    assert staged.rows_read == 400 == len(staged.records) + len(staged.rejects)
+    assert set(staged.records["siret"].dropna()) <= {"19070916200019"}
