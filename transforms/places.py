@@ -36,7 +36,9 @@ def normalize_postcode(value: str) -> str | None:
     if not raw:
         return None
     raw = re.sub(r"\.0$", "", raw)
-    m = re.search(r"\b(\d{2})\s?(\d{3})\b", raw) or re.fullmatch(r"(\d)(\d{3})", raw)
+    # digits 0-9 only: \d alone takes other scripts' digits ("٠٧٢٠٠"), which no map shows
+    m = (re.search(r"\b(\d{2})\s?(\d{3})\b", raw, re.ASCII)
+         or re.fullmatch(r"(\d)(\d{3})", raw, re.ASCII))
     if not m:
         raise InvalidValue("code_postal_invalide", f"{value!r} is not a French postcode")
     code = "".join(m.groups()).zfill(5)
@@ -65,7 +67,7 @@ def normalize_departement(value: str) -> str | None:
     if not raw:
         return None
     raw = re.sub(r"\.0$", "", raw)
-    m = re.search(r"(?<![0-9A-Z])(97[1-8]|2[AB]|\d{1,2})(?![0-9A-Z])", raw)
+    m = re.search(r"(?<![0-9A-Z])(97[1-8]|2[AB]|\d{1,2})(?![0-9A-Z])", raw, re.ASCII)
     if not m or m.group(1) in ("0", "00", "20"):
         raise InvalidValue("departement_invalide", f"{value!r} is not a département code")
     return m.group(1).zfill(2)

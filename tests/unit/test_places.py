@@ -7,6 +7,7 @@ from transforms.places import (
     departement_of_insee,
     departement_of_postcode,
     name_key,
+    normalize_departement,
     normalize_postcode,
 )
 
@@ -27,7 +28,7 @@ def test_normalize_postcode(raw, expected):
     assert normalize_postcode(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["690", "ABCDE", "00123"])
+@pytest.mark.parametrize("raw", ["690", "ABCDE", "00123", "٠٧٢٠٠", "０７２００", "07²00"])
 def test_invalid_postcode(raw):
     with pytest.raises(InvalidValue, match="code_postal_invalide"):
         normalize_postcode(raw)
@@ -120,3 +121,17 @@ def test_without_postcode_a_name_two_communes_bear_is_not_guessed():
                          pd.DataFrame({"departement": ["93", "974"], "region": ["11", "04"]}))
     assert index.resolve(None, "St Denis") is None
     assert index.resolve("93200", "Saint-Denis").code_insee == "93066"
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    ("1", "01"), ("2a", "2A"), ("Rhône (69)", "69"), ("974", "974"), ("07.0", "07")],
+    ids=["lost-zero", "corsica", "in-a-name", "overseas", "float-cell"])
+def test_normalize_departement(raw, code):
+    assert normalize_departement(raw) == code
+
+
+@pytest.mark.parametrize("raw", ["٠٧", "０７", "00", "ZZ"],
+                         ids=["arabic-indic", "fullwidth", "zero", "letters"])
+def test_invalid_departement(raw):
+    with pytest.raises(InvalidValue, match="departement_invalide"):
+        normalize_departement(raw)
