@@ -94,10 +94,14 @@ def normalize_website(value: str) -> str | None:
         return None
     if not re.match(r"^https?://", raw, flags=re.I):
         raw = "https://" + raw.lstrip("/")
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # (read here: a port that is no number raises as well)
+    except ValueError as exc:  # "[]", "x.fr:abc": no URL, but the row keeps its place
+        raise InvalidValue("site_web_invalide", f"{value!r} is not a web address") from exc
     host = (parts.hostname or "").lower()
     if not _HOST.match(host):
         raise InvalidValue("site_web_invalide", f"{value!r} has no valid host name")
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = host + (f":{port}" if port else "")
     path = "" if parts.path == "/" else parts.path
     return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))

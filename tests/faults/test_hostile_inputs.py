@@ -12,6 +12,7 @@ import pytest
 from tests.faults.hostile import CASES, HEADER, csv_file, row
 from transforms.apis import source_table
 from transforms.errors import ReadError
+from transforms.fields import FIELDS
 from transforms.geojson import build_feature_collection
 from transforms.publication import FIELD_NAMES, csv_bytes
 from transforms.spec import parse_spec
@@ -94,7 +95,8 @@ def test_there_are_at_least_35_hostile_inputs():
 ODD_CELLS = ["١٩٠٧٠٩١٦٢٠٠٠١٩", "1907091620001²", "１９０７０９１６２００１９", "07²00", "٠٧٢٠٠",
              "nan", "NaN", "inf", "-inf", "1e308", "-0", "0x1F", "4,39", "44.62.1", "½",
              "\u202e", "\u200b", "🙂", "0", "00000", "+33", "@", "http://", "javascript:x",
-             "ACI,ACI", "ETTI;EI", "31/02/2024", "2024-13-01", " ", "\x7f", "'"]
+             "ACI,ACI", "ETTI;EI", "31/02/2024", "2024-13-01", " ", "\x7f", "'", "[]",
+             "atelier.fr:abc", "9999-12-31", "0001-01-01", "2024-02-30", "-1", "null"]
 
 
 def test_no_cell_stops_a_source(tiny_communes):
@@ -113,3 +115,32 @@ def test_no_cell_stops_a_source(tiny_communes):
     # what a map shows and filters on is in digits 0-9
     assert staged.records["code_postal"].dropna().str.fullmatch("[0-9]{5}").all()
     assert staged.records["departement"].dropna().str.fullmatch("[0-9]{2,3}|2[AB]").all()
+
+
+MAPPED = [f.name for f in FIELDS if f.record and f.mappable]
+EVERY_FIELD = parse_spec('[sources.x]\nkind = "file"\npath = "x.csv"\n[sources.x.columns]\n'
+                         + "".join(f'{n} = "{n}"\n' for n in MAPPED),
+                         Path("/tmp/sources.toml")).sources["x"]
+GOOD_RECORD = {"siret": "19070916200019", "nom": "Atelier Vélo", "enseigne": "Vélo",
+               "types": "ACI", "types_candidats": "EI", "adresse": "3 rue Neuve",
+               "complement_adresse": "bât A", "code_postal": "07200", "commune": "Aubenas",
+               "code_insee": "07019", "departement": "07", "latitude": "44.62",
+               "longitude": "4.39", "telephone": "04 65 71 12 34", "courriel": "a@b.fr",
+               "site_web": "velo.example", "description": "Vélos", "date_maj": "2024-01-02",
+               "etat_administratif": "A", "date_fermeture": "",
+               "siret_signature": "42385519600014"}
+
+
+def test_no_cell_in_any_mapped_field_stops_a_source(tiny_communes):
+    # the same odd cells in every field a source may map (dates, kinds, the ASP's
+    # signature, the état administratif…), each alone
+    rows = [{**GOOD_RECORD, "source_id": f"r{i}-{j}", field: value}
+            for i, field in enumerate(MAPPED) for j, value in enumerate(ODD_CELLS)]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=MAPPED, delimiter=";")
+    writer.writeheader()
+    writer.writerows(rows)
+    table = source_table(EVERY_FIELD, [("x.csv", text.getvalue().encode())], None)
+    staged = stage_table(table, EVERY_FIELD, tiny_communes, KINDS)
+    assert staged.rows_read == len(rows) == len(staged.records) + len(staged.rejects)
+    assert staged.records["site_web"].dropna().str.startswith("https://").all()

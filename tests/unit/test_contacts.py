@@ -55,9 +55,13 @@ def test_website(raw, expected):
     assert normalize_website(raw) == expected
 
 
-def test_invalid_website():
+@pytest.mark.parametrize("raw", ["en construction", "[]", "http://[::1", "atelier.fr:abc",
+                                 "atelier.fr:99999"],
+                         ids=["words", "brackets", "open-bracket", "port-words", "port-too-big"])
+def test_invalid_website(raw):
+    # urllib raises ValueError on some of these: the row must keep its place, without a URL
     with pytest.raises(InvalidValue, match="site_web_invalide"):
-        normalize_website("en construction")
+        normalize_website(raw)
 
 
 def _numbers():
