@@ -168,9 +168,15 @@ def stage_table(
     columns = spec.mapping
     missing = [c for c in columns.values() if c not in table.columns]
     if missing:
+        # a JSON field holding objects is read as its members' columns ("adresse.rue"):
+        # say so, since the list of columns below may not reach them
+        nested = [f"{m!r} holds objects, read as {', '.join(repr(c) for c in inner[:5])}"
+                  for m in missing
+                  for inner in [[c for c in table.columns if c.startswith(f"{m}.")]] if inner]
         raise StageError(
             f"source '{spec.name}': mapped column(s) {', '.join(repr(m) for m in missing)} "
             f"not in the file (columns: {', '.join(table.columns[:20])})"
+            + "".join(f"; {n}: map one of them" for n in nested)
         )
     mapped = set(columns.values())
     unmapped = [c for c in table.columns if c not in mapped and c not in spec.ignore_columns]

@@ -192,6 +192,14 @@ def test_a_mapped_column_that_disappeared_fails_the_source(tiny_communes):
         stage_table(table, SPEC, tiny_communes, KINDS)
 
 
+def test_a_mapped_field_that_holds_objects_says_so(tiny_communes):
+    # a JSON source whose "Type" became {"code": …, "label": …}: its members are columns
+    table = Table([c for c in COLUMNS if c != "Type"] + ["Type.code", "Type.label"], [], [])
+    with pytest.raises(StageError, match="'Type' holds objects, read as 'Type.code', "
+                                         "'Type.label': map one of them"):
+        stage_table(table, SPEC, tiny_communes, KINDS)
+
+
 def test_unreadable_lines_from_the_reader_become_rejects(tiny_communes):
     table = Table(COLUMNS, [row()], [2], bad_rows=[(3, "15 cells for 14 columns", "a;b")])
     out = stage_table(table, SPEC, tiny_communes, KINDS)
