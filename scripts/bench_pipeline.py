@@ -4,7 +4,9 @@ from one size to the next (x10 records should cost about x10 time). Prints per r
 wall seconds, records/s; per run, the flow's peak RSS during that run, the private memory of
 the processes it forked at their largest, and both together (scripts/memory_watch.py); the
 candidate pairs of the matcher; pairwise precision and recall against the generator's truth.
-Writes the same as JSON and as a markdown table. A step's seconds run from its first start
+Writes the same as JSON and as a markdown table, with a probe of the machine's speed before
+and after each size (`machine_probe`: the machine is shared, and its speed varies by
+20-30% from one hour to the next). A step's seconds run from its first start
 to its last end (the sources are staged side by side); `busy_seconds` in the JSON is the sum
 over its instances.
 
@@ -35,6 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -200,6 +203,24 @@ def on_dask(folder: Path, home: Path, workers: list[int]) -> dict:
     return out
 
 
+def machine_probe() -> float:
+    """Seconds of a fixed workload (Python dicts and strings, then zlib), the fastest of
+    three: how fast this shared machine is at the moment. Single runs of the same code
+    hours apart differed by 20-30%; a probe before and after each size tells a slower
+    machine from slower code."""
+    data = bytes(range(256)) * 32768  # 8 MiB
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        counts: dict[str, int] = {}
+        for i in range(400_000):
+            key = f"k{i % 5000}"
+            counts[key] = counts.get(key, 0) + i
+        zlib.compress(data, 6)
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
+
+
 def bench(records: int, folder: Path, ban_url: str, reruns: bool,
           dask_workers: list[int] | None = None) -> dict:
     """One size: the first run, then (with `reruns`) the unchanged and 1%-edited ones."""
@@ -209,7 +230,8 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool,
     places = max(10, round(records / RECORDS_PER_PLACE))
     counts = write_sources(folder, places, ban_url)
     home = folder / "wh"
-    out = {"records": counts["rows"], "places": places, "runs": []}
+    out = {"records": counts["rows"], "places": places, "runs": [],
+           "probe_s": {"before": machine_probe()}}
     first, summary = _run(folder, home, "first")
     print_run(counts["rows"], first)
     out["runs"].append(first)
@@ -229,6 +251,7 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool,
         out["successions"] = _successions(home)
     if dask_workers:
         out["dask"] = on_dask(folder, home, dask_workers)
+    out["probe_s"]["after"] = machine_probe()
     out["warehouse_mib"] = round((home / "siae.duckdb").stat().st_size / 2**20, 1)
     out["geojson_mib"] = round((home / "publish" / "siae.geojson").stat().st_size / 2**20, 1)
     return out
@@ -262,6 +285,10 @@ def markdown(results: list[dict]) -> str:
         lines += [f"| {a:,} → {b:,} | x{x['records']:.1f} | x{x['wall']:.1f} | "
                   f"x{x['merge']:.1f} | x{x['matching']:.1f} | x{x['pairs']:.1f} |"
                   for (a, b), x in ratios]
+    lines += ["", "Machine probe (`machine_probe`, seconds, lower is faster), before and after "
+              "each size: " + "; ".join(f"{r['records']:,}: {r['probe_s']['before']:.3f} / "
+                                        f"{r['probe_s'].get('after', 0):.3f}"
+                                        for r in results if r.get("probe_s"))]
     dask = [(r["records"], r["dask"]) for r in results if r.get("dask")]
     if dask:
         lines += ["", "| records | Dask workers | merge s (cluster start included) | speed-up |",
@@ -316,6 +343,8 @@ def main() -> None:
                 if not args.keep:
                     shutil.rmtree(base, ignore_errors=True)
             results.append(result)
+            print(f"{'':>9} machine probe {result['probe_s']['before']:.3f} s before, "
+                  f"{result['probe_s']['after']:.3f} s after", flush=True)
             print(f"{'':>9} candidate pairs {result['candidate_pairs']:,}; precision "
                   f"{result['precision']:.3f}, recall {result['recall']:.3f}, kinds exact "
                   f"{result['kinds_exact']:.3f}" + (
