@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from transforms.keys import given, identity_columns, placeholders, text_column
+from transforms.keys import TEXT, given, identity_columns, joined, placeholders, text_column
 
 # Tags that keep a node, a record, an edge and a judgement with equal hashes apart.
 _NODE, _RECORD, _EDGE = np.uint64(0x1F83D9ABFB41BD6B), np.uint64(0x5BE0CD19137E2179), \
@@ -58,7 +58,7 @@ class Parts:
 
 
 def _strings(values: list[str]) -> pa.Array:
-    return pa.array(values, type=pa.string())
+    return pa.array(values, type=TEXT)
 
 
 def _in(values: pa.Array, among: pa.Array) -> np.ndarray:
@@ -77,7 +77,7 @@ def _record_links(records: pd.DataFrame) -> tuple[pa.Array, pa.Array, pa.Array]:
     and signature_link() column by column (a call per record took 4 s at 1M)."""
     rkeys, siret_keys, to_siret = identity_columns(records)
     sirets, signatures = text_column(records, "siret"), text_column(records, "siret_signature")
-    signature_keys = pc.binary_join_element_wise("siret", signatures, ":")
+    signature_keys = joined("siret", signatures)
     signed = (given(signatures) & given(sirets) & ~placeholders(signatures)
               & ~pc.fill_null(pc.equal(signatures, sirets), False).to_numpy(
                   zero_copy_only=False))

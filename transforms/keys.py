@@ -33,13 +33,20 @@ def signature_link(siret: object, signature: object) -> bool:
 
 
 # The same rules column by column, for a million records (a call per record cost seconds).
+# Text with 64-bit offsets: every key of tens of millions of records is more than 2 GB.
+TEXT = pa.large_string()
+
+
+def joined(prefix: str, *columns: pa.Array) -> pa.Array:
+    """prefix:column[:column] per row (null where a column is)."""
+    return pc.binary_join_element_wise(pa.scalar(prefix, TEXT), *columns,
+                                       pa.scalar(":", TEXT))
 
 def text_column(records: pd.DataFrame, column: str) -> pa.Array:
     """A column of text as Arrow (nulls for a column the frame lacks)."""
     if column not in records:
-        return pa.nulls(len(records), pa.string())
-    return pa.array(records[column].to_numpy(dtype=object), type=pa.string(),
-                    from_pandas=True)
+        return pa.nulls(len(records), TEXT)
+    return pa.array(records[column].to_numpy(dtype=object), type=TEXT, from_pandas=True)
 
 
 def given(values: pa.Array) -> np.ndarray:
@@ -65,8 +72,7 @@ def identity_columns(records: pd.DataFrame) -> tuple[pa.Array, pa.Array, np.ndar
     identity key is the SIRET's key where True, else the record's (identity_key())."""
     sources, ids = text_column(records, "source"), text_column(records, "source_id")
     sirets = text_column(records, "siret")
-    return (pc.binary_join_element_wise("record", sources, ids, ":"),
-            pc.binary_join_element_wise("siret", sirets, ":"),
+    return (joined("record", sources, ids), joined("siret", sirets),
             given(sirets) & ~placeholders(sirets))
 
 
