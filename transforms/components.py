@@ -61,8 +61,9 @@ def _strings(values: list[str]) -> pa.Array:
     return pa.array(values, type=TEXT)
 
 
-def _in(values: pa.Array, among: pa.Array) -> np.ndarray:
-    return pc.is_in(values, value_set=among).to_numpy(zero_copy_only=False)
+def _below(codes: np.ndarray, known: int) -> np.ndarray:
+    """Whether each code is one of the first `known` keys' (-1: no key)."""
+    return (codes >= 0) & (codes < known)
 
 
 def _code_in(values: pa.Array, keys: pa.Array) -> np.ndarray:
@@ -97,37 +98,38 @@ def components(records: pd.DataFrame, row_digests: Sequence[int], edges: Sequenc
     (objects with left, right, score)."""
     rkeys, lefts_of_links, rights_of_links = _record_links(records)
     judged = sorted({k for pair, d in judgements.items() if d == "different" for k in pair})
-    same = [sorted(pair) for pair, decision in judgements.items() if decision == "same"]
-    same_in = (_in(_strings([a for a, _ in same]), rkeys)
-               & _in(_strings([b for _, b in same]), rkeys))
-    same = [pair for pair, kept in zip(same, same_in.tolist(), strict=True) if kept]
-    lefts = _strings([e.left for e in edges])
-    rights = _strings([e.right for e in edges])
-    usable = _in(lefts, rkeys) & _in(rights, rkeys)
-
-    # the keys in order of first appearance (records, link ends, judged keys), each a code
-    link_lefts = pa.concat_arrays([lefts_of_links, _strings([a for a, _ in same])])
-    link_rights = pa.concat_arrays([rights_of_links, _strings([b for _, b in same])])
-    encoded = pa.concat_arrays([rkeys, link_lefts, link_rights, _strings(judged)]
+    # the keys in order of first appearance (records, link ends, judged keys), each a code:
+    # the records' keys come first, so a key is a record's when its code is below `known`
+    encoded = pa.concat_arrays([rkeys, lefts_of_links, rights_of_links, _strings(judged)]
                                ).dictionary_encode()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     keys = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    n, r, m = len(keys), len(rkeys), len(link_lefts)
+    n, r, m = len(keys), len(rkeys), len(lefts_of_links)
     record_code = codes[:r]
-    left_code = _code_in(lefts, encoded.dictionary)
-    right_code = _code_in(rights, encoded.dictionary)
-    u = np.concatenate([codes[r:r + m], left_code[usable]])
-    v = np.concatenate([codes[r + m:r + 2 * m], right_code[usable]])
+    known = int(record_code.max()) + 1 if r else 0
+
+    # every other key looked up at once: a lookup hashes the whole dictionary first
+    same = [sorted(pair) for pair, decision in judgements.items() if decision == "same"]
+    judged_items = [(k, "\t".join([*sorted(pair), d])) for pair, d in judgements.items()
+                    for k in pair]
+    s, e = len(same), len(edges)
+    found = _code_in(_strings([*(a for a, _ in same), *(b for _, b in same),
+                               *(x.left for x in edges), *(x.right for x in edges),
+                               *(k for k, _ in judged_items)]), encoded.dictionary)
+    same_left, same_right = found[:s], found[s:2 * s]
+    left_code, right_code = found[2 * s:2 * s + e], found[2 * s + e:2 * s + 2 * e]
+    judged_code = found[2 * s + 2 * e:]
+    same_in = _below(same_left, known) & _below(same_right, known)
+    usable = _below(left_code, known) & _below(right_code, known)
+    u = np.concatenate([codes[r:r + m], same_left[same_in], left_code[usable]])
+    v = np.concatenate([codes[r + m:r + 2 * m], same_right[same_in], right_code[usable]])
     graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
     count, labels = connected_components(graph, directed=False)
 
     key_hash = _mix(_hash(keys))
-    scores = np.asarray([e.score for e in edges], dtype=np.float64).view(np.uint64)
+    scores = np.asarray([x.score for x in edges], dtype=np.float64).view(np.uint64)
     edge_hash = _mix(key_hash[left_code[usable]] * np.uint64(3)
                      ^ key_hash[right_code[usable]] ^ _mix(scores[usable] ^ _EDGE))
-    judged_items = [(k, "\t".join([*sorted(pair), d])) for pair, d in judgements.items()
-                    for k in pair]
-    judged_code = _code_in(_strings([k for k, _ in judged_items]), encoded.dictionary)
     judged_items = [(c, text) for c, (_, text) in zip(judged_code.tolist(), judged_items,
                                                       strict=True) if c >= 0]
     item_part = np.concatenate([
