@@ -293,7 +293,7 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
     chores = [] if out is not None else [
         functools.partial(_remove_site, old) for old in _beyond_keep(
             paths.home / "sites", target, settings.keep, reuse.previous)]
-    downloads = _downloads(building, release, reuse)
+    downloads = _downloads(building, release, reuse, package)
     aside = _aside(building, downloads)
     shared = []
     if aside is not None:
@@ -638,10 +638,15 @@ DOWNLOADS = ("siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg", "datapacka
              "datainclusion/structures.csv")
 
 
-def _downloads(folder: Path, release: Path, reuse: _Reuse) -> list[tuple[str, bytes, bool]]:
+def _downloads(folder: Path, release: Path, reuse: _Reuse, package: dict
+               ) -> list[tuple[str, bytes, bool]]:
     """The publication itself in `donnees/`, for download and for map sites: the binary
     files linked from the release, the text files linked from the previous site when the
-    same, the others returned to be written with their compressed copies."""
+    same, the others returned to be written with their compressed copies. A file the
+    release's datapackage gives a hash of is known by it: hashing a national release's
+    downloads again took a second and a half."""
+    hashes = {r.get("path"): r.get("hash") for r in package.get("resources") or []
+              if isinstance(r, dict) and isinstance(r.get("hash"), str)}
     pending = []
     for name in DOWNLOADS:
         if not (release / name).exists():
@@ -649,17 +654,24 @@ def _downloads(folder: Path, release: Path, reuse: _Reuse) -> list[tuple[str, by
         if not name.endswith((".geojson", ".json", ".csv")):
             _link_or_copy(release / name, folder / "donnees" / name)
             continue
+        relative = f"donnees/{name}"
+        if name in hashes and reuse.take(folder, relative, hashes[name], _COPIES):
+            continue
         data = (release / name).read_bytes()
-        if not _shared(reuse, folder, f"donnees/{name}", data):
-            pending.append((f"donnees/{name}", data, False))
+        if name in hashes or not _shared(reuse, folder, relative, data):
+            pending.append((relative, data, False))
     return pending
+
+
+# A data file and its compressed copies, linked together from the previous site.
+_COPIES = ("", ".gz", ".br")
 
 
 def _shared(reuse: _Reuse, folder: Path, relative: str, data: bytes) -> bool:
     """Whether a data file (and its compressed copies) is linked from the previous site,
     being the same: compressing the large ones takes time."""
     key = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return reuse.take(folder, relative, key, ("", ".gz", ".br"))
+    return reuse.take(folder, relative, key, _COPIES)
 
 
 class _Shared:

@@ -4,9 +4,11 @@ rest with the previous site (hard links), and what it shares is what a full buil
 from __future__ import annotations
 
 import filecmp
+import gzip
 import json
 import os
 
+import brotli
 import pytest
 
 from flows.publish import publish_release
@@ -71,6 +73,24 @@ def test_a_rebuild_renders_only_the_changed_structure_and_links_the_rest(home, t
     assert build_site(home, out=fresh)["reused"] == 0
     compared = filecmp.dircmp(site, fresh)
     assert _differences(compared) == []
+
+
+def test_downloads_the_release_left_unchanged_are_linked_with_their_compressed_copies(home):
+    build_site(home)
+    names = ("siae.geojson", "siae.geojson.br", "siae.csv.gz", "datainclusion/structures.json.br")
+    before = {n: (home / "site" / "donnees" / n).stat().st_ino for n in names}
+    build_site(home)  # the same release again: every download is the previous site's file
+    assert {n: (home / "site" / "donnees" / n).stat().st_ino for n in names} == before
+
+    _publish(home, _rows({5: "Ressourcerie des Boutières"}))
+    build_site(home)
+    newest = (home / "site").resolve()
+    assert (newest / "donnees" / "siae.geojson.br").stat().st_ino != before["siae.geojson.br"]
+    geojson = (newest / "donnees" / "siae.geojson").read_bytes()
+    assert "Ressourcerie des Boutières".encode() in geojson
+    assert geojson == (home / "publish" / "siae.geojson").read_bytes()
+    assert brotli.decompress((newest / "donnees" / "siae.geojson.br").read_bytes()) == geojson
+    assert gzip.decompress((newest / "donnees" / "siae.geojson.gz").read_bytes()) == geojson
 
 
 def _differences(cmp: filecmp.dircmp) -> list[str]:
