@@ -127,8 +127,9 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
                         "first_seen = ? FROM _moved_ids m WHERE s.identity_key = "
                         "m.identity_key", [now])
             con.unregister("_moved_ids")
-        # every key still in use (SIRETs and source records), not only the displayed one
-        con.register("_seen_ids", pd.DataFrame({"identity_key": sorted(tables.seen_keys)},
+        # every key still in use (SIRETs and source records), not only the displayed one;
+        # unsorted: sorting a national run's 1.5 million keys took a second
+        con.register("_seen_ids", pd.DataFrame({"identity_key": list(tables.seen_keys)},
                                                dtype=object))
         con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
                     "(SELECT identity_key FROM _seen_ids)", [now])
