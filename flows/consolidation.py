@@ -38,8 +38,13 @@ from flows.scoring import score_with_cache
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
 from transforms.frames import arrow_rows, narrowed, rows_of
-from transforms.geocoding import QueryMemo
-from transforms.location import communes_from_geocoder, disagreements, locate_structures
+from transforms.geocoding import QueryMemo, forget_folded_places
+from transforms.location import (
+    communes_from_geocoder,
+    disagreements,
+    forget_polygons,
+    locate_structures,
+)
 from transforms.merge import (
     ClusterMemo,
     Edge,
@@ -299,6 +304,7 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
             save_layered(path, GEOCODING_CODE, memo.kept, loaded)
     finally:
         client.close()
+        forget_folded_places()
     return Geocoded(accepted, stats)
 
 
@@ -329,8 +335,12 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
                                             communes_by_code(con, sorted(unplaced)))
         codes = sorted({c for col in ("code_insee", "code_arrondissement")
                         for c in structures[col] if c})
-        located = locate_structures(structures, commune_shapes(con, codes),
-                                    spec.defaults.max_km_outside_commune, geocoded.accepted)
+        try:
+            located = locate_structures(structures, commune_shapes(con, codes),
+                                        spec.defaults.max_km_outside_commune,
+                                        geocoded.accepted)
+        finally:
+            forget_polygons()
         flags = disagreements(located, spec.geocoder.max_km_disagreement)
         # a set difference in C: a national run has a million and a half keys
         new_ids = {k: merged.current[k] for k in merged.current.keys() - merged.known.keys()}

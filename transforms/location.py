@@ -52,6 +52,12 @@ def _polygon(polygon_wkb: bytes):
     return polygon
 
 
+def forget_polygons() -> None:
+    """Drop the parsed polygons once the structures are located: a national run's few
+    thousand, and the memory pages they hold on to, would stay with the steps after."""
+    _polygon.cache_clear()
+
+
 def km_outside(polygon_wkb: bytes, lon: float, lat: float) -> float:
     """Distance in km from the point to the polygon (0 inside), on a local flat projection.
 
