@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from transforms.frames import rows_of
+from transforms.frames import column_values, rows_of
 from warehouse import publications
 from warehouse.comments import apply_comments
 from warehouse.db import (
@@ -59,7 +59,8 @@ def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) 
     # through Arrow: fetchall builds a tuple per row (1.5 million keys at 1M: 1.7-2.2 s
     # against 0.8-1.1 s)
     ids = con.sql("SELECT identity_key, structure_id FROM core.structure_ids").to_arrow_table()
-    known = dict(zip(ids.column(0).to_pylist(), ids.column(1).to_pylist(), strict=True))
+    # a place's keys share one str of its ID
+    known = dict(zip(ids.column(0).to_pylist(), column_values(ids.column(1)), strict=True))
     first_seen = dict(con.execute(
         "SELECT structure_id, min(first_seen) FROM core.structure_ids GROUP BY ALL").fetchall())
     # The last consolidation's records (whatever their schema then) for succession.

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from transforms.fields import PUBLISHED, RECORD, STRUCTURE, duckdb_types
+from transforms.frames import column_values, is_text, shared_text
 
 # Column types of the record relations (staging.<source>, core.records) and of
 # core.structures, from the field table.
@@ -445,9 +446,7 @@ def frame_of_arrow(table: pa.Table) -> pd.DataFrame:
 
 
 def _object_series(column: pa.ChunkedArray) -> pd.Series:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        # text, most columns: numpy's object array of str and None is built in C, a third
-        # faster than a list (the other types would become numpy values: lists for them)
-        return pd.Series(column.to_numpy(zero_copy_only=False).astype(object, copy=False),
-                         dtype=object, copy=False)
-    return pd.Series(column.to_pylist(), dtype=object)
+    if is_text(column):
+        # numpy's object array is built in C: a Series from it costs less than from a list
+        return pd.Series(shared_text(column), dtype=object, copy=False)
+    return pd.Series(column_values(column), dtype=object)

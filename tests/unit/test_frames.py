@@ -21,3 +21,15 @@ def test_arrow_rows_are_the_rows_of_to_pylist():
 def test_a_table_without_columns_or_rows():
     assert arrow_rows(pa.table({"a": pa.array([], pa.string())})) == []
     assert arrow_rows(pa.table({"a": [1, 2]}).select([])) == [{}, {}]
+
+
+def test_arrow_rows_over_chunks_share_the_texts_that_repeat():
+    # one str object per distinct text: a national release's rows repeat their communes
+    table = pa.Table.from_batches([
+        pa.record_batch({"commune": ["Lyon", None], "types": [["ACI"], None]}),
+        pa.record_batch({"commune": ["Lyon", "Bron"], "types": [["ACI"], []]}),
+    ])
+    rows = arrow_rows(table)
+    assert rows == table.to_pylist()
+    assert rows[0]["commune"] is rows[2]["commune"]
+    assert rows[0]["types"] is not rows[2]["types"]  # each row's list is its own
