@@ -191,21 +191,42 @@ def _kept_compressed(data: bytes) -> tuple[bytes, bytes]:
     return gz, br
 
 
-def _write_compressed(path: Path, data: bytes, lasting: bool = False) -> None:
+# A file to write with its compressed copies: its bytes, or the release's file that holds
+# them (read by the process that compresses it, so that the flow's process never holds a
+# national release's 600 MB of downloads).
+Content = bytes | Path
+
+
+def _size(data: Content) -> int:
+    return data.stat().st_size if isinstance(data, Path) else len(data)
+
+
+def _place(path: Path, data: Content) -> bytes:
+    """Write the file itself (a release's file is linked: it never changes); its bytes."""
+    if isinstance(data, Path):
+        _link_or_copy(data, path)
+        return data.read_bytes()
+    path.write_bytes(data)
+    return data
+
+
+def _write_compressed(path: Path, data: Content, lasting: bool = False) -> None:
     """Write a file with its pre-compressed copies (.gz, .br); `lasting`: made from the
     communes reference only, so its copies are kept between builds and homes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    data = _place(path, data)
     gz, br = _kept_compressed(data) if lasting else _compressed(data)
     path.with_name(path.name + ".gz").write_bytes(gz)
     path.with_name(path.name + ".br").write_bytes(br)
 
 
-def _write_copy(path: Path, data: bytes, suffix: str) -> None:
+def _write_copy(path: Path, data: Content, suffix: str) -> None:
     """Write one compressed copy of a file (and the file itself with its .gz)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".gz":
-        path.write_bytes(data)
+        data = _place(path, data)
+    elif isinstance(data, Path):
+        data = data.read_bytes()
     path.with_name(path.name + suffix).write_bytes(_compressed(data, suffix))
 
 
@@ -214,13 +235,13 @@ def _write_copy(path: Path, data: bytes, suffix: str) -> None:
 SPLIT_FROM = 1 << 20
 
 
-def _compress_jobs(folder: Path, files: list[tuple[str, bytes, bool]]
+def _compress_jobs(folder: Path, files: list[tuple[str, Content, bool]]
                    ) -> list[Callable[[], None]]:
     """The jobs that write `files` with their compressed copies, the largest first, so that
     the processes end together."""
     jobs: list[Callable[[], None]] = []
-    for relative, data, lasting in sorted(files, key=lambda f: -len(f[1])):
-        if lasting or len(data) < SPLIT_FROM:
+    for relative, data, lasting in sorted(files, key=lambda f: -_size(f[1])):
+        if lasting or _size(data) < SPLIT_FROM:
             jobs.append(functools.partial(_write_compressed, folder / relative, data, lasting))
         else:
             jobs += [functools.partial(_write_copy, folder / relative, data, suffix)
@@ -450,7 +471,7 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
 
-    compress: list[tuple[str, bytes, bool]] = []  # written with the pages, side by side
+    compress: list[tuple[str, Content, bool]] = []  # written with the pages, side by side
 
     def data_file(relative: str, data: bytes, lasting: bool = False) -> None:
         if not _shared(reuse, folder, relative, data):
@@ -502,7 +523,7 @@ def _write(folder: Path, release: Path, rows, added, redirects, package, areas, 
         keys, provenance, _page_key(settings, base), reuse, areas_pages,
         functools.partial(_area_context, areas=areas), digest(areas))
     work = (len(rows) if reuse.previous is None else len(rows) // 10) + len(rows) // 5
-    workers = _workers(settings.workers, work + sum(len(d) for _, d, _ in compress) // 2000
+    workers = _workers(settings.workers, work + sum(_size(d) for _, d, _ in compress) // 2000
                        + len(shared) * PARALLEL_FROM, len(rows))
     # the downloads the process aside has not begun, then the other files, then the pages
     rendered = _render_pages(pages, workers, [*chores, *shared,
@@ -639,12 +660,12 @@ DOWNLOADS = ("siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg", "datapacka
 
 
 def _downloads(folder: Path, release: Path, reuse: _Reuse, package: dict
-               ) -> list[tuple[str, bytes, bool]]:
+               ) -> list[tuple[str, Content, bool]]:
     """The publication itself in `donnees/`, for download and for map sites: the binary
     files linked from the release, the text files linked from the previous site when the
-    same, the others returned to be written with their compressed copies. A file the
-    release's datapackage gives a hash of is known by it: hashing a national release's
-    downloads again took a second and a half."""
+    same, the others returned (as the release's files, not read here) to be written with
+    their compressed copies. A file the release's datapackage gives a hash of is known by
+    it: hashing a national release's downloads again took a second and a half."""
     hashes = {r.get("path"): r.get("hash") for r in package.get("resources") or []
               if isinstance(r, dict) and isinstance(r.get("hash"), str)}
     pending = []
@@ -657,9 +678,9 @@ def _downloads(folder: Path, release: Path, reuse: _Reuse, package: dict
         relative = f"donnees/{name}"
         if name in hashes and reuse.take(folder, relative, hashes[name], _COPIES):
             continue
-        data = (release / name).read_bytes()
-        if name in hashes or not _shared(reuse, folder, relative, data):
-            pending.append((relative, data, False))
+        if name in hashes or not _shared(reuse, folder, relative,
+                                         (release / name).read_bytes()):
+            pending.append((relative, release / name, False))
     return pending
 
 
@@ -710,12 +731,12 @@ class _Aside:
     shared: _Shared
 
 
-def _aside(folder: Path, files: list[tuple[str, bytes, bool]]) -> _Aside | None:
+def _aside(folder: Path, files: list[tuple[str, Content, bool]]) -> _Aside | None:
     """A forked process that writes `files` with their compressed copies while this one
     makes the rest of the site (the downloads are most of the compressing, and the first
     part of a build is one process's work); the page makers share what it has not begun
     when they start. None when there is nothing to write or no fork."""
-    if not files or not can_fork() or sum(len(d) for _, d, _ in files) < ASIDE_FROM:
+    if not files or not can_fork() or sum(_size(d) for _, d, _ in files) < ASIDE_FROM:
         return None
     shared = _Shared(_compress_jobs(folder, files))
     process = multiprocessing.get_context("fork").Process(

@@ -93,6 +93,31 @@ def test_downloads_the_release_left_unchanged_are_linked_with_their_compressed_c
     assert gzip.decompress((newest / "donnees" / "siae.geojson.gz").read_bytes()) == geojson
 
 
+def test_the_downloads_are_read_by_the_process_that_compresses_them(home, monkeypatch):
+    # a national release's downloads are 600 MB: the flow's process links them into the site
+    # and leaves the reading to the forked process that compresses them
+    from pathlib import Path
+
+    monkeypatch.setattr("flows.site.ASIDE_FROM", 0)  # a process aside even for small files
+    read_here, read_bytes = [], Path.read_bytes
+    pid = os.getpid()
+
+    def recording(path):
+        if os.getpid() == pid and path.is_relative_to(home / "releases"):
+            read_here.append(path.name)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", recording)
+    build_site(home)
+    # (the small metadata files, which the datapackage gives no hash of, are read to hash)
+    large = {"siae.geojson", "siae.csv", "structures.json", "structures.csv"}
+    assert [n for n in read_here if n in large] == []
+    site_csv = home / "site" / "donnees" / "siae.csv"
+    assert site_csv.stat().st_ino == (home / "publish" / "siae.csv").stat().st_ino
+    assert gzip.decompress(site_csv.with_name("siae.csv.gz").read_bytes()) == \
+        site_csv.read_bytes()
+
+
 def _differences(cmp: filecmp.dircmp) -> list[str]:
     out = cmp.left_only + cmp.right_only + cmp.funny_files
     _, mismatch, errors = filecmp.cmpfiles(cmp.left, cmp.right, cmp.common_files, shallow=False)
