@@ -45,6 +45,7 @@ from transforms.location import (
     forget_polygons,
     locate_structures,
 )
+from transforms.matching import MATCHED_FIELDS
 from transforms.merge import (
     ClusterMemo,
     Edge,
@@ -142,6 +143,12 @@ class Staged:
     inherited: list[Succession]
     row_digests: list = field(default_factory=list)  # DuckDB's hash of each record
     table: pa.Table | None = None  # the records as DuckDB gave them (core.records' rows)
+    postes: pd.DataFrame | None = None  # the records that list positions (les emplois)
+
+
+# What the clustering reads of the records frame once they are scored (its rows come from
+# `table`): the matcher's fields go after the scoring (at 1M, ~0.5 GB at the merge's peak).
+CLUSTERED_FIELDS = ("source", "source_id", "siret", "siret_signature")
 
 
 @task(cache_policy=NO_CACHE)
@@ -162,7 +169,11 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     # ...and the analysts' judgements on its old key still bind it.
     judgements = carry_judgements(judgements, known.renamed + [(s.old_key, s.new_key)
                                                                for s in inherited])
-    return Staged(names, records, known, judgements, inherited, row_digests, table)
+    postes = records[[bool(p) for p in records["postes"]]]
+    # the matcher's fields and those of the clustering: the others are read from `table`
+    # (copies: a frame's columns may be views of the whole frame's block, which they keep)
+    records = narrowed(records, *dict.fromkeys([*CLUSTERED_FIELDS, *MATCHED_FIELDS])).copy()
+    return Staged(names, records, known, judgements, inherited, row_digests, table, postes)
 
 
 # From this many records to cluster, groups of components are clustered by forked
@@ -234,7 +245,8 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     # a merged place's redirect outlives its records (carry_redirects)
     redirects = carry_redirects(known.redirects, result.redirects,
                                 result.structures["structure_id"])
-    postes = records[[bool(p) for p in records["postes"]]]
+    postes = staged.postes if staged.postes is not None else records[
+        [bool(p) for p in records["postes"]]]
     return Merged(records if staged.table is None else staged.table, postes, result.structures,
                   result.links, result.ids, known.known, result.current, result.moved,
                   redirects, candidates, staged.judgements, staged.inherited, memo.reused,
@@ -266,6 +278,7 @@ def merge(run: Run) -> tuple[Merged | None, str | None, float, dict]:
         return None, f"matching: {exc}", secs + time.perf_counter() - t0, {}
     with connect(database) as con:
         match_cache.save(con, matching.entries, matching.communes)
+    staged.records = narrowed(staged.records, *CLUSTERED_FIELDS).copy()
     matching_s = time.perf_counter() - t0
     merged, err, more = run.call(cluster, run.spec, run.root, staged, matching.scored)
     reuse = {} if merged is None else {
