@@ -221,6 +221,34 @@ def machine_probe() -> float:
     return round(best, 3)
 
 
+def cpu_times(stat: str | None = None) -> tuple[int, int] | None:
+    """(steal, total) clock ticks of every CPU since boot, from /proc/stat's `cpu` line
+    (`stat`: its text, else the file's); None where there is none."""
+    if stat is None:
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            # user nice system idle iowait irq softirq steal [guest guest_nice]: the guest
+            # times are already counted in user and nice
+            ticks = [int(f) for f in fields[1:9]]
+            return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+    return None
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None
+                ) -> float | None:
+    """The share of CPU time the hypervisor gave to other guests between two cpu_times():
+    on a shared virtual machine, the plainest sign of a slower hour (the probe's workload is
+    too short to see it)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 4)
+
+
 def bench(records: int, folder: Path, ban_url: str, reruns: bool,
           dask_workers: list[int] | None = None) -> dict:
     """One size: the first run, then (with `reruns`) the unchanged and 1%-edited ones."""
@@ -232,6 +260,7 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool,
     home = folder / "wh"
     out = {"records": counts["rows"], "places": places, "runs": [],
            "probe_s": {"before": machine_probe()}}
+    ticks = cpu_times()
     first, summary = _run(folder, home, "first")
     print_run(counts["rows"], first)
     out["runs"].append(first)
@@ -252,6 +281,7 @@ def bench(records: int, folder: Path, ban_url: str, reruns: bool,
     if dask_workers:
         out["dask"] = on_dask(folder, home, dask_workers)
     out["probe_s"]["after"] = machine_probe()
+    out["cpu_steal"] = steal_share(ticks, cpu_times())
     out["warehouse_mib"] = round((home / "siae.duckdb").stat().st_size / 2**20, 1)
     out["geojson_mib"] = round((home / "publish" / "siae.geojson").stat().st_size / 2**20, 1)
     return out
@@ -289,6 +319,11 @@ def markdown(results: list[dict]) -> str:
               "each size: " + "; ".join(f"{r['records']:,}: {r['probe_s']['before']:.3f} / "
                                         f"{r['probe_s'].get('after', 0):.3f}"
                                         for r in results if r.get("probe_s"))]
+    steal = [(r["records"], r["cpu_steal"]) for r in results if r.get("cpu_steal") is not None]
+    if steal:
+        lines += ["", "CPU time taken by the hypervisor for other guests (steal, /proc/stat) "
+                      "during each size: " + "; ".join(f"{n:,}: {share:.1%}"
+                                                      for n, share in steal)]
     dask = [(r["records"], r["dask"]) for r in results if r.get("dask")]
     if dask:
         lines += ["", "| records | Dask workers | merge s (cluster start included) | speed-up |",
@@ -344,7 +379,9 @@ def main() -> None:
                     shutil.rmtree(base, ignore_errors=True)
             results.append(result)
             print(f"{'':>9} machine probe {result['probe_s']['before']:.3f} s before, "
-                  f"{result['probe_s']['after']:.3f} s after", flush=True)
+                  f"{result['probe_s']['after']:.3f} s after" + (
+                      f"; CPU steal {result['cpu_steal']:.1%}"
+                      if result.get("cpu_steal") is not None else ""), flush=True)
             print(f"{'':>9} candidate pairs {result['candidate_pairs']:,}; precision "
                   f"{result['precision']:.3f}, recall {result['recall']:.3f}, kinds exact "
                   f"{result['kinds_exact']:.3f}" + (
