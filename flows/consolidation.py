@@ -83,8 +83,9 @@ class Merged:
     postes: pd.DataFrame  # the records that list positions (les emplois), as objects
     structures: pd.DataFrame
     links: pd.DataFrame
-    ids: dict[str, str]  # every key → structure_id
-    known: dict[str, str]  # the keys persisted before this run
+    # the keys first seen in this run → structure_id (not every key's ID, nor the keys
+    # persisted before: at 1M two dicts of 1.5 million keys held through geocode and locate)
+    new_ids: dict[str, str]
     current: dict[str, str]  # the keys of this run's places → structure_id
     moved: dict[str, str]  # known keys moved to a new ID (a place split off)
     redirects: dict[str, str]
@@ -247,8 +248,10 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
                                 result.structures["structure_id"])
     postes = staged.postes if staged.postes is not None else records[
         [bool(p) for p in records["postes"]]]
+    # a set difference in C: a national run has a million and a half keys
+    new_ids = {k: result.current[k] for k in result.current.keys() - known.known.keys()}
     return Merged(records if staged.table is None else staged.table, postes, result.structures,
-                  result.links, result.ids, known.known, result.current, result.moved,
+                  result.links, new_ids, result.current, result.moved,
                   redirects, candidates, staged.judgements, staged.inherited, memo.reused,
                   memo.clustered)
 
@@ -355,8 +358,7 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
         finally:
             forget_polygons()
         flags = disagreements(located, spec.geocoder.max_km_disagreement)
-        # a set difference in C: a national run has a million and a half keys
-        new_ids = {k: merged.current[k] for k in merged.current.keys() - merged.known.keys()}
+        new_ids = merged.new_ids
         judged = pd.DataFrame(read_rows(spec.matching.judgements), columns=list(JUDGEMENT_TYPES),
                               dtype=object)
         history = core.write_core(con, core.CoreTables(

@@ -241,9 +241,10 @@ def cpu_times(stat: str | None = None) -> tuple[int, int] | None:
 
 def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None
                 ) -> float | None:
-    """The share of CPU time the hypervisor gave to other guests between two cpu_times():
-    on a shared virtual machine, the plainest sign of a slower hour (the probe's workload is
-    too short to see it)."""
+    """The share of CPU time the hypervisor gave to other guests between two cpu_times(): on
+    a shared virtual machine, one cause of a slower hour that the probe's short workload
+    does not see. (0.0% on the benchmark of 2026-12-06 at 9b672ac: what slowed that
+    machine's hours was not steal its guest could count.)"""
     if before is None or after is None or after[1] <= before[1]:
         return None
     return round((after[0] - before[0]) / (after[1] - before[1]), 4)
