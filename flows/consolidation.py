@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -64,7 +66,14 @@ from transforms.spec import (
 )
 from transforms.succession import Succession, carry_judgements, successions
 from warehouse import core, geocodes, match_cache, ops, staging
-from warehouse.db import CANDIDATE_TYPES, JUDGEMENT_TYPES, connect, frame_of_arrow
+from warehouse.db import (
+    CANDIDATE_TYPES,
+    JUDGEMENT_TYPES,
+    LINK_TYPES,
+    arrow_table,
+    connect,
+    frame_of_arrow,
+)
 from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.memos import cluster_memo_path, load_layered, query_memo_path, save_layered
 from warehouse.paths import WarehousePaths
@@ -82,14 +91,16 @@ class Merged:
     records: pa.Table | pd.DataFrame  # core.records' rows
     postes: pd.DataFrame  # the records that list positions (les emplois), as objects
     structures: pd.DataFrame
-    links: pd.DataFrame
+    # core.links' and core.match_candidates' rows as Arrow: only written, and at 1M an
+    # object per cell of 1.1 million links and 200,000 pairs through geocode and locate
+    links: pa.Table
     # the keys first seen in this run → structure_id (not every key's ID, nor the keys
     # persisted before: at 1M two dicts of 1.5 million keys held through geocode and locate)
     new_ids: dict[str, str]
     current: dict[str, str]  # the keys of this run's places → structure_id
     moved: dict[str, str]  # known keys moved to a new ID (a place split off)
     redirects: dict[str, str]
-    candidates: pd.DataFrame
+    candidates: pa.Table
     judgements: dict
     successions: list[Succession]
     components_reused: int = 0  # taken from the clustering memo
@@ -251,9 +262,9 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     # a set difference in C: a national run has a million and a half keys
     new_ids = {k: result.current[k] for k in result.current.keys() - known.known.keys()}
     return Merged(records if staged.table is None else staged.table, postes, result.structures,
-                  result.links, new_ids, result.current, result.moved,
-                  redirects, candidates, staged.judgements, staged.inherited, memo.reused,
-                  memo.clustered)
+                  arrow_table(result.links, LINK_TYPES), new_ids, result.current, result.moved,
+                  redirects, arrow_table(candidates, CANDIDATE_TYPES), staged.judgements,
+                  staged.inherited, memo.reused, memo.clustered)
 
 
 def features_json(features: dict, blocked: str | None = None) -> str:
@@ -328,10 +339,11 @@ def _postes(merged: Merged) -> list[list]:
     """The rows of core.postes. Few records list positions (les emplois): only those are
     turned into rows, and only their links are looked up."""
     records = merged.postes
-    links = merged.links[merged.links["source_id"].isin(records["source_id"])]
+    links = merged.links.filter(pc.is_in(merged.links["source_id"], value_set=pa.array(
+        records["source_id"].tolist(), pa.string())))
     return poste_rows(rows_of(records), {
-        (s, i): sid for sid, s, i in zip(links["structure_id"], links["source"],
-                                         links["source_id"], strict=True)})
+        (s, i): sid for sid, s, i in zip(*(links[c].to_pylist() for c in (
+            "structure_id", "source", "source_id")), strict=True)})
 
 
 @task(cache_policy=NO_CACHE)
@@ -463,7 +475,7 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
     if err:
         run.step(StepResult("merge", None, "failed", secs, message=err), start)
         return False
-    bands = merged.candidates["band"].value_counts().to_dict()
+    bands = Counter(merged.candidates["band"].to_pylist())
     run.step(StepResult("merge", None, "ok", secs, rows_in=len(merged.records),
                         rows_out=len(merged.structures),
                         details={"matched": bands.get("merge", 0),

@@ -83,8 +83,8 @@ class CoreTables:
     """Everything one consolidation writes into the core layer."""
 
     records: pd.DataFrame | pa.Table
-    links: pd.DataFrame
-    candidates: pd.DataFrame
+    links: pd.DataFrame | pa.Table
+    candidates: pd.DataFrame | pa.Table
     judgements: pd.DataFrame
     redirects: Mapping[str, str]
     structures: pd.DataFrame  # located
