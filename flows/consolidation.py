@@ -257,12 +257,11 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     # a merged place's redirect outlives its records (carry_redirects)
     redirects = carry_redirects(known.redirects, result.redirects,
                                 result.structures["structure_id"])
-    postes = staged.postes if staged.postes is not None else records[
-        [bool(p) for p in records["postes"]]]
     # a set difference in C: a national run has a million and a half keys
     new_ids = {k: result.current[k] for k in result.current.keys() - known.known.keys()}
-    return Merged(records if staged.table is None else staged.table, postes, result.structures,
-                  arrow_table(result.links, LINK_TYPES), new_ids, result.current, result.moved,
+    return Merged(records if staged.table is None else staged.table, staged.postes,
+                  result.structures, arrow_table(result.links, LINK_TYPES), new_ids,
+                  result.current, result.moved,
                   redirects, arrow_table(candidates, CANDIDATE_TYPES), staged.judgements,
                   staged.inherited, memo.reused, memo.clustered)
 
