@@ -124,9 +124,9 @@ TABLE_COMMENTS = {
         "last applied, and when: a connection skips the script when it matches"
     ),
     "ops.snapshot_tables": (
-        "in the analysts' snapshot only: each table it holds, its rows, a digest of its "
-        "columns and rows, and when it was last copied from the warehouse (a snapshot copies "
-        "only the tables whose digest changed)"
+        "the analysts' snapshot's ledger: each table it holds, its rows, a digest of its "
+        "columns and rows, and copied_at, the time of the first snapshot that held these rows "
+        "(the warehouse keeps the ledger of the snapshot in place, for the next to compare)"
     ),
 }
 

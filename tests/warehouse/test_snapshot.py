@@ -71,7 +71,7 @@ def tables_of(con) -> dict:
                         "database_name = current_database() AND schema_name IN "
                         "('raw', 'staging', 'core', 'ops', 'marts') ORDER BY ALL").fetchall()
     return {f"{s}.{t}": con.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall()
-            for s, t in names if (s, t) not in NOT_COPIED}
+            for s, t in names if (s, t) not in NOT_COPIED and (s, t) != LEDGER}
 
 
 def test_the_ledger_says_when_each_table_was_copied(con, tmp_path):
@@ -91,15 +91,50 @@ def test_the_ledger_says_when_each_table_was_copied(con, tmp_path):
     assert "snapshot" in comment
 
 
-def test_a_snapshot_without_ledger_is_compared_table_by_table(con, tmp_path):
-    # a snapshot written before the ledger existed: its own tables are read for the digests
+def test_the_matchers_cache_and_other_schemas_are_left_out(con, tmp_path):
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.kept AS SELECT 1 AS x")
+    con.execute("CREATE SCHEMA scratch")
+    con.execute("CREATE TABLE scratch.work AS SELECT 1 AS x")
+    con.execute("CREATE VIEW scratch.work_view AS SELECT * FROM scratch.work")
+    for schema, table in NOT_COPIED:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} AS SELECT 1 AS x")
+    write_snapshot(con, target)
+    with duckdb.connect(str(target), read_only=True) as snap:
+        names = {f"{s}.{t}" for s, t in snap.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert "core.kept" in names
+    assert not names & {"scratch.work", "scratch.work_view",
+                        *(f"{s}.{t}" for s, t in NOT_COPIED)}
+    # the warehouse itself keeps them
+    assert con.execute("SELECT count(*) FROM scratch.work").fetchall() == [(1,)]
+
+
+def test_the_pipeline_never_opens_the_snapshot_it_replaces(con, tmp_path):
     target = tmp_path / "analysts.duckdb"
     con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
-    con.execute("CREATE TABLE core.b AS SELECT 1 AS x")
     write_snapshot(con, target)
-    with duckdb.connect(str(target)) as snap:
-        snap.execute("DROP TABLE ops.snapshot_tables")
-    con.execute("UPDATE core.b SET x = 2")
-    assert write_snapshot(con, target)["copied"] == 1
+    # an analyst's session holding it for writing: the ledger comes from the warehouse
+    with duckdb.connect(str(target)):
+        assert write_snapshot(con, target)["copied"] == 0
+        con.execute("UPDATE core.a SET x = 2")
+        assert write_snapshot(con, target)["copied"] == 1
     assert tables(target) == tables_of(con)
-    assert set(ledger(target)) == set(tables_of(con))
+
+
+def test_a_snapshot_removed_by_hand_counts_every_table_as_changed(con, tmp_path):
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
+    write_snapshot(con, target)
+    target.unlink()
+    again = write_snapshot(con, target)
+    assert again["copied"] == again["tables"] and tables(target) == tables_of(con)
+
+
+def test_the_warehouse_keeps_the_ledger_documented(con, tmp_path):
+    con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
+    write_snapshot(con, tmp_path / "analysts.duckdb")
+    comment = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND "
+                          "table_name = ?", list(LEDGER)).fetchall()
+    assert comment and "snapshot" in comment[0][0]
