@@ -129,8 +129,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
         ledger_rows.append([schema, table, count, digest, documented,
                             prior[2] if same else now])
     try:
-        con.execute("CHECKPOINT")  # everything in the file itself, nothing left in its WAL
-        shutil.copyfile(source, building)
+        _copy_checkpointed(con, source, building)
         with duckdb.connect(str(building)) as snap:
             snap.execute("BEGIN")  # one commit for every change
             _leave_out(snap)
@@ -149,6 +148,31 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
     con.execute("COMMIT")
     return {"tables": len(tables), "copied": changed, "bytes": target.stat().st_size,
             "path": str(target)}
+
+
+class SnapshotCopyError(RuntimeError):
+    """The warehouse's file kept changing while it was copied."""
+
+
+def _state(path: Path) -> tuple:
+    wal = path.with_name(path.name + ".wal")
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size, wal.exists() and wal.stat().st_size > 0
+
+
+def _copy_checkpointed(con: duckdb.DuckDBPyConnection, source: Path, target: Path,
+                       attempts: int = 3) -> None:
+    """Copy the warehouse's file once a checkpoint has put every committed change in it.
+    A commit during the copy (another thread of this process: other processes cannot write
+    the file) shows as a WAL or a changed file: copied again, at most `attempts` times."""
+    for _ in range(attempts):
+        con.execute("CHECKPOINT")
+        before = _state(source)
+        shutil.copyfile(source, target)
+        if not before[2] and _state(source) == before:
+            return
+    raise SnapshotCopyError(f"{source} changed during each of {attempts} copies: the "
+                            "previous snapshot is kept")
 
 
 def _leave_out(con: duckdb.DuckDBPyConnection) -> None:

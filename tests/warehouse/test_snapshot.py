@@ -2,6 +2,7 @@
 to the warehouse."""
 
 import duckdb
+import pytest
 
 from warehouse.snapshot import LEDGER, NOT_COPIED, write_snapshot
 
@@ -138,3 +139,43 @@ def test_the_warehouse_keeps_the_ledger_documented(con, tmp_path):
     comment = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND "
                           "table_name = ?", list(LEDGER)).fetchall()
     assert comment and "snapshot" in comment[0][0]
+
+
+def test_a_commit_during_the_copy_gets_the_file_copied_again(con, tmp_path, monkeypatch):
+    import warehouse.snapshot as snapshot
+
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
+    copies = []
+    copy = snapshot.shutil.copyfile
+
+    def copy_while_a_thread_commits(source, into):
+        copy(source, into)
+        copies.append(into)
+        if len(copies) == 1:  # the first copy is met by a commit
+            con.execute("INSERT INTO core.a VALUES (2)")
+
+    monkeypatch.setattr(snapshot.shutil, "copyfile", copy_while_a_thread_commits)
+    write_snapshot(con, target)
+    assert len(copies) == 2
+    assert tables(target) == tables_of(con) and tables(target)["core.a"] == [(1,), (2,)]
+
+
+def test_a_file_that_never_stops_changing_keeps_the_previous_snapshot(con, tmp_path,
+                                                                      monkeypatch):
+    import warehouse.snapshot as snapshot
+
+    target = tmp_path / "analysts.duckdb"
+    con.execute("CREATE TABLE core.a AS SELECT 1 AS x")
+    write_snapshot(con, target)
+    copy = snapshot.shutil.copyfile
+
+    def copy_while_a_thread_commits(source, into):
+        copy(source, into)
+        con.execute("INSERT INTO core.a VALUES (2)")
+
+    monkeypatch.setattr(snapshot.shutil, "copyfile", copy_while_a_thread_commits)
+    with pytest.raises(snapshot.SnapshotCopyError, match="previous snapshot is kept"):
+        write_snapshot(con, target)
+    assert tables(target)["core.a"] == [(1,)]
+    assert not list(tmp_path.glob(".analysts.duckdb.building*"))
