@@ -159,6 +159,22 @@ def once_per_value(normalize: Callable) -> Callable:
     return cached
 
 
+class _RawJson:
+    """A row as read, as the JSON its rejects and warnings keep (each value shortened):
+    made on the first call, once."""
+
+    __slots__ = ("row", "text")
+
+    def __init__(self, row: dict):
+        self.row, self.text = row, None
+
+    def __call__(self) -> str:
+        if self.text is None:
+            self.text = json.dumps({k: shorten(v) for k, v in self.row.items()},
+                                   ensure_ascii=False)
+        return self.text
+
+
 def stage_table(
     table: Table, spec: SourceSpec, communes: CommuneIndex, kinds: tuple[str, ...],
     memo: RowMemo | None = None,
@@ -190,7 +206,9 @@ def stage_table(
 
     def one(number: int, raw_row: dict) -> None:
         """Stage one row read: a record, or a reject; warnings either way."""
-        raw_json = json.dumps({k: shorten(v) for k, v in raw_row.items()}, ensure_ascii=False)
+        # the row as read, for its rejects and warnings: made when the first one needs it
+        # (most rows have none; making it for every row was an eighth of the staging)
+        raw_json = _RawJson(raw_row)
         values = {f: raw_row.get(col, "") for f, col in columns.items()}
         repaired = {f: repair(v) for f, v in values.items() if v}
         repaired = {f: v for f, v in repaired.items() if v != values[f]}
@@ -201,10 +219,12 @@ def stage_table(
                 values[f] = table_[values[f]]
 
         def reject(fld, reason, detail, raw_json=raw_json, number=number, values=values):
-            rejects.append([spec.name, number, fld, values.get(fld), reason, detail, raw_json])
+            rejects.append([spec.name, number, fld, values.get(fld), reason, detail,
+                            raw_json()])
 
         def warn(fld, reason, detail, raw_json=raw_json, number=number, values=values):
-            warnings.append([spec.name, number, fld, values.get(fld), reason, detail, raw_json])
+            warnings.append([spec.name, number, fld, values.get(fld), reason, detail,
+                             raw_json()])
 
         for f, fixed in repaired.items():
             # mojibake ("RÃ©gie") is never published: repaired, and said
@@ -215,7 +235,7 @@ def stage_table(
             rejects.append([spec.name, number, too_long[0], shorten(values[too_long[0]], 200),
                             "valeur_trop_longue",
                             f"{len(values[too_long[0]])} characters (at most {MAX_CELL})",
-                            raw_json])
+                            raw_json()])
             return
 
         nom = _text(values.get("nom"))
@@ -352,8 +372,7 @@ def stage_table(
             return False
         issues_r, issues_w, record, source_id = hit
         if issues_r or issues_w:
-            raw_json = json.dumps({k: shorten(v) for k, v in raw_row.items()},
-                                  ensure_ascii=False)
+            raw_json = _RawJson(raw_row)()
             rejects.extend([spec.name, number, *i, raw_json] for i in issues_r)
             warnings.extend([spec.name, number, *i, raw_json] for i in issues_w)
         if record is not None:

@@ -257,6 +257,17 @@ def test_a_mapped_departement_is_checked_against_the_commune(tiny_communes, cp, 
     assert list(out.warnings["reason"]) == ([warning] if warning else [])
 
 
+def test_every_issue_of_a_row_keeps_the_row_as_read(tiny_communes):
+    # mojibake repaired in two fields (two warnings), then no kind (a reject)
+    out = stage([row(Nom="RÃ©gie Vélo", Adresse="3 rue de l'Ã‰glise", Type="")],
+                tiny_communes)
+    issues = pd.concat([out.warnings, out.rejects])
+    assert len(out.warnings) >= 2 and len(out.rejects) == 1
+    assert issues["raw"].nunique() == 1
+    raw = __import__("json").loads(issues["raw"].iloc[0])
+    assert raw["Nom"] == "RÃ©gie Vélo"  # as read, not repaired
+
+
 # --- the rows a staging read before are replayed (RowMemo) ----------------------------------
 
 
