@@ -101,10 +101,9 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> dict:
     that changed (at a million records, 9 s of an edited run's 11). Its ledger
     (`ops.snapshot_tables`) gives each table's rows, digest and the time it last changed,
     compared with the previous snapshot's ledger that the warehouse keeps. `con` must have
-    no transaction open and no other connection may write during the copy (the pipeline's
-    own process holds the file).
-    Returns the tables, those that changed, and the bytes. The previous snapshot stays in
-    place when anything fails."""
+    no transaction open; a commit that meets the copy gets the file copied again
+    (`_copy_checkpointed`). Returns the tables, those that changed, and the bytes. The
+    previous snapshot stays in place when anything fails."""
     source = _database_file(con)
     building = target.with_name(f".{target.name}.building-{os.getpid()}")
     _remove(building)
