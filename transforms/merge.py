@@ -374,7 +374,7 @@ def merge_records(
     ids = dict(known_ids)
     current: dict[str, str] = {}
     moved: dict[str, str] = {}
-    structures, links = [], []
+    structures, link_ids, link_rows = [], [], []
     for n, (c, sid) in enumerate(zip(clusters, structure_ids, strict=True)):
         if n in lost:
             # Split off a place that kept the ID its keys name: they move to the new ID, or
@@ -386,10 +386,14 @@ def merge_records(
             ids.setdefault(k, sid)
             current[k] = ids[k]
         structures.append([sid, *c.golden])
-        links.extend([sid, *link] for link in c.links)
+        # the clusters' own tuples, not a new list per link (at 1M: 134 MB at the merge's peak)
+        link_ids.extend([sid] * len(c.links))
+        link_rows.extend(c.links)
+    links = pd.DataFrame(link_rows, columns=LINK_COLUMNS[1:], dtype=object)
+    links.insert(0, "structure_id", np.array(link_ids, dtype=object))
     return MergeResult(
         pd.DataFrame(structures, columns=STRUCTURE_COLUMNS, dtype=object),
-        pd.DataFrame(links, columns=LINK_COLUMNS, dtype=object),
+        links,
         ids,
         redirects,
         demoted,
@@ -451,6 +455,7 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
     for r in rows:
         members.setdefault(uf.find(record_key(r["source"], r["source_id"])), []).append(r)
     clusters = []
+    seen: dict = {}  # one object per distinct value that places share (_share)
     for root, keys in uf.groups().items():
         if root not in members:
             clusters.append(Cluster(tuple(keys), None, ()))
@@ -460,11 +465,34 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
         identity = next((k for k in keys if k.startswith("siret:")), keys[0])
         out = _golden(ordered)
         out["identity_key"] = identity
-        links = tuple((r["source"], r["source_id"],
+        _share(out, seen)
+        links = tuple((seen.setdefault(r["source"], r["source"]), r["source_id"],
                        *how[record_key(r["source"], r["source_id"])]) for r in ordered)
         clusters.append(Cluster(tuple(keys), tuple(out[c] for c in STRUCTURE_COLUMNS[1:]),
                                 links))
     return clusters, demoted
+
+
+# Golden values that many places hold: codes, communes, kinds, source lists, the provenance
+# map. Each row of a source is its own object, so each place held its own copy: at 1M, half
+# a gigabyte of the clustering memo's 1.2 GB (and as much in the flow while it clusters).
+SHARED_FIELDS = ("types", "types_candidats", "code_postal", "commune", "code_insee",
+                 "code_arrondissement", "departement", "region", "postes_ouverts", "date_maj",
+                 "sources", "provenance")
+
+
+def _share(golden: dict[str, object], seen: dict) -> None:
+    """Replace the SHARED_FIELDS values of `golden` by the equal object first met in `seen`
+    (lists by their items). Golden records are never changed in place, so places may share
+    a value; pickles (the memo, a forked process's result) then keep one copy of it too."""
+    for f in SHARED_FIELDS:
+        value = golden[f]
+        if value is None:
+            continue
+        if type(value) is list:
+            golden[f] = seen.setdefault(("list", *value), value)
+        else:
+            golden[f] = seen.setdefault(value, value)
 
 
 def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
