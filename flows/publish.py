@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,22 +158,18 @@ class Reuse:
     datainclusion: dict = field(default_factory=dict)
 
 
-def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None = None,
-                workers: int = 1, reuse: Reuse | None = None, keep: dict | None = None
-                ) -> tuple[dict[str, bytes], dict]:
-    """Every data file of a release, by relative path, and the report of the data·inclusion
-    export (rows written, left out, values emptied). `link_base`: the site's address, for
-    data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
-    changed, data·inclusion's date_maj when no source dates it. `workers`: processes that
-    encode the formats side by side (flows/forked.py); `reuse`: a previous release built by
-    this code with the same link_base. The bytes are the same either way. `keep`, when
-    given, receives under "datainclusion" what the next build may reuse (`Reuse`)."""
+def _jobs(rows: list[dict], link_base: str, changed_on: dict | None,
+          reuse: Reuse | None) -> list[Callable[[], tuple[dict[str, bytes], object]]]:
     # the longest first, so that the processes end together
-    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
+    return [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
             functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
             functools.partial(_geojson_files, rows, reuse),
             functools.partial(_csv_file, rows, reuse),
             functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
+
+
+def _run_jobs(jobs: list, rows: list[dict], workers: int, keep: dict | None
+              ) -> tuple[dict, dict]:
     workers = affordable_workers(workers if len(rows) >= PARALLEL_FROM else 1,
                                  len(rows) * FORK_BYTES_PER_ROW, "encoding the release")
     parts = run_forked(jobs, workers)
@@ -184,6 +181,50 @@ def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None =
     if keep is not None:
         keep["datainclusion"] = clean
     return {name: found[name] for name in order}, report
+
+
+def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None = None,
+                workers: int = 1, reuse: Reuse | None = None, keep: dict | None = None
+                ) -> tuple[dict[str, bytes], dict]:
+    """Every data file of a release, by relative path, and the report of the data·inclusion
+    export (rows written, left out, values emptied). `link_base`: the site's address, for
+    data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
+    changed, data·inclusion's date_maj when no source dates it. `workers`: processes that
+    encode the formats side by side (flows/forked.py); `reuse`: a previous release built by
+    this code with the same link_base. The bytes are the same either way. `keep`, when
+    given, receives under "datainclusion" what the next build may reuse (`Reuse`)."""
+    return _run_jobs(_jobs(rows, link_base, changed_on, reuse), rows, workers, keep)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file `write_files` wrote: its size and SHA-256."""
+
+    size: int
+    sha256: str
+
+
+def _written(job: Callable[[], tuple[dict[str, bytes], object]], folder: Path
+             ) -> tuple[dict[str, Written], object]:
+    files, report = job()
+    out = {}
+    for name, data in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        out[name] = Written(len(data), _sha(data))
+    return out, report
+
+
+def write_files(folder: Path, rows: list[dict], link_base: str = "",
+                changed_on: dict | None = None, workers: int = 1, reuse: Reuse | None = None,
+                keep: dict | None = None) -> tuple[dict[str, Written], dict]:
+    """`build_files`, each file written into `folder` by the process that encodes it, which
+    sends back its size and digest only: at 1M the files sent back as bytes were a gigabyte
+    in this process at the step's peak."""
+    jobs = [functools.partial(_written, job, folder)
+            for job in _jobs(rows, link_base, changed_on, reuse)]
+    return _run_jobs(jobs, rows, workers, keep)
 
 
 # Below this many structures, starting processes costs more than encoding in one.
@@ -322,11 +363,51 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
                    _datainclusion_dates(paths, current))
              if previous and _built_by(paths, current) == code else None)
     keep: dict = {}
-    files, di_report = build_files(rows, link_base, changed_on,
-                                   settings.workers or default_workers(), reuse, keep)
+    # Each file is written where it is encoded, into a folder renamed to the release's name
+    # once complete: a reader never meets half a release.
+    building = paths.releases / f".{dt.datetime.now():%Y%m%dT%H%M%S.%f}.building"
+    try:
+        return _write_release(paths, building, rows, previous, current, redirects, sources,
+                              held, same, reuse, keep, features, key, code, link_base,
+                              changed_on, settings)
+    except OSError as exc:
+        # a full disk, a read-only folder: nothing half-written stays, the current release
+        # stays, and the message says where
+        shutil.rmtree(building, ignore_errors=True)
+        where = exc.filename or building
+        raise PublishError(f"could not write {where}: {exc.strerror or exc}; the current "
+                           "publication is kept") from exc
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two files hold the same bytes, read a megabyte at a time: the first that
+    differs ends it."""
+    if not other.is_file() or path.stat().st_size != other.stat().st_size:
+        return False
+    with path.open("rb") as a, other.open("rb") as b:
+        while True:
+            chunk = a.read(1 << 20)
+            if chunk != b.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
+def _write_release(paths: WarehousePaths, building: Path, rows: list[dict],
+                   previous: list[dict] | None, current: Path | None,
+                   redirects: dict[str, str], sources: list, held: dict,
+                   same: frozenset[str], reuse: Reuse | None, keep: dict, features: int,
+                   key: str, code: str, link_base: str, changed_on: dict,
+                   settings: Publication) -> dict:
+    building.mkdir()
+    written, di_report = write_files(building, rows, link_base, changed_on,
+                                     settings.workers or default_workers(), reuse, keep)
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
-    files["redirects.json"] = dumps({"redirects": [{"from": k, "to": v}
-                                                   for k, v in sorted(redirects.items())]})
+    small = {"redirects.json": dumps({"redirects": [{"from": k, "to": v}
+                                                    for k, v in sorted(redirects.items())]})}
     by_precision: dict[str, int] = defaultdict(int)
     for r in rows:
         if r.get("latitude") is not None:
@@ -334,13 +415,15 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     result = {"structures": len(rows), "features": features, "held_back": held,
               "by_precision": dict(sorted(by_precision.items())),
               "without_coordinates": len(rows) - features, "datainclusion": di_report,
-              "bytes": {k: len(v) for k, v in files.items() if k in DATA_FILES}}
-    # bytes compared as they are: the first file that differs ends it (a digest of each
-    # national file on both sides costs seconds)
+              "bytes": {k: w.size for k, w in written.items() if k in DATA_FILES}}
+    # compared as they are: the first file that differs ends it (a digest of each national
+    # file on both sides costs seconds)
     if current is not None and all(
-            (current / name).is_file() and (current / name).stat().st_size == len(data)
-            and (current / name).read_bytes() == data for name, data in files.items()):
-        _store_inputs(paths, current, key, list(files), result, code)
+            (current / name).is_file() and (current / name).read_bytes() == data
+            for name, data in small.items()) and all(
+            _same_file(building / name, current / name) for name in written):
+        shutil.rmtree(building)
+        _store_inputs(paths, current, key, [*written, *small], result, code)
         _store_datainclusion_dates(paths, current, keep["datainclusion"])
         return {**result, "status": "unchanged", "release": current.name,
                 "path": str(paths.geojson)}
@@ -349,45 +432,25 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     # else now for a warehouse filled by other means.
     created = max((s[2] for s in sources), default=None) or dt.datetime.now()
     # Microseconds so that names sort in publication order, even within one second.
-    # each file's digest once: the release's name, the package and the publications' log
-    shas: dict[str, str] = {}
-
-    def sha_of(name: str) -> str:
-        if name not in shas:
-            shas[name] = _sha(files[name])
-        return shas[name]
-
-    release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{sha_of('siae.parquet')[:8]}"
+    release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{written['siae.parquet'].sha256[:8]}"
     # The change log lists the redirects of IDs that the previous release still published.
     previous_ids = {r["structure_id"] for r in previous or []}
     changes = compute_changes(previous, rows, settings.move_threshold_m,
                               {k: v for k, v in redirects.items() if k in previous_ids}, same)
     changes = {"release": release_id, "previous": current.name if current else None, **changes}
-    files["changes.json"] = dumps(changes)
-    resources = [resource(name, data, sha_of(name)) for name, data in sorted(files.items())
-                 if name not in ("changes.json", "redirects.json")]
-    files["datapackage.json"] = dumps(datapackage(
+    small["changes.json"] = dumps(changes)
+    resources = [resource(name, w.size, w.sha256) for name, w in sorted(written.items())]
+    small["datapackage.json"] = dumps(datapackage(
         resources,
         [{"name": s[0], "sha256": s[1], "staged_at": s[2].isoformat(timespec="seconds"),
           "rows": s[3]} for s in sources],
         created, len(rows)))
-
-    building = paths.releases / f".{release_id}.building"
+    for name, data in small.items():
+        (building / name).write_bytes(data)
+    files = {**written, **{name: Written(len(data), _sha(data)) for name, data in small.items()}}
     release_dir = paths.releases / release_id
-    try:
-        for name, data in files.items():
-            target = building / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        building.rename(release_dir)
-        _swap(paths, release_dir)
-    except OSError as exc:
-        # a full disk, a read-only folder: nothing half-written stays, the current release
-        # stays, and the message says where
-        shutil.rmtree(building, ignore_errors=True)
-        where = exc.filename or building
-        raise PublishError(f"could not write {where}: {exc.strerror or exc}; the current "
-                           "publication is kept") from exc
+    building.rename(release_dir)
+    _swap(paths, release_dir)
     pruned = _prune(paths, settings.keep, release_dir)
     counts = {k: len(changes[k]) for k in ("added", "removed", "moved", "changed")}
     _store_inputs(paths, release_dir, key, list(files), result, code)
@@ -395,7 +458,7 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     with connect(paths.database) as con:
         publications.record_publication(
             con, release_id, dt.datetime.now(), len(rows), features, counts,
-            {k: {"bytes": len(v), "sha256": sha_of(k)} for k, v in sorted(files.items())},
+            {k: {"bytes": w.size, "sha256": w.sha256} for k, w in sorted(files.items())},
             current.name if current else None)
     return {**result, "status": "published", "release": release_id, "changes": counts,
             "pruned": pruned, "path": str(paths.geojson)}

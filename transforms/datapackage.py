@@ -12,7 +12,6 @@ it; the tests do, with `jsonschema`).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 from transforms import datainclusion_export as di
 from transforms.kinds import KNOWN_KINDS
@@ -76,21 +75,16 @@ def geojson_schema() -> dict:
                            "features": {"type": "array", "items": feature}}}
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def resource(path: str, data: bytes, sha256: str | None = None) -> dict:
-    """The descriptor of one file of a release (`sha256`: its digest, when known)."""
-    sha256 = sha256 or _sha(data)
+def resource(path: str, size: int, sha256: str) -> dict:
+    """The descriptor of one file of a release, of `size` bytes and digest `sha256`."""
     stem, ext = path.rsplit(".", 1)
     res: dict = {"name": f"{stem.replace('/', '-')}-{ext}", "path": path}
     if ext == "parquet":
         res.update({"format": "parquet", "mediatype": "application/vnd.apache.parquet",
-                    "schema": parquet_schema(), "x-bytes": len(data),
+                    "schema": parquet_schema(), "x-bytes": size,
                     "x-sha256": sha256})
         return res
-    res.update(bytes=len(data), hash=f"sha256:{sha256}")
+    res.update(bytes=size, hash=f"sha256:{sha256}")
     if path == "datainclusion/structures.csv":
         res.update(format="csv", mediatype="text/csv", encoding="utf-8",
                    dialect={"delimiter": ",", "header": True}, schema=di.table_schema(),

@@ -127,6 +127,23 @@ def test_identical_input_publishes_nothing_new(tmp_path):
     assert len(list_publications(tmp_path)) == 1
 
 
+def test_files_built_again_the_same_publish_nothing_new_and_leave_no_folder(tmp_path):
+    load(tmp_path, BASE)
+    first = publish_release(tmp_path)
+    releases = tmp_path / "releases"
+    (releases / ".inputs.json").unlink()  # what it was built from is no longer known
+    again = publish_release(tmp_path)
+    assert again["status"] == "unchanged" and again["release"] == first["release"]
+    assert again["bytes"] == first["bytes"]
+    assert [p.name for p in releases.iterdir() if p.is_dir()] == [first["release"]]
+    # one byte of one file differing is a new release
+    geojson = tmp_path / "publish" / "siae.geojson"
+    geojson.write_bytes(geojson.read_bytes().replace(b"Structure 7", b"Structure 8"))
+    (releases / ".inputs.json").unlink()
+    assert publish_release(tmp_path)["status"] == "published"
+    assert len(list_publications(tmp_path)) == 2
+
+
 def test_unchanged_inputs_are_answered_without_building_a_file(tmp_path, monkeypatch):
     import flows.publish as publish
 
@@ -137,7 +154,7 @@ def test_unchanged_inputs_are_answered_without_building_a_file(tmp_path, monkeyp
         raise AssertionError("the files were built again")
 
     with monkeypatch.context() as m:
-        m.setattr(publish, "build_files", no_build)
+        m.setattr(publish, "write_files", no_build)
         again = publish_release(tmp_path)
     # the same report as the release's own, without reading a row
     assert again["status"] == "unchanged" and again["release"] == first["release"]
@@ -150,7 +167,7 @@ def test_unchanged_inputs_are_answered_without_building_a_file(tmp_path, monkeyp
                     "staged_at, run_id) VALUES ('reseau', 'another-sha', 'f', "
                     "now()::TIMESTAMP, 'r')")
     with monkeypatch.context() as m:
-        m.setattr(publish, "build_files", no_build)
+        m.setattr(publish, "write_files", no_build)
         assert publish_release(tmp_path)["status"] == "unchanged"
     # a missing file, a changed row or another site address: built again
     (tmp_path / "publish" / "siae.csv").unlink()
@@ -291,13 +308,13 @@ def test_previous_lines_serve_only_files_encoded_the_same_way(tmp_path, monkeypa
     import flows.publish as publish
 
     seen = []
-    real = publish.build_files
+    real = publish.write_files
 
     def spy(*args, **kwargs):
-        seen.append(args[4] if len(args) > 4 else kwargs.get("reuse"))
+        seen.append(args[5] if len(args) > 5 else kwargs.get("reuse"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(publish, "build_files", spy)
+    monkeypatch.setattr(publish, "write_files", spy)
     load(tmp_path, BASE)
     publish_release(tmp_path)
     load(tmp_path, BASE[:-1] + [structure(21, lon=2.36, lat=48.85, region="11", nom="Autre")])
