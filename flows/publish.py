@@ -158,44 +158,6 @@ class Reuse:
     datainclusion: dict = field(default_factory=dict)
 
 
-def _jobs(rows: list[dict], link_base: str, changed_on: dict | None,
-          reuse: Reuse | None) -> list[Callable[[], tuple[dict[str, bytes], object]]]:
-    # the longest first, so that the processes end together
-    return [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
-            functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
-            functools.partial(_geojson_files, rows, reuse),
-            functools.partial(_csv_file, rows, reuse),
-            functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
-
-
-def _run_jobs(jobs: list, rows: list[dict], workers: int, keep: dict | None
-              ) -> tuple[dict, dict]:
-    workers = affordable_workers(workers if len(rows) >= PARALLEL_FROM else 1,
-                                 len(rows) * FORK_BYTES_PER_ROW, "encoding the release")
-    parts = run_forked(jobs, workers)
-    found = {name: data for part, _ in parts for name, data in part.items()}
-    order = ["siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg"]
-    order += sorted(name for name in found if name.startswith("regions/"))
-    order += ["datainclusion/structures.json", "datainclusion/structures.csv"]
-    report, clean = parts[0][1]
-    if keep is not None:
-        keep["datainclusion"] = clean
-    return {name: found[name] for name in order}, report
-
-
-def build_files(rows: list[dict], link_base: str = "", changed_on: dict | None = None,
-                workers: int = 1, reuse: Reuse | None = None, keep: dict | None = None
-                ) -> tuple[dict[str, bytes], dict]:
-    """Every data file of a release, by relative path, and the report of the data·inclusion
-    export (rows written, left out, values emptied). `link_base`: the site's address, for
-    data·inclusion's lien_source; `changed_on`: structure_id → the day its record last
-    changed, data·inclusion's date_maj when no source dates it. `workers`: processes that
-    encode the formats side by side (flows/forked.py); `reuse`: a previous release built by
-    this code with the same link_base. The bytes are the same either way. `keep`, when
-    given, receives under "datainclusion" what the next build may reuse (`Reuse`)."""
-    return _run_jobs(_jobs(rows, link_base, changed_on, reuse), rows, workers, keep)
-
-
 @dataclass(frozen=True)
 class Written:
     """A file `write_files` wrote: its size and SHA-256."""
@@ -219,12 +181,33 @@ def _written(job: Callable[[], tuple[dict[str, bytes], object]], folder: Path
 def write_files(folder: Path, rows: list[dict], link_base: str = "",
                 changed_on: dict | None = None, workers: int = 1, reuse: Reuse | None = None,
                 keep: dict | None = None) -> tuple[dict[str, Written], dict]:
-    """`build_files`, each file written into `folder` by the process that encodes it, which
-    sends back its size and digest only: at 1M the files sent back as bytes were a gigabyte
-    in this process at the step's peak."""
-    jobs = [functools.partial(_written, job, folder)
-            for job in _jobs(rows, link_base, changed_on, reuse)]
-    return _run_jobs(jobs, rows, workers, keep)
+    """Write every data file of a release into `folder`; returns each file's size and
+    digest by relative path, and the report of the data·inclusion export (rows written,
+    left out, values emptied). `link_base`: the site's address, for data·inclusion's
+    lien_source; `changed_on`: structure_id → the day its record last changed,
+    data·inclusion's date_maj when no source dates it. `workers`: processes that encode the
+    formats side by side (flows/forked.py), each writing its files and sending back only
+    their size and digest (at 1M the files sent back as bytes were a gigabyte in this
+    process); `reuse`: a previous release built by this code with the same link_base. The
+    bytes are the same either way. `keep`, when given, receives under "datainclusion" what
+    the next build may reuse (`Reuse`)."""
+    # the longest first, so that the processes end together
+    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
+            functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
+            functools.partial(_geojson_files, rows, reuse),
+            functools.partial(_csv_file, rows, reuse),
+            functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
+    workers = affordable_workers(workers if len(rows) >= PARALLEL_FROM else 1,
+                                 len(rows) * FORK_BYTES_PER_ROW, "encoding the release")
+    parts = run_forked([functools.partial(_written, job, folder) for job in jobs], workers)
+    found = {name: written for part, _ in parts for name, written in part.items()}
+    order = ["siae.geojson", "siae.csv", "siae.parquet", "siae.gpkg"]
+    order += sorted(name for name in found if name.startswith("regions/"))
+    order += ["datainclusion/structures.json", "datainclusion/structures.csv"]
+    report, clean = parts[0][1]
+    if keep is not None:
+        keep["datainclusion"] = clean
+    return {name: found[name] for name in order}, report
 
 
 # Below this many structures, starting processes costs more than encoding in one.

@@ -94,12 +94,12 @@ class _Asked(Exception):
     pass
 
 
-def test_publish_encodes_in_this_process_without_the_memory_to_fork(monkeypatch):
+def test_publish_encodes_in_this_process_without_the_memory_to_fork(monkeypatch, tmp_path):
     from flows import publish
 
     asked = []
 
-    def spy(jobs, workers):  # what build_files asks for, without encoding anything
+    def spy(jobs, workers):  # what write_files asks for, without encoding anything
         asked.append(workers)
         raise _Asked
 
@@ -108,7 +108,7 @@ def test_publish_encodes_in_this_process_without_the_memory_to_fork(monkeypatch)
     for free, given in ((10 * GB, rows[:10]), (10 * GB, rows), (1 << 20, rows)):
         monkeypatch.setattr(forked, "available_memory", lambda free=free: free)
         with pytest.raises(_Asked):
-            publish.build_files(given, workers=2)
+            publish.write_files(tmp_path, given, workers=2)
     assert asked == [1, 2, 1]  # a small release in one process anyway
 
 

@@ -266,8 +266,16 @@ def _edited(previous: list[dict]) -> list[dict]:
 def test_lines_of_unchanged_rows_are_taken_from_the_previous_release(tmp_path):
     """A release built with the previous one's lines is byte for byte the one built from
     nothing; the lines really come from the previous files (an altered line stays)."""
-    from flows.publish import Reuse, _datainclusion_dates, _previous_rows, build_files
+    from flows.publish import Reuse, _datainclusion_dates, _previous_rows, write_files
     from transforms.publication import same_rows
+
+    builds = iter(range(100))
+
+    def built(rows, **kwargs):
+        """The bytes of each file write_files writes, and its report."""
+        folder = tmp_path / f"build-{next(builds)}"
+        written, report = write_files(folder, rows, **kwargs)
+        return {name: (folder / name).read_bytes() for name in written}, report
 
     load(tmp_path, BASE)
     publish_release(tmp_path)
@@ -279,8 +287,8 @@ def test_lines_of_unchanged_rows_are_taken_from_the_previous_release(tmp_path):
     dates = _datainclusion_dates(WarehousePaths(tmp_path), release)
     assert len(dates) == len(previous)  # every row was written without a refusal
     reuse = Reuse(release, [r["structure_id"] for r in previous], same, dates)
-    fresh, report = build_files(rows)
-    assert build_files(rows, reuse=reuse) == (fresh, report)
+    fresh, report = built(rows)
+    assert built(rows, reuse=reuse) == (fresh, report)
 
     names = ("siae.geojson", "siae.csv", "datainclusion/structures.json",
              "datainclusion/structures.csv")
@@ -290,14 +298,14 @@ def test_lines_of_unchanged_rows_are_taken_from_the_previous_release(tmp_path):
         text = (release / name).read_text(encoding="utf-8")
         (altered / name).write_text(text.replace(
             "Structure 7", "Structure sept"), encoding="utf-8")
-    kept, _ = build_files(rows, reuse=Reuse(altered, reuse.ids, same, dates))
+    kept, _ = built(rows, reuse=Reuse(altered, reuse.ids, same, dates))
     for name in names:
         assert "Structure sept" in kept[name].decode() and kept[name] != fresh[name], name
     # an edited row is never taken from the previous file, nor a row dated otherwise now
     edited = Reuse(altered, reuse.ids, same - {"siae-0007"}, dates)
-    assert build_files(rows, reuse=edited)[0] == fresh
+    assert built(rows, reuse=edited)[0] == fresh
     redated = Reuse(altered, reuse.ids, same, {**dates, "siae-0007": "2020-01-01"})
-    files = build_files(rows, reuse=redated)[0]
+    files = built(rows, reuse=redated)[0]
     assert "Structure sept" not in files["datainclusion/structures.json"].decode()
     assert files["datainclusion/structures.csv"] == fresh["datainclusion/structures.csv"]
 
