@@ -11,9 +11,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import logging
 import sys
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,13 +53,29 @@ class BanClient:
     def __init__(self, settings: GeocoderSettings, user_agent: str):
         self.url = f"{settings.base_url}/search/csv/"
         self.timeout = settings.timeout
-        self.session = http_session(user_agent, settings.retries)
+        self.user_agent, self.retries = user_agent, settings.retries
         self.limiter = RateLimiter(settings.rate_per_second)
         self.requests = 0
+        # one session per sending thread: requests does not promise that a session is safe
+        # to share between threads
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = http_session(self.user_agent, self.retries)
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
     def search_csv(self, queries: list[Query]) -> dict[str, Result]:
         self.limiter.wait()
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         files = {"data": ("adresses.csv", request_csv(queries), "text/csv")}
         fields = [("columns", c) for c in QUERY_COLUMNS] + [("citycode", FILTER_COLUMN)]
         try:
@@ -72,7 +92,10 @@ class BanClient:
             raise GeocodeError(f"geocoder: {self.url}: {exc}") from exc
 
     def close(self) -> None:
-        self.session.close()
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
 
 class ReplayClient:
@@ -148,19 +171,23 @@ def geocode_structures(
                              and not accept(cached[k][0], settings.min_score)[0]))]
     stats.cache_hits = len(queries) - len(to_send)
     results = {k: r for k, (r, _) in cached.items()}
-    for start in range(0, len(to_send), settings.batch_size):
-        batch = to_send[start:start + settings.batch_size]
-        try:
-            answers = client.search_csv(batch)
-        except GeocodeError as exc:
-            stats.error = str(exc)
-            log.warning("%s; %d addresses left unsent", exc, len(to_send) - start)
-            break
+    batches = [to_send[start:start + settings.batch_size]
+               for start in range(0, len(to_send), settings.batch_size)]
+    for batch, answers in _answers(client, batches, settings.batches_in_flight):
+        if isinstance(answers, GeocodeError):
+            if stats.error is None:
+                stats.error = str(answers)
+                log.warning("%s; no more batches are sent", answers)
+            continue
+        # stored here, in the order sent: one connection, and the same cache whatever the
+        # order the geocoder answered in
         geocodes.store(con, {q.key: q for q in batch}, answers, now)
         results.update(answers)
         stats.sent += len(batch)
         if progress:
-            progress(start + len(batch), len(to_send))
+            progress(stats.sent, len(to_send))
+    if stats.error is not None:
+        log.warning("geocoder: %d addresses left unsent", len(to_send) - stats.sent)
     stats.requests = client.requests
     stats.pruned = geocodes.prune(con, queries)
     accepted = {}
@@ -174,6 +201,42 @@ def geocode_structures(
             stats.refused[reason] = stats.refused.get(reason, 0) + 1
     stats.accepted = len(accepted)
     return accepted, stats
+
+
+def _answers(client, batches: list[list[Query]], in_flight: int
+             ) -> Iterator[tuple[list[Query], dict[str, Result] | GeocodeError]]:
+    """Each batch with the geocoder's answers (or its error), in order, with up to
+    `in_flight` batches sent at once: the BAN takes seconds to answer a file of 5,000
+    addresses, and this process reads and stores one answer while it works on the next.
+    After an error no batch is sent; those already sent are still answered."""
+    if in_flight <= 1 or len(batches) <= 1:
+        for batch in batches:
+            try:
+                yield batch, client.search_csv(batch)
+            except GeocodeError as exc:
+                yield batch, exc
+                return
+        return
+    waiting = iter(batches)
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="geocoder") as pool:
+        sent = deque((b, pool.submit(client.search_csv, b))
+                     for b in itertools.islice(waiting, in_flight))
+        failed = False
+        try:
+            while sent:
+                batch, future = sent.popleft()
+                try:
+                    answer = future.result()
+                except GeocodeError as exc:
+                    answer, failed = exc, True
+                if not failed:
+                    for following in waiting:
+                        sent.append((following, pool.submit(client.search_csv, following)))
+                        break
+                yield batch, answer
+        finally:  # the caller gave up: nothing more is sent
+            for _, future in sent:
+                future.cancel()
 
 
 def make_client(settings: GeocoderSettings, user_agent: str):

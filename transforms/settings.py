@@ -186,6 +186,9 @@ class GeocoderSettings(StrictModel):
     batch_size: int = Field(5000, ge=1, le=50_000)  # under the 200,000 lines / 50 MB limit
     min_score: float = Field(0.75, ge=0, le=1)  # data·inclusion measured 0.75–0.8 as useful
     rate_per_second: float = Field(10.0, gt=0, le=50)  # the BAN allows 50 requests/s per IP
+    # batches sent at once: the BAN takes seconds to answer a batch, and the flow reads one
+    # answer while it works on the next (at most 8: a public service, shared)
+    batches_in_flight: int = Field(2, ge=1, le=8)
     timeout: float = Field(300.0, gt=0)
     retries: int = Field(3, ge=0)
     retry_failed_after_days: float = Field(7.0, ge=0)  # failed answers are asked again then

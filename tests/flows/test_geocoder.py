@@ -1,13 +1,14 @@
 """The BAN client and the cache, against a local server speaking the CSV contract."""
 
 import datetime as dt
+import threading
 import time
 
 import duckdb
 import pytest
 from werkzeug import Response
 
-from flows.geocoder import BanClient, ReplayClient, geocode_structures
+from flows.geocoder import BanClient, GeocodeError, ReplayClient, _answers, geocode_structures
 from tests.helpers import ban_handler
 from transforms.spec import GeocoderSettings
 from warehouse.db import apply_schema
@@ -85,6 +86,69 @@ def test_answer_variants_are_read_by_name(con, httpserver, variant):
         ban_handler(**variant))
     accepted, _ = run(con, settings(httpserver))
     assert set(accepted) == {"s1", "s2"}
+
+
+def test_batches_are_sent_two_at_a_time_and_stored_as_if_one_by_one(con):
+    """The BAN takes seconds to answer a batch: two are in flight at once, and what is
+    stored is what sending them one by one stores."""
+    from pytest_httpserver import HTTPServer
+
+    answer, lock, busy = ban_handler(), threading.Lock(), {"now": 0, "most": 0}
+
+    def slow(request):
+        with lock:
+            busy["now"] += 1
+            busy["most"] = max(busy["most"], busy["now"])
+        time.sleep(0.2)  # long enough for the next batch to arrive meanwhile
+        with lock:
+            busy["now"] -= 1
+        return answer(request)
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request("/geocodage/search/csv/").respond_with_handler(slow)
+    server.start()
+    try:
+        s = settings(server, batch_size=1)
+        accepted, stats = run(con, s)
+        cached = con.execute("SELECT * FROM core.geocodes ORDER BY ALL").fetchall()
+        one_by_one = duckdb.connect()
+        apply_schema(one_by_one)
+        alone, _ = run(one_by_one, s.model_copy(update={"batches_in_flight": 1}))
+        assert busy["most"] == 2
+        assert stats.requests == 5 and stats.sent == 5 and stats.error is None
+        assert accepted == alone and set(accepted) == {"s1", "s2"}
+        assert len(cached) == 5 and [r[:-1] for r in cached] == [
+            r[:-1] for r in one_by_one.execute(
+                "SELECT * FROM core.geocodes ORDER BY ALL").fetchall()]  # but the date
+    finally:
+        server.stop()
+
+
+class Batches:
+    """A geocoder that fails on one batch and notes what it was sent."""
+
+    def __init__(self, failing: str):
+        self.failing, self.sent = failing, []
+
+    def search_csv(self, batch):
+        self.sent.append(batch)
+        if batch == self.failing:
+            raise GeocodeError("geocoder: HTTP 500")
+        return {batch: "answer"}
+
+
+@pytest.mark.parametrize("in_flight, sent, answered", [
+    (1, ["a", "b"], ["a"]),  # one at a time: nothing after the failure
+    (2, ["a", "b", "c"], ["a", "c"]),  # c was sent when a came back: it is still read
+    (3, ["a", "b", "c", "d"], ["a", "c", "d"]),
+], ids=["one-at-a-time", "two-in-flight", "three-in-flight"])
+def test_after_a_failed_batch_nothing_more_is_sent_and_batches_in_flight_are_kept(
+        in_flight, sent, answered):
+    client = Batches(failing="b")
+    out = list(_answers(client, ["a", "b", "c", "d", "e"], in_flight))
+    assert sorted(client.sent) == sent
+    assert [b for b, a in out if not isinstance(a, GeocodeError)] == answered
+    assert [b for b, a in out if isinstance(a, GeocodeError)] == ["b"]
 
 
 def test_429_with_retry_after_then_503_then_success(con, httpserver):
