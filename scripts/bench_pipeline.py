@@ -13,7 +13,8 @@ over its instances.
 Four CSV sources describe the places in real communes (2 to 4 sources per place, about 2.7
 records each; 30% of the network's rows without SIRET, typos, siblings, placeholders); the
 geocoder is a local server speaking the BAN's CSV contract, answering near the commune's
-centre. The first run includes Prefect's temporary server start-up.
+centre, in its own process (scripts/local_ban.py), as the real one is another machine. The
+first run includes Prefect's temporary server start-up.
 
     uv run python scripts/bench_pipeline.py --records 10000 [100000 1000000]
         [--out DIR] [--keep DIR] [--no-reruns] [--dask-workers 1 2]
@@ -47,12 +48,11 @@ for _name, _value in (("DO_NOT_TRACK", "1"), ("PREFECT_SERVER_ANALYTICS_ENABLED"
     os.environ.setdefault(_name, _value)
 
 import duckdb  # noqa: E402
-from pytest_httpserver import HTTPServer  # noqa: E402
 
 from flows.outcome import summary_of  # noqa: E402
 from flows.sync import sync  # noqa: E402
+from scripts.local_ban import local_ban  # noqa: E402
 from scripts.memory_watch import MemoryWatch  # noqa: E402
-from tests.helpers import ban_handler  # noqa: E402
 from tests.synthetic import HEADER, reference_for_generation, write_synthetic  # noqa: E402
 
 
@@ -60,15 +60,6 @@ def write_sources(folder: Path, places: int, ban_url: str, seed: int = 7) -> dic
     """The synthetic national set with the real patterns (tests/synthetic.py)."""
     return write_synthetic(folder, places, reference_for_generation(), seed=seed,
                            ban_url=ban_url)
-
-
-def commune_centres() -> dict[str, tuple[float, float]]:
-    """INSEE code → the commune's centre, so the local BAN answers near the commune as the real
-    one does; an answer far away would make every source point a refused disagreement."""
-    communes = reference_for_generation()["communes"].dropna(subset=["centre_lat"])
-    points = zip(communes["centre_lat"].astype(float), communes["centre_lon"].astype(float),
-                 strict=True)
-    return dict(zip(communes["code_insee"], points, strict=True))
 
 
 def edit_one_percent(folder: Path, seed: int = 11) -> int:
@@ -119,6 +110,17 @@ def _elapsed(home: Path, run_id: str) -> dict[str, float]:
     return {step: float(seconds) for step, seconds in rows}
 
 
+def _after_publication(home: Path, run_id: str) -> float | None:
+    """Seconds from the publication's end (the GeoJSON in place) to the run's end: the site
+    and the snapshot. None when nothing was published."""
+    with duckdb.connect(str(home / "siae.duckdb"), read_only=True) as con:
+        seconds = con.execute(
+            "SELECT epoch(max(ended_at) FILTER (WHERE step = 'run') "
+            "- max(ended_at) FILTER (WHERE step = 'publish' AND status = 'ok')) "
+            "FROM ops.runs WHERE run_id = ?", [run_id]).fetchone()[0]
+    return None if seconds is None else float(seconds)
+
+
 def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dict, object]:
     t0 = time.perf_counter()
     with MemoryWatch() as watch:
@@ -148,7 +150,11 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
     published = next((st.details for st in summary.steps if st.step == "publish"), {}) or {}
     changed = {k: published[k] for k in ("added", "changed", "moved", "removed")
                if k in published}
+    after = _after_publication(home, summary.run_id)
     return {"run": label, "wall_s": round(wall, 1),
+            # the GeoJSON is in place this long after the start (Prefect's shut-down after
+            # the run is counted in, so it is a little less)
+            "to_geojson_s": None if after is None else round(wall - after, 1),
             # this run's own peak (lifetime peak where /proc is missing)
             "peak_rss_mib": memory.peak_mib or round(_peak_mib()),
             "start_rss_mib": memory.start_mib, "forked_private_mib": memory.forked_mib,
@@ -164,7 +170,9 @@ def print_run(records: int, run: dict) -> None:
     steps = ", ".join(f"{k} {v['seconds']:.1f}"
                       + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"] else "")
                       for k, v in run["steps"].items())
-    print(f"{records:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall, "
+    print(f"{records:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall"
+          + (f" (GeoJSON published at {run['to_geojson_s']:.1f} s)"
+             if run.get("to_geojson_s") is not None else "") + ", "
           f"peak RSS {run['peak_rss_mib']} MiB (from {run['start_rss_mib']}; forked "
           f"processes {run['forked_private_mib']} MiB of their own, together "
           f"{run['together_mib']}), "
@@ -294,16 +302,18 @@ STEPS = ("prepare", "fetch", "stage", "merge", "geocode", "locate", "publish", "
 
 def markdown(results: list[dict]) -> str:
     """The figures as markdown tables: per size and run, then the x10 ratios."""
-    lines = ["| records | run | wall s | peak RSS MiB | forked MiB | together MiB | "
+    lines = ["| records | run | wall s | GeoJSON at s | peak RSS MiB | forked MiB | together MiB | "
              + " | ".join(STEPS)
              + " | pairs | P | R |",
-             "|---:|---|---:|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
+             "|---:|---|---:|---:|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|"]
     for r in results:
         for run in r["runs"]:
             first = run["run"] == "first"
             cells = [f"{run['steps'][s]['seconds']:.1f}" if s in run["steps"] else ""
                      for s in STEPS]
+            at = run.get("to_geojson_s")
             lines.append(f"| {r['records']:,} | {run['run']} | {run['wall_s']:.1f} | "
+                         f"{'' if at is None else f'{at:.1f}'} | "
                          f"{run['peak_rss_mib']} | {run.get('forked_private_mib', '')} | "
                          f"{run.get('together_mib', '')} | "
                          + " | ".join(cells) + " | "
@@ -362,19 +372,14 @@ def main() -> None:
     ap.add_argument("--dask-workers", type=int, nargs="+",
                     help="also match on a temporary Dask cluster of each number of workers")
     args = ap.parse_args()
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.expect_request("/geocodage/search/csv/").respond_with_handler(
-        ban_handler(near=commune_centres()))
-    server.start()
     results = []
-    try:
+    with local_ban() as ban_url:
         for n in args.records:
             base = args.keep or Path(tempfile.mkdtemp(prefix="siae-bench-"))
             folder = base / f"records-{n}"
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                result = bench(n, folder, server.url_for("/geocodage"), not args.no_reruns,
-                               args.dask_workers)
+                result = bench(n, folder, ban_url, not args.no_reruns, args.dask_workers)
             finally:
                 if not args.keep:
                     shutil.rmtree(base, ignore_errors=True)
@@ -392,8 +397,6 @@ def main() -> None:
             for w, d in (result.get("dask") or {}).items():
                 print(f"{'':>9} Dask x{w}: merge {d['merge_s']:.1f} s, wall {d['wall_s']:.1f} s"
                       + (f"; FAILED {d['failed']}" if d["failed"] else ""), flush=True)
-    finally:
-        server.stop()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_pipeline.json").write_text(json.dumps(results, indent=1),
                                                   encoding="utf-8")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 # Processes this one starts that are not the pipeline's forked work (Prefect's temporary
 # server).
-_NOT_FORKED = ("uvicorn", "prefect.server")
+_NOT_FORKED = ("uvicorn", "prefect.server", "local_ban.py")  # not the flow's work
 
 
 def _kib(path: Path, *fields: str) -> int | None:
