@@ -485,7 +485,9 @@ SHARED_FIELDS = ("types", "types_candidats", "code_postal", "commune", "code_ins
 def _share(golden: dict[str, object], seen: dict) -> None:
     """Replace the SHARED_FIELDS values of `golden` by the equal object first met in `seen`
     (lists by their items). Golden records are never changed in place, so places may share
-    a value; pickles (the memo, a forked process's result) then keep one copy of it too."""
+    a value; pickles (the memo, a forked process's result) then keep one copy of it too.
+    Values are found by equality, so the fields hold text, lists of text and dates only
+    (1 and True are one key)."""
     for f in SHARED_FIELDS:
         value = golden[f]
         if value is None:

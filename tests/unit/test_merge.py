@@ -6,7 +6,9 @@ import json
 import pandas as pd
 import pytest
 
+from transforms.fields import BY_NAME
 from transforms.merge import (
+    SHARED_FIELDS,
     Edge,
     carry_redirects,
     identity_key,
@@ -398,6 +400,12 @@ def test_a_place_with_an_id_of_its_own_leaves_a_contested_one_to_the_other():
     now = dict(zip(later.links["source_id"], later.links["structure_id"], strict=True))
     assert now == {"p1": was["p1"], "p2": was["q1"], "q1": was["q1"]}
     assert later.redirects == {} and later.moved == {}
+
+
+def test_only_fields_whose_equal_values_are_the_same_value_are_shared():
+    # The shared values are found by equality: 1, 1.0 and True are one key, so a number or
+    # a boolean field would take another place's value of another type.
+    assert {BY_NAME[f].type for f in SHARED_FIELDS} <= {"string", "list", "date", "json"}
 
 
 def test_places_share_one_copy_of_the_values_they_have_in_common():
