@@ -18,6 +18,7 @@ first run includes Prefect's temporary server start-up.
 
     uv run python scripts/bench_pipeline.py --records 10000 [100000 1000000]
         [--out DIR] [--keep DIR] [--no-reruns] [--dask-workers 1 2]
+    uv run python scripts/bench_pipeline.py --compare BEFORE.json AFTER.json
 
 `--dask-workers`: after the runs of each size, consolidate again (forced) with matching on a
 temporary Dask cluster of each number of worker processes (`[runtime] task_runner = "dask"`),
@@ -346,6 +347,43 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _change(before: float | None, after: float | None, digits: int = 1) -> str:
+    """`before → after (±x%)`, the share left out under 1 (a tenth of a second is noise);
+    what is missing on either side stays blank."""
+    if before is None or after is None:
+        return ""
+    cell = f"{before:,.{digits}f} → {after:,.{digits}f}"
+    return cell + (f" ({(after - before) / before:+.0%})" if before >= 1 else "")
+
+
+def compare(before: list[dict], after: list[dict]) -> str:
+    """Two benchmarks' results (their JSON) side by side, as a markdown table: per size and
+    run found in both, the wall time, when the GeoJSON was published, the flow's peak RSS,
+    the processes' together and each step's seconds, before → after."""
+    lines = ["| records | run | wall s | GeoJSON at s | peak RSS MiB | together MiB | "
+             + " | ".join(STEPS) + " |", "|---:|---|" + "---:|" * (4 + len(STEPS))]
+    old = {(r["records"], run["run"]): run for r in before for run in r["runs"]}
+    for r in after:
+        for run in r["runs"]:
+            was = old.get((r["records"], run["run"]))
+            if was is None:
+                continue
+            steps = [_change(was["steps"].get(st, {}).get("seconds"),
+                             run["steps"].get(st, {}).get("seconds")) for st in STEPS]
+            lines.append(f"| {r['records']:,} | {run['run']} | "
+                         f"{_change(was['wall_s'], run['wall_s'])} | "
+                         f"{_change(was.get('to_geojson_s'), run.get('to_geojson_s'))} | "
+                         f"{_change(was['peak_rss_mib'], run['peak_rss_mib'], 0)} | "
+                         f"{_change(was.get('together_mib'), run.get('together_mib'), 0)} | "
+                         + " | ".join(steps) + " |")
+    probes = {r["records"]: r.get("probe_s", {}).get("before") for r in before}
+    cells = [(r["records"], _change(probes.get(r["records"]),
+                                    r.get("probe_s", {}).get("before"), 3)) for r in after]
+    lines += ["", "Machine probe before each size (seconds, lower is faster), before → after: "
+              + "; ".join(f"{n:,}: {cell}" for n, cell in cells)]
+    return "\n".join(lines) + "\n"
+
+
 def _ratios(results: list[dict]) -> list[tuple[tuple[int, int], dict]]:
     out = []
     for a, b in zip(results, results[1:], strict=False):
@@ -371,7 +409,12 @@ def main() -> None:
     ap.add_argument("--no-reruns", action="store_true", help="first runs only")
     ap.add_argument("--dask-workers", type=int, nargs="+",
                     help="also match on a temporary Dask cluster of each number of workers")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="print two benchmarks' bench_pipeline.json side by side; run nothing")
     args = ap.parse_args()
+    if args.compare:
+        print(compare(*(json.loads(p.read_text(encoding="utf-8")) for p in args.compare)))
+        return
     results = []
     with local_ban() as ban_url:
         for n in args.records:
