@@ -355,13 +355,19 @@ def load_spec(path: str | Path) -> Spec:
     return parse_spec(p.read_text(encoding="utf-8"), p)
 
 
+_HOW_ASKED = {"replay", "batch_size", "rate_per_second", "timeout", "retries",
+              "batches_in_flight"}
+
+
 def spec_settings_repr(spec: Spec) -> str:
     """The settings that shape a consolidation, as stable text (for its inputs hash)."""
     names = [n for n, s in spec.sources.items() if s.enabled]
     parts: dict[str, Any] = {
         "defaults": spec.defaults.model_dump(mode="json"),
         "matching": spec.matching.model_dump(mode="json", exclude={"judgements"}),
-        "geocoder": spec.geocoder.model_dump(mode="json", exclude={"replay"}),
+        # how the geocoder is asked (batches, pace, patience) changes no answer: each
+        # address is answered alone
+        "geocoder": spec.geocoder.model_dump(mode="json", exclude=_HOW_ASKED),
         "publication": spec.publication.model_dump(mode="json"),
         "priorities": [(n, spec.sources[n].priority) for n in names],
     }

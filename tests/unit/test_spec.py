@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from transforms.spec import SpecError, load_spec, parse_spec
+from transforms.spec import SpecError, load_spec, parse_spec, spec_settings_repr
 
 BASE = """
 [defaults]
@@ -98,6 +98,24 @@ def test_fingerprint_changes_with_the_mapping_only():
     c = parse(BASE.replace("min_rows = 3", "min_rows = 3\n")).sources["reseau"]
     assert a.fingerprint() != b.fingerprint()
     assert a.fingerprint() == c.fingerprint()
+
+
+@pytest.mark.parametrize("setting, shapes", [
+    ("min_score = 0.9", True),  # other answers are kept
+    ("base_url = \"http://addok.local\"", True),  # another geocoder
+    ("batch_size = 100", False),  # each address is answered alone
+    ("batches_in_flight = 4", False),
+    ("rate_per_second = 40", False),
+    ("timeout = 10", False),
+    ("retries = 5", False),
+], ids=["min-score", "base-url", "batch-size", "in-flight", "rate", "timeout", "retries"])
+def test_only_the_geocoder_settings_that_change_answers_call_for_a_new_consolidation(
+        setting, shapes):
+    # a run whose inputs are unchanged publishes what it has: asking the geocoder faster or
+    # more patiently is no reason to consolidate again
+    before = spec_settings_repr(parse(BASE))
+    after = spec_settings_repr(parse(BASE + f"\n[geocoder]\n{setting}\n"))
+    assert (before != after) is shapes
 
 
 def test_only_selects_named_sources_and_rejects_unknown_names():
