@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import os
 import random
 import resource
@@ -399,7 +398,6 @@ def _ratios(results: list[dict]) -> list[tuple[tuple[int, int], dict]]:
 
 
 def main() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, nargs="+", default=[10000],
                     help="source records per size (default 10000)")
