@@ -229,10 +229,9 @@ def _answers(client, batches: list[list[Query]], in_flight: int
                     answer = future.result()
                 except GeocodeError as exc:
                     answer, failed = exc, True
-                if not failed:
-                    for following in waiting:
-                        sent.append((following, pool.submit(client.search_csv, following)))
-                        break
+                following = None if failed else next(waiting, None)
+                if following is not None:
+                    sent.append((following, pool.submit(client.search_csv, following)))
                 yield batch, answer
         finally:  # the caller gave up: nothing more is sent
             for _, future in sent:
