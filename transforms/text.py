@@ -29,6 +29,12 @@ def repair(value: str) -> str:
     return value
 
 
+def looks_mojibake(texts) -> bool:
+    """Whether any of `texts` may hold mojibake: one search over them all (the mark never
+    spans two of them, since the separator is in neither of its character classes)."""
+    return _SUSPECT.search("\x1f".join(texts)) is not None
+
+
 def decode_lines(data: bytes) -> tuple[str, str]:
     """Text of a file that is not UTF-8 as a whole: each line as UTF-8 when it is, else as
     Windows-1252. Returns the text and the encoding found ("cp1252", or "utf-8+cp1252")."""

@@ -268,6 +268,80 @@ def test_every_issue_of_a_row_keeps_the_row_as_read(tiny_communes):
     assert raw["Nom"] == "RÃ©gie Vélo"  # as read, not repaired
 
 
+# --- a row's issues come in the order of its checks, whichever column is read first -------
+
+
+def _issues(out):
+    """(row, "w" or "r", reason) of every warning and reject."""
+    return [(r.row_number, kind, r.reason) for kind, frame in (("w", out.warnings),
+                                                                 ("r", out.rejects))
+            for r in frame.itertuples()]
+
+
+def test_a_kept_rows_warnings_follow_its_checks_in_order(tiny_communes):
+    # the columns hold these fields in another order than the checks read them
+    out = stage([row(Tel="123", CP="ABC", SIRET="12345", Nom="RÃ©gie Vélo", MAJ="x")],
+                tiny_communes)
+    assert list(out.warnings["reason"]) == ["texte_repare", "siret_invalide",
+                                            "code_postal_invalide", "telephone_invalide",
+                                            "date_invalide"]
+    assert len(out.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "issues"),
+    [
+        # no name: the kind, phone and postcode are never looked at
+        ({"Nom": "", "Type": "GEIQ", "Tel": "123", "CP": "ABC"}, [("r", "nom_manquant")]),
+        # a repaired text was read before the reject
+        ({"Adresse": "Ã  cÃ´tÃ©", "Type": "GEIQ", "Tel": "123"},
+         [("w", "texte_repare"), ("r", "type_hors_perimetre")]),
+        # a huge cell stops the row before its name is checked
+        ({"Nom": "", "Adresse": "x" * 20_001}, [("r", "valeur_trop_longue")]),
+    ],
+    ids=["no-name", "repaired-then-kind", "huge-cell"],
+)
+def test_a_rejected_row_has_the_issues_met_before_its_reject(tiny_communes, override, issues):
+    out = stage([row(**override)], tiny_communes)
+    assert out.records.empty
+    assert sorted((k, r) for _, k, r in _issues(out)) == sorted(issues)
+
+
+def test_a_repeated_id_keeps_the_warnings_read_before_it_and_no_later_ones(tiny_communes):
+    spec = parse_spec("""
+[sources.ids]
+kind = "file"
+path = "x.csv"
+[sources.ids.columns]
+source_id = "Id"
+nom = "Nom"
+types = "Type"
+siret = "SIRET"
+telephone = "Tel"
+""", Path("/tmp/sources.toml")).sources["ids"]
+    rows = [["7", "Envol", "ACI", "", ""], ["7", "Envol bis", "ACI", "190 709 162 00018", "123"]]
+    out = stage_table(Table(["Id", "Nom", "Type", "SIRET", "Tel"], rows, [2, 3]), spec,
+                      tiny_communes, KINDS)
+    # the invalid SIRET is said, then the repeat; the phone of a refused row is not checked
+    second = [(k, r) for n, k, r in _issues(out) if n == 3]
+    assert sorted(second) == [("r", "doublon"), ("w", "siret_invalide")]
+
+
+def test_each_distinct_value_is_normalised_once(tiny_communes):
+    from transforms.staging_columns import Normalisers
+
+    calls = []
+    norm = Normalisers(SPEC, tiny_communes, KINDS)
+
+    def upper(value):
+        calls.append(value)
+        return value.upper()
+
+    assert norm.each(upper, ["a", "b", "a", "a"]) == ["A", "B", "A", "A"]
+    assert norm.each(upper, ["b", "c"]) == ["B", "C"]  # answers kept for the next rows
+    assert sorted(calls) == ["a", "b", "c"]
+
+
 # --- the rows a staging read before are replayed (RowMemo) ----------------------------------
 
 

@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-from transforms.text import clean_text
+from transforms.text import clean_text, looks_mojibake, repair
 
 
 def _plain_clean(value):
@@ -39,3 +39,20 @@ def test_any_text_is_cleaned_as_the_plain_rule_says():
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
              for _ in range(20_000)]
     assert [clean_text(t) for t in texts] == [_plain_clean(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("texts", "suspect"),
+    [
+        (["Régie", "Atelier Vélo", "Lyon 3e"], False),
+        (["Régie", "RÃ©gie"], True),
+        ([], False),
+        # "Ã" ending one cell and "©" starting the next are not mojibake
+        (["VILLA Ã", "© 2024"], False),
+    ],
+    ids=["clean", "one-mojibake", "none", "across-cells"],
+)
+def test_a_column_is_searched_for_mojibake_at_once(texts, suspect):
+    assert looks_mojibake(texts) is suspect
+    # the same answer as asking each cell
+    assert suspect == any(repair(t) != t for t in texts)
