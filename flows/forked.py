@@ -14,7 +14,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,14 +168,23 @@ def run_forked(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
     """Each job's result, in order, run by up to `workers` forked processes (in this one
     when `workers` is 1, or where the platform cannot fork). A job's exception is raised
     here. Jobs must not write to the warehouse: DuckDB allows one writing process."""
+    return list(forked_each(jobs, workers))
+
+
+def forked_each(jobs: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
+    """`run_forked`, each result given as soon as it and those before it are done: the
+    caller uses one (writes it to the warehouse) while the processes work on the next."""
     global _JOBS, _SPOOL
     if workers <= 1 or len(jobs) <= 1 or not can_fork():
-        return [job() for job in jobs]
+        yield from (job() for job in jobs)
+        return
     _JOBS, _SPOOL = jobs, _spool_folder()
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            return [_received(r) for r in pool.map(_run, range(len(jobs)))]
+            # every process is forked here, before the caller writes anything
+            for result in pool.map(_run, range(len(jobs))):
+                yield _received(result)
     finally:
         if _SPOOL is not None:  # what a failed job's process left
             shutil.rmtree(_SPOOL, ignore_errors=True)

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.fetch import fetch_payloads, land, write_manifest
 from flows.fingerprints import row_memo_fingerprint, staging_fingerprint
-from flows.forked import default_workers, run_forked
+from flows.forked import default_workers, forked_each
 from flows.gc_pause import gc_paused_during
 from flows.run_report import Run, StepResult, task_logger
 from transforms.apis import source_table
@@ -253,28 +253,30 @@ PARALLEL_FROM_BYTES = 4 << 20
 def ingest_all(run: Run, sources: list[SourceSpec], communes: CommuneIndex,
                force: bool) -> None:
     """Fetch every source, then stage the changed ones: pure Python, so on several cores
-    their staging is computed side by side by forked processes (`workers` at a time) and
-    written one by one (DuckDB has one writer). A failing source never stops the others."""
+    their staging is computed side by side by forked processes (`workers` at a time), and
+    each is written here as soon as it is ready (DuckDB has one writer) while the
+    processes go on with the next. A failing source never stops the others."""
     try:
         landed = [(src, fetched) for src in sources
                   if (fetched := _fetch(run, src, force)) is not None]
         workers = min(default_workers(), len(landed))
         if sum(f.bytes for _, f in landed) < PARALLEL_FROM_BYTES:
             workers = 1
-        for i in range(0, len(landed), workers):
-            wave = landed[i:i + workers]
-            computed: list = [None] * len(wave)
-            if workers > 1:
+        ahead = None
+        if workers > 1:
+            ahead = forked_each([functools.partial(
+                _computed, src, fetched, communes, run.spec.defaults.kinds, run.root)
+                for src, fetched in landed], workers)
+        for src, fetched in landed:
+            computed = None
+            if ahead is not None:
                 try:
-                    computed = run_forked([functools.partial(
-                        _computed, src, fetched, communes, run.spec.defaults.kinds,
-                        run.root)
-                        for src, fetched in wave], workers)
+                    computed = next(ahead)
                 except Exception as exc:  # a process killed (memory): stage here instead
                     run.logger.warning("staging in %d processes failed (%s): staging "
-                                       "one source at a time", workers, exc)
-            for (src, fetched), ahead in zip(wave, computed, strict=True):
-                stage_landed(run, src, communes, fetched, ahead)
+                                       "the rest one source at a time", workers, exc)
+                    ahead = None
+            stage_landed(run, src, communes, fetched, computed)
     finally:
         for src in sources:
             _prune(run, src)

@@ -40,6 +40,27 @@ def test_results_come_back_in_order_from_other_processes(memory, tmp_path, monke
     assert _spools(shm) == []  # every file read back is gone, and its folder
 
 
+def _waits_for(mark, seconds: float = 60.0) -> str:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if mark.exists():
+            return "saw the mark"
+        time.sleep(0.05)
+    return "timed out"
+
+
+def test_each_result_is_given_before_the_later_jobs_end(tmp_path):
+    # the second job ends only once the caller has used the first result
+    mark = tmp_path / "first result used"
+    results = forked.forked_each([functools.partial(_payload, 0),
+                                  functools.partial(_waits_for, mark)], 2)
+    assert next(results)["n"] == 0
+    mark.touch()
+    assert list(results) == ["saw the mark"]
+
+
 def test_a_failing_job_raises_here_and_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(forked, "SHARED_MEMORY", tmp_path)
     jobs = [functools.partial(_payload, 1), _fails, functools.partial(_payload, 3)]

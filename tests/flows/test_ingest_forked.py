@@ -20,10 +20,10 @@ def _ingest(demo, home, monkeypatch, threshold: int, calls: list):
 
     def counting(jobs, workers):
         calls.append(workers)
-        return forked.run_forked(jobs, workers)
+        return forked.forked_each(jobs, workers)
 
     monkeypatch.setattr("flows.ingest.PARALLEL_FROM_BYTES", threshold)
-    monkeypatch.setattr("flows.ingest.run_forked", counting)
+    monkeypatch.setattr("flows.ingest.forked_each", counting)
     spec = load_spec(demo / "sources.toml")
     run = Run(WarehousePaths(home).ensure().home, spec, direct=True)
     ingest_all(run, spec.selected(None), prepare(run), force=False)
@@ -55,3 +55,33 @@ def test_sources_staged_by_forked_processes_are_staged_as_one_by_one(demo, tmp_p
         assert query(tmp_path / "forked", ISSUES.format(table)) == \
             query(tmp_path / "one", ISSUES.format(table))
     assert query(tmp_path / "one", ISSUES.format("ops.warnings"))  # something to compare
+
+
+def test_when_the_processes_die_midway_the_rest_is_staged_here(demo, tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from flows import forked
+
+    def dies_after_one(jobs, workers):
+        results = forked.forked_each(jobs, workers)
+        yield next(results)
+        results.close()
+        raise BrokenProcessPool("a process was killed (out of memory)")
+
+    one = _ingest(demo, tmp_path / "one", monkeypatch, 1 << 40, [])
+    calls = []
+    monkeypatch.setattr("flows.ingest.PARALLEL_FROM_BYTES", 0)
+    spec = load_spec(demo / "sources.toml")
+    run = Run(WarehousePaths(tmp_path / "broken").ensure().home, spec, direct=True)
+    monkeypatch.setattr("flows.ingest.forked_each",
+                        lambda jobs, workers: calls.append(workers) or dies_after_one(jobs,
+                                                                                      workers))
+    ingest_all(run, spec.selected(None), prepare(run), force=False)
+    steps = [(s.step, s.source, s.status, s.rows_in, s.rows_out, s.rejected, s.message)
+             for s in run.finish().steps if s.step in ("fetch", "stage")]
+    assert calls == [2]
+    assert steps == one[0]  # every source staged, the same as one by one
+    with connect(WarehousePaths(tmp_path / "broken").database) as con:
+        names = sorted(staging.staged_sources(con))
+        pd.testing.assert_frame_equal(staging.staged_records(con, names, digests=True),
+                                      one[2])
