@@ -132,10 +132,15 @@ class _Clusters:
                 self.judged[key] = {key}
 
     def find(self, key: str) -> str:
-        self.add(key)
-        while self.parent[key] != key:
-            self.parent[key] = self.parent[self.parent[key]]
-            key = self.parent[key]
+        parent = self.parent
+        up = parent.get(key)
+        if up is None:  # a key met for the first time (add() on every find was a tenth)
+            self.add(key)
+            return key
+        while up != key:  # path halving: each key on the way points to its grandparent
+            grand = parent[up]
+            parent[key] = grand
+            key, up = grand, parent[grand]
         return key
 
     def sirets_of(self, key: str) -> set[str]:
@@ -414,8 +419,8 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
     different = {pair for pair, d in judgements.items() if d == "different"}
     uf = _Clusters(different, nodes)
     how: dict[str, tuple[str, float | None]] = {}
-    for r in rows:
-        rk = record_key(r["source"], r["source_id"])
+    record_keys = [record_key(r["source"], r["source_id"]) for r in rows]
+    for r, rk in zip(rows, record_keys, strict=True):
         uf.add(rk)
         key, rule = identity_key(r["siret"], r["source"], r["source_id"])
         if key != rk and not uf.union(key, rk):
@@ -454,8 +459,8 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
             demoted[pair] = "sirets_differents"
 
     members: dict[str, list[dict]] = {}
-    for r in rows:
-        members.setdefault(uf.find(record_key(r["source"], r["source_id"])), []).append(r)
+    for r, rk in zip(rows, record_keys, strict=True):
+        members.setdefault(uf.find(rk), []).append(r)
     clusters = []
     seen: dict = {}  # one object per distinct value that places share (_share)
     for root, keys in uf.groups().items():
@@ -608,15 +613,23 @@ def _ambiguous(uf: _Clusters, edges: list[Edge],
     return out
 
 
+# json.dumps(…, sort_keys=True) without a new encoder per place
+_PROVENANCE_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def _golden(rows: list[dict]) -> dict[str, object]:
     """Survivorship over records already in priority order."""
     out: dict[str, object] = {}
     provenance: dict[str, str] = {}
     for f in SINGLE_FIELDS:
-        best = next((r for r in rows if _present(r[f])), None)
-        out[f] = best[f] if best else None
-        if best:
-            provenance[f] = best["source"]
+        out[f] = None
+        for r in rows:
+            value = r[f]
+            # (_present() inlined for text: a call per field and record was a tenth)
+            if value is not None and (type(value) is str or _present(value)):
+                out[f] = value
+                provenance[f] = r["source"]
+                break
     block = next((r for r in rows if _present(r["code_insee"])), None) or next(
         (r for r in rows if _present(r["adresse"]) or _present(r["code_postal"])), None)
     for f in ADDRESS_FIELDS:
@@ -653,7 +666,7 @@ def _golden(rows: list[dict]) -> dict[str, object]:
                         if _present(r.get("siret_ecarte"))})
     if set_aside:
         provenance["siret_ecarte"] = "; ".join(set_aside)
-    out["provenance"] = json.dumps(provenance, sort_keys=True)
+    out["provenance"] = _PROVENANCE_JSON.encode(provenance)
     out["coordinate_candidates"] = [
         (float(r["longitude"]), float(r["latitude"]), r["source"])
         for r in rows if _present(r["latitude"]) and _present(r["longitude"])
