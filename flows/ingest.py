@@ -24,7 +24,7 @@ from transforms.spec import SourceSpec
 from transforms.staging import RowMemo, Staged, stage_table
 from warehouse import raw, staging
 from warehouse.comments import apply_comments
-from warehouse.db import connect
+from warehouse.db import arrow_table, connect
 from warehouse.memos import load_layered, memo_path, prune_staging_memos, save_layered
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, ensure_communes
@@ -157,6 +157,10 @@ def _computed(spec: SourceSpec, fetched: Fetched, communes: CommuneIndex,
     started, t0 = dt.datetime.now(), time.perf_counter()
     try:
         staged = staged_payload(spec, fetched, communes, kinds, home)
+        # as Arrow, made here beside the other sources' stagings: it comes back as buffers
+        # (a national source's records as objects took 1 s to pickle and unpickle) and is
+        # what the warehouse's write takes
+        staged.records = arrow_table(staged.records, staging.RECORD_TYPES)
     except Exception:  # noqa: BLE001 - the task, run again here, says what failed
         staged = None
     return Computed(staged, started, time.perf_counter() - t0)

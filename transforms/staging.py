@@ -42,7 +42,7 @@ class StageError(ValueError):
 
 @dataclass
 class Staged:
-    records: pd.DataFrame
+    records: pd.DataFrame  # (a pyarrow Table once a forked process made it for the write)
     rejects: pd.DataFrame
     warnings: pd.DataFrame
     unmapped_columns: list[str] = field(default_factory=list)
