@@ -23,11 +23,9 @@ from transforms.readers import Table
 from transforms.spec import SourceSpec
 from transforms.staging_columns import (  # noqa: F401 - parse_date: part of this API
     RECORD_COLUMNS,
-    TEXT_FIELDS,
     Issue,
     Normalisers,
     RowOutcome,
-    parse_coordinate,
     parse_date,
     stage_rows,
 )
