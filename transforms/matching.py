@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from transforms.geocoding import clean_address, distance_km
@@ -74,9 +77,12 @@ def name_tokens(name: str | None) -> list[str]:
 
 @lru_cache(maxsize=_BY_VALUE)
 def _name_tokens(name: str) -> tuple[str, ...]:
+    return tuple(t for t in _token_text(name).split() if len(t) > 1 and not _is_noise(t))
+
+
+def _token_text(name: str) -> str:
     folded = _SAINT.sub(lambda m: "SAINT" if m.group(1) == "ST" else "SAINTE", fold(name))
-    folded = _SPACED_ACRONYM.sub(lambda m: m.group(0).replace(" ", ""), folded)
-    return tuple(t for t in folded.split() if len(t) > 1 and not _is_noise(t))
+    return _SPACED_ACRONYM.sub(lambda m: m.group(0).replace(" ", ""), folded)
 
 
 _LONG_NOISE = sorted(w for w in _NOISE if len(w) >= 7)
@@ -94,7 +100,9 @@ def _soft_similarity(a: list[str], b: list[str]) -> float:
     directions: a typo inside one word costs that word only ("ITNERIM" / "INTERIM")."""
     def one_way(x, y):
         total = sum(len(t) for t in x)
-        return sum(len(t) * max(fuzz.ratio(t, u) for u in y) / 100 for t in x) / total
+        # extractOne: the best of y in one call, not a Python loop over y
+        return sum(len(t) * process.extractOne(t, y, scorer=fuzz.ratio)[1] / 100
+                   for t in x) / total
     return min(one_way(a, b), one_way(b, a))
 
 
@@ -130,7 +138,8 @@ _IGNORED_FROM = 200
 
 
 def _block_keys(r: Mapping) -> tuple[set[str], int]:
-    """A record's blocking keys, and how many of them come from its name.
+    """A record's blocking keys, and how many of them come from its name (what
+    `_block_entries` computes for a whole partition at once).
 
     One key per piece of evidence: a name word (by its first four letters, so that a typo
     late in a word still meets), the address, the phone, the e-mail; each within the
@@ -149,6 +158,117 @@ def _block_keys(r: Mapping) -> tuple[set[str], int]:
     return keys, names
 
 
+# Names whose every character is at most U+024F (Latin, with its accents) are folded by
+# Arrow: their NFKD forms are fixed by Unicode's stability policy, and the only combining
+# marks these give are U+0300-U+036F. Any other name is folded by fold() itself.
+_BEYOND_LATIN = r"[^\x{0}-\x{24F}]"
+
+
+def _token_texts(names: pa.Array) -> pa.Array:
+    """For each name, the text that `_name_tokens` splits into words (fold(), then "ST" and
+    "STE" as SAINT and SAINTE, then spaced acronyms joined), in C for most names: at 1M, one
+    name at a time was half of finding the candidate pairs (most names are distinct)."""
+    text = pc.utf8_normalize(names, "NFKD")
+    text = pc.replace_substring_regex(text, r"[\x{300}-\x{36F}]", "")
+    text = pc.utf8_trim(pc.ascii_upper(pc.replace_substring_regex(text, r"[^0-9A-Za-z]+", " ")),
+                        " ")
+    text = pc.replace_substring_regex(text, r"\bST\b", "SAINT")
+    text = pc.replace_substring_regex(text, r"\bSTE\b", "SAINTE")
+    # the rare names with an acronym to join, or beyond Latin: one by one
+    redo = pc.or_(pc.match_substring_regex(names, _BEYOND_LATIN),
+                  pc.match_substring_regex(text, _SPACED_ACRONYM.pattern))
+    rows = np.flatnonzero(pc.fill_null(redo, False).to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return text
+    values = text.to_pylist()
+    for k, name in zip(rows.tolist(), names.take(pa.array(rows)).to_pylist(), strict=True):
+        values[k] = _token_text(name)
+    return pa.array(values, pa.string())
+
+
+def _name_words(names: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(row, word) of each distinctive word of each name: `name_tokens` of every name."""
+    words = pc.split_pattern(_token_texts(names), " ")
+    rows = pc.list_parent_indices(words).to_numpy()
+    flat = pc.list_flatten(words)
+    # each distinct word is judged once (a mistyped noise word is found by rapidfuzz)
+    encoded = flat.dictionary_encode()
+    noise = np.fromiter((len(w) <= 1 or _is_noise(w) for w in encoded.dictionary.to_pylist()),
+                        dtype=bool, count=len(encoded.dictionary))
+    kept = ~noise[encoded.indices.to_numpy()]
+    return rows[kept], flat.filter(pa.array(kept))
+
+
+# Below this many records, folding names in Arrow costs more than it saves (a pair that
+# `evaluate` checks: a millisecond against 30 µs).
+_COLUMNS_FROM = 64
+
+
+def _entries_one_by_one(records: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray, np.ndarray]:
+    """`_block_entries` from `_block_keys`, record by record."""
+    codes: dict[str, int] = {}
+    record, key, name_keys = [], [], []
+    for i, r in enumerate(records):
+        keys, names = _block_keys(r)
+        name_keys.append(names)
+        for k in sorted(keys):
+            record.append(i)
+            key.append(codes.setdefault(k, len(codes)))
+    is_name = np.fromiter((k.split("|", 1)[1][:2] in ("p:", "n:") for k in codes), dtype=bool,
+                          count=len(codes))
+    return (np.asarray(record, dtype=np.int64), np.asarray(key, dtype=np.int64), is_name,
+            np.asarray(name_keys, dtype=np.int64))
+
+
+def _block_entries(records: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+    """The blocking keys of every record, as `_block_keys` gives them one record at a time:
+    (record, key number) of each distinct key of each record, in record order; whether each
+    key number is a name word's; and how many name keys each record has."""
+    n = len(records)
+    if n < _COLUMNS_FROM:
+        return _entries_one_by_one(records)
+    communes = [r.get("code_insee") or r.get("code_postal") or None for r in records]
+    has_commune = np.fromiter((c is not None for c in communes), dtype=bool, count=n)
+    commune = pa.array(communes, pa.string())
+    entry_rows, entry_keys = [], []
+    for field in ("nom", "enseigne"):
+        rows, words = _name_words(pa.array([r.get(field) or None for r in records],
+                                           pa.string()))
+        keep = has_commune[rows]
+        rows, words = rows[keep], words.filter(pa.array(keep))
+        part = pc.if_else(pc.greater_equal(pc.utf8_length(words), 4),
+                          pc.binary_join_element_wise(
+                              "p:", pc.utf8_slice_codeunits(words, 0, 4), ""),
+                          pc.binary_join_element_wise("n:", words, ""))
+        entry_rows.append(rows)
+        entry_keys.append(pc.binary_join_element_wise(commune.take(pa.array(rows)), part, "|"))
+    for field in ("adresse", "telephone", "courriel"):
+        values = pa.array([r.get(field) or None for r in records], pa.string())
+        rows = np.flatnonzero(has_commune & pc.is_valid(values).to_numpy(zero_copy_only=False))
+        values = values.take(pa.array(rows)).dictionary_encode()
+        # few distinct addresses: each folded once
+        parts = [f"a:{address_key(v)}" if field == "adresse" else f"{field}:{v}"
+                 for v in values.dictionary.to_pylist()]
+        entry_rows.append(rows)
+        entry_keys.append(pc.binary_join_element_wise(
+            commune.take(pa.array(rows)),
+            pa.array(parts, pa.string()).take(values.indices), "|"))
+    record = np.concatenate(entry_rows).astype(np.int64)
+    encoded = pa.chunked_array(entry_keys, pa.string()).combine_chunks().dictionary_encode()
+    keys = encoded.dictionary
+    key = encoded.indices.to_numpy().astype(np.int64)
+    # one entry per distinct key of a record (a word in both nom and enseigne counts once)
+    unique = _distinct(record * len(keys) + key)
+    record, key = unique // len(keys), unique % len(keys)
+    kind = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(keys, "|", max_splits=1),
+                                                   1), 0, 2)
+    is_name = pc.is_in(kind, value_set=pa.array(["p:", "n:"])).to_numpy(zero_copy_only=False)
+    name_keys = np.bincount(record[is_name[key]], minlength=n)
+    return record, key, is_name, name_keys
+
+
 def candidate_pairs(records: Sequence[Mapping],
                     whole_blocks_up_to: int | None = None) -> list[tuple[int, int]]:
     """Index pairs (i < j) worth comparing: same commune, a shared name word, address or
@@ -159,36 +279,56 @@ def candidate_pairs(records: Sequence[Mapping],
     from it also needs a second shared key, or one name's words all in the other's. Without
     that, the pairs of a commune grow with the square of its records."""
     whole = whole_blocks_up_to or WHOLE_BLOCKS_UP_TO
-    blocks: dict[str, list[int]] = defaultdict(list)
-    name_keys = []
-    for i, r in enumerate(records):
-        keys, names = _block_keys(r)
-        name_keys.append(names)
-        for key in keys:
-            blocks[key].append(i)
-    sirets = [usable_siret(r.get("siret")) for r in records]
-    pairs: set[tuple[int, int]] = set()
-    crowded: dict[tuple[int, int], int] = defaultdict(int)  # shared keys of crowded blocks
-    crowded_names: dict[tuple[int, int], int] = defaultdict(int)  # of which name words
-    for key, members in blocks.items():
-        if len(members) > _IGNORED_FROM:
-            continue
-        is_whole, is_name = len(members) <= whole, key.split("|", 1)[1][:2] in ("p:", "n:")
-        for x, i in enumerate(members):  # members are in record order: i < j
-            for j in members[x + 1:]:
-                if sirets[i] and sirets[j]:
-                    continue  # same SIRET is merged by rule; different SIRETs never
-                if is_whole:
-                    pairs.add((i, j))
-                else:
-                    crowded[(i, j)] += 1
-                    if is_name:
-                        crowded_names[(i, j)] += 1
-    for (i, j), shared in crowded.items():
-        in_names = crowded_names.get((i, j), 0)
-        if shared >= 2 or (in_names and in_names >= min(name_keys[i], name_keys[j])):
-            pairs.add((i, j))
-    return sorted(pairs)
+    record, key, is_name, name_keys = _block_entries(records)
+    if not len(key):
+        return []
+    has_siret = np.fromiter((usable_siret(r.get("siret")) is not None for r in records),
+                            dtype=bool, count=len(records))
+    # Every pair of every block of up to _IGNORED_FROM records, in C: at 1M the loops over
+    # the blocks' members were a third of the matching.
+    size = np.bincount(key)
+    kept = size[key] <= _IGNORED_FROM
+    order = np.lexsort((record[kept], key[kept]))  # by block, members in record order
+    key, record = key[kept][order], record[kept][order]
+    left, right = _pairs_within_runs(key)
+    block = key[left]
+    i, j = record[left], record[right]
+    # same SIRET is merged by rule; different SIRETs never
+    worth = ~(has_siret[i] & has_siret[j])
+    block, i, j = block[worth], i[worth], j[worth]
+    n = np.int64(len(records))
+    in_whole = size[block] <= whole
+    pairs = [i[in_whole] * n + j[in_whole]]
+    # a crowded block's pair: by how many crowded keys it shares, of which name words
+    crowded, crowded_name = i[~in_whole] * n + j[~in_whole], is_name[block[~in_whole]]
+    found, shared = np.unique(crowded, return_counts=True)
+    named, in_names = np.unique(crowded[crowded_name], return_counts=True)
+    names_shared = np.zeros(len(found), dtype=np.int64)
+    names_shared[np.searchsorted(found, named)] = in_names
+    fewest = np.minimum(name_keys[found // n], name_keys[found % n])
+    pairs.append(found[(shared >= 2) | ((names_shared > 0) & (names_shared >= fewest))])
+    chosen = _distinct(np.concatenate(pairs))
+    return list(zip((chosen // n).tolist(), (chosen % n).tolist(), strict=True))
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique(values), by sorting: numpy's hashing unique took seconds on millions."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
+def _pairs_within_runs(run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) positions of every pair left < right within each run of equal values
+    of a sorted `run`, the left positions in order, each one's rights in order."""
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    ends = np.r_[starts[1:], len(run)]
+    # each position pairs with the positions after it in its run
+    after = np.repeat(ends, ends - starts) - np.arange(len(run)) - 1
+    left = np.repeat(np.arange(len(run)), after)
+    # the k-th partner of a position is k + 1 after it
+    first = np.cumsum(after) - after
+    right = left + np.arange(len(left)) - np.repeat(first, after) + 1
+    return left, right
 
 
 def features(a: Mapping, b: Mapping) -> dict[str, float | None]:

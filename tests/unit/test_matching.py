@@ -2,18 +2,25 @@
 
 import random
 
+import numpy as np
 import pytest
 from rapidfuzz import fuzz
 
+from transforms import matching
 from transforms.matching import (
     _LONG_NOISE,
     _NOISE,
+    _block_entries,
+    _block_keys,
     _is_noise,
+    _name_words,
+    _pairs_within_runs,
     candidate_pairs,
     classify,
     features,
     name_tokens,
     score,
+    usable_siret,
 )
 from transforms.spec import MatchingSettings
 
@@ -102,6 +109,105 @@ def test_the_settings_default_to_one_record_per_source(tmp_path):
     spec = parse_spec(text + "[matching]\nwhole_blocks_up_to = 3\n", tmp_path / "sources.toml")
     assert spec.matching.whole_blocks_up_to == 3
 
+
+
+# Names that take every path of the columnar folding: accents, ligatures Arrow leaves alone,
+# spaced acronyms, ST/STE, letters beyond Latin, combining marks, mistyped noise words.
+TRICKY_NAMES = ["Éco-Logis Stéphane", "Œuvre d'Insertion", "I D E O Services", "ST JEAN STE ANNE",
+                "ste-marie st", "Ωmega Жилье", "ﬁnance Solidaire", "Cafe\u0301 Re\u0301cup",
+                "ASSOCIATION INSRTION", "½ Lune ²", "Straße Grüne", "", None, "A B", "ST"]
+
+
+@pytest.mark.parametrize("name", TRICKY_NAMES)
+def test_names_are_split_in_columns_as_one_by_one(name):
+    import pyarrow as pa
+
+    rows, words = _name_words(pa.array(["Autre Nom", name, name], pa.string()))
+    by_row = [[w for row, w in zip(rows.tolist(), words.to_pylist(), strict=True) if row == k]
+              for k in range(3)]
+    assert by_row == [name_tokens("Autre Nom"), name_tokens(name), name_tokens(name)]
+
+
+def test_the_blocking_keys_of_a_partition_are_those_of_each_record(monkeypatch):
+    monkeypatch.setattr(matching, "_COLUMNS_FROM", 0)  # in columns however few the records
+    records = [r(name, adresse=adresse, telephone=phone, enseigne=sign, code_insee=insee)
+               for name in TRICKY_NAMES
+               for adresse, phone, sign, insee in [
+                   ("3 rue Neuve", None, None, "07019"),
+                   ("3, Rue Neuve", "+33465711234", "Tremplin", None),  # code_postal only
+                   ("", "+33465711234", name, "42147")]] + [
+        {"nom": "Sans Commune", "adresse": "1 place", "code_insee": None, "code_postal": None}]
+    record, key, is_name, name_keys = _block_entries(records)
+    got: list[set[int]] = [set() for _ in records]
+    for i, k in zip(record.tolist(), key.tolist(), strict=True):
+        got[i].add(k)
+    expected = [_block_keys(x) for x in records]
+    # as many keys per record, of which as many name keys
+    assert [len(keys) for keys, _ in expected] == [len(mine) for mine in got]
+    assert [names for _, names in expected] == name_keys.tolist()
+    # and the same blocks, of the same kinds
+    blocks = {}
+    for i, k in zip(record.tolist(), key.tolist(), strict=True):
+        blocks.setdefault(k, set()).add(i)
+    by_key = {}
+    for i, (keys, _) in enumerate(expected):
+        for k in keys:
+            by_key.setdefault(k, set()).add(i)
+    assert sorted(map(sorted, blocks.values())) == sorted(map(sorted, by_key.values()))
+    names_blocks = sorted(sorted(m) for k, m in blocks.items() if is_name[k])
+    assert names_blocks == sorted(sorted(m) for k, m in by_key.items()
+                                  if k.split("|", 1)[1][:2] in ("p:", "n:"))
+
+
+def test_pairs_within_runs_are_every_pair_of_each_run_in_order():
+    left, right = _pairs_within_runs(np.array([4, 4, 4, 7, 9, 9]))
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == [(0, 1), (0, 2), (1, 2), (4, 5)]
+
+
+def brute_force_pairs(records, whole):
+    """candidate_pairs' rule written plainly, one block and one pair at a time."""
+    keyed = [_block_keys(x) for x in records]
+    blocks = {}
+    for i, (keys, _) in enumerate(keyed):
+        for k in keys:
+            blocks.setdefault(k, []).append(i)
+    pairs, shared, named = set(), {}, {}
+    for k, members in blocks.items():
+        if len(members) > 200:
+            continue
+        for x, i in enumerate(members):
+            for j in members[x + 1:]:
+                if usable_siret(records[i].get("siret")) and usable_siret(records[j].get("siret")):
+                    continue
+                if len(members) <= whole:
+                    pairs.add((i, j))
+                else:
+                    shared[(i, j)] = shared.get((i, j), 0) + 1
+                    if k.split("|", 1)[1][:2] in ("p:", "n:"):
+                        named[(i, j)] = named.get((i, j), 0) + 1
+    for (i, j), n in shared.items():
+        m = named.get((i, j), 0)
+        if n >= 2 or (m and m >= min(keyed[i][1], keyed[j][1])):
+            pairs.add((i, j))
+    return sorted(pairs)
+
+
+@pytest.mark.parametrize("columns_from", [0, 10**6], ids=["in-columns", "one-by-one"])
+@pytest.mark.parametrize("seed", range(6))
+def test_candidate_pairs_follow_the_rule_on_random_communes(seed, columns_from, monkeypatch):
+    monkeypatch.setattr(matching, "_COLUMNS_FROM", columns_from)
+    rnd = random.Random(seed)
+    words = ["Solidarite", "Forez", "Pilat", "Velay", "Jarez", "Éco", "St", "I D E", "Gier"]
+    records = [r(" ".join(rnd.sample(words, rnd.randrange(0, 4))) or None,
+                 adresse=rnd.choice([None, "1 rue Neuve", "2 rue Neuve"]),
+                 code_insee=rnd.choice(["07019", "07019", "42147", None]),
+                 telephone=rnd.choice([None, "+33465711234"]),
+                 siret=rnd.choice([None, None, "19070916200019", "42385519600014",
+                                   "12345678999901"]))
+               for _ in range(rnd.randrange(20, 80))]
+    for whole in (1, 2, 4, 6):
+        assert candidate_pairs(records, whole_blocks_up_to=whole) == brute_force_pairs(
+            records, whole)
 
 BANDS = MatchingSettings(merge_threshold=0.85, review_threshold=0.60)
 
