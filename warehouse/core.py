@@ -112,11 +112,13 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
         replace_table(con, "core.structures", tables.structures, STRUCTURE_TYPES)
         replace_table(con, "core.postes", pd.DataFrame(tables.postes, columns=list(POSTE_TYPES),
                                                        dtype=object), POSTE_TYPES)
-        new = pd.DataFrame(sorted(tables.new_ids.items()),
-                           columns=["identity_key", "structure_id"], dtype=object)
-        con.register("_new_ids", new)
+        # Arrow columns, sorted by DuckDB: at 1M, sorting a million and a half keys in
+        # Python and making a frame of them took 3.9 s
+        con.register("_new_ids", pa.table({
+            "identity_key": pa.array(list(tables.new_ids), pa.string()),
+            "structure_id": pa.array(list(tables.new_ids.values()), pa.string())}))
         con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
-                    "FROM _new_ids", [now, now])
+                    "FROM _new_ids ORDER BY identity_key", [now, now])
         con.unregister("_new_ids")
         if tables.moved_ids:
             # first seen under their new ID now: the place split off is younger than the one
@@ -130,8 +132,8 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
             con.unregister("_moved_ids")
         # every key still in use (SIRETs and source records), not only the displayed one;
         # unsorted: sorting a national run's 1.5 million keys took a second
-        con.register("_seen_ids", pd.DataFrame({"identity_key": list(tables.seen_keys)},
-                                               dtype=object))
+        con.register("_seen_ids", pa.table({"identity_key": pa.array(list(tables.seen_keys),
+                                                                     pa.string())}))
         con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
                     "(SELECT identity_key FROM _seen_ids)", [now])
         con.unregister("_seen_ids")
