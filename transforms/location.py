@@ -161,21 +161,37 @@ def choose_location(
     return Location(None, None, None, None, tuple(refused))
 
 
+# What locating adds to each structure.
+LOCATION_COLUMNS = ("longitude", "latitude", "geo_precision", "geo_score", "geo_source",
+                    "geo_refused")
+
+
 def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float,
                       geocoded: dict[str, tuple] | None = None):
-    """Add longitude, latitude, geo_precision, geo_score, geo_source to merged structures.
+    """Add longitude, latitude, geo_precision, geo_score, geo_source and geo_refused to
+    merged structures (a copy).
 
     `shapes` maps commune and arrondissement codes to {"polygon", "centre"}; an
     arrondissement's shape is preferred to its city's. `geocoded` holds the accepted geocoder
     answers by structure_id.
     """
-    geocoded = geocoded or {}
     out = structures.copy()
+    for column, values in locations(structures, shapes, max_km_outside, geocoded).items():
+        out[column] = values
+    return out
+
+
+def locations(structures, shapes: dict[str, dict], max_km_outside: float,
+              geocoded: dict[str, tuple] | None = None) -> dict[str, list]:
+    """The LOCATION_COLUMNS of each structure, as `locate_structures` adds them."""
+    geocoded = geocoded or {}
     # column by column, not a dict per structure: a national set's 370,000 dicts were a
     # second of this step and memory at the run's peak
-    ids, candidates = out["structure_id"].tolist(), out["coordinate_candidates"].tolist()
+    ids = structures["structure_id"].tolist()
+    candidates = structures["coordinate_candidates"].tolist()
     found = [shapes.get(a or "") or shapes.get(c or "") or {} for a, c in zip(
-        _column(out, "code_arrondissement"), _column(out, "code_insee"), strict=True)]
+        _column(structures, "code_arrondissement"), _column(structures, "code_insee"),
+        strict=True)]
     # How far each candidate point lies outside its commune, for all structures at once
     polygons, lons, lats = [], [], []
     for points, shape in zip(candidates, found, strict=True):
@@ -198,13 +214,12 @@ def locate_structures(structures, shapes: dict[str, dict], max_km_outside: float
                 [next(kms) for _ in points] if polygon is not None else None,
             )
         )
-    out["longitude"] = [loc.longitude for loc in located]
-    out["latitude"] = [loc.latitude for loc in located]
-    out["geo_precision"] = [loc.geo_precision for loc in located]
-    out["geo_score"] = [loc.geo_score for loc in located]
-    out["geo_source"] = [loc.geo_source for loc in located]
-    out["geo_refused"] = [list(loc.rejected) for loc in located]
-    return out
+    return {"longitude": [loc.longitude for loc in located],
+            "latitude": [loc.latitude for loc in located],
+            "geo_precision": [loc.geo_precision for loc in located],
+            "geo_score": [loc.geo_score for loc in located],
+            "geo_source": [loc.geo_source for loc in located],
+            "geo_refused": [list(loc.rejected) for loc in located]}
 
 
 def _column(frame: pd.DataFrame, name: str) -> list:

@@ -5,7 +5,7 @@ redirects, structures, IDs, successions, disagreements, marts, history, comments
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -87,20 +87,23 @@ class CoreTables:
     candidates: pd.DataFrame | pa.Table
     judgements: pd.DataFrame
     redirects: Mapping[str, str]
-    structures: pd.DataFrame  # located
+    structures: pd.DataFrame | None  # located (None: write_core's `located` gives them)
     new_ids: Mapping[str, str]  # keys first seen now → structure_id
     seen_keys: Iterable[str]  # every key still in use
     successions: list[tuple[str, str, str, float]]  # (new_key, old_key, structure_id, score)
-    disagreements: list[list]  # rows of DISAGREEMENT_COLUMNS
+    disagreements: list[list] | None  # rows of DISAGREEMENT_COLUMNS (as `structures`)
     postes: list[list] = field(default_factory=list)  # rows of POSTE_TYPES
     # known keys moved to a new ID (a place split off the one that kept theirs)
     moved_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
-               now: dt.datetime) -> dict:
+               now: dt.datetime,
+               located: Callable[[], tuple[pd.DataFrame, list[list]]] | None = None) -> dict:
     """Replace the core tables, record IDs, successions and disagreements, recreate the marts
-    and the history, in one transaction. Returns the history's counts."""
+    and the history, in one transaction. Returns the history's counts. `located`, when
+    given, gives the structures and the disagreements (in place of the tables') once what
+    does not depend on them is written: the caller locates them meanwhile."""
     with transaction(con):
         replace_table(con, "core.records", tables.records, RECORD_TYPES)
         replace_table(con, "core.links", tables.links, LINK_TYPES)
@@ -109,7 +112,6 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
         replace_table(con, "core.structure_redirects", pd.DataFrame(
             sorted(tables.redirects.items()), columns=list(REDIRECT_TYPES), dtype=object),
             REDIRECT_TYPES)
-        replace_table(con, "core.structures", tables.structures, STRUCTURE_TYPES)
         replace_table(con, "core.postes", pd.DataFrame(tables.postes, columns=list(POSTE_TYPES),
                                                        dtype=object), POSTE_TYPES)
         # Arrow columns, sorted by DuckDB: at 1M, sorting a million and a half keys in
@@ -140,10 +142,15 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
         if tables.successions:
             con.executemany("INSERT INTO core.id_successions VALUES (?, ?, ?, ?, ?, ?)",
                             [[now, run_id, *s] for s in tables.successions])
-        if tables.disagreements:
+        if located is None:
+            structures, flags = tables.structures, tables.disagreements
+        else:
+            structures, flags = located()
+        replace_table(con, "core.structures", structures, STRUCTURE_TYPES)
+        if flags:
             # One INSERT from a frame: executemany goes row by row (a second for thousands).
             con.register("_flags", pd.DataFrame(
-                [[run_id, *f] for f in tables.disagreements], dtype=object,
+                [[run_id, *f] for f in flags], dtype=object,
                 columns=["run_id", *DISAGREEMENT_COLUMNS]))
             con.execute("INSERT INTO ops.geo_disagreements BY NAME SELECT * FROM _flags")
             con.unregister("_flags")
