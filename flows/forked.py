@@ -213,3 +213,40 @@ def forked_meanwhile(job: Callable[[], T]) -> Iterator[Callable[[], T]]:
     finally:
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
+
+
+# The processes of forked_background, until wait_background reaps them.
+_BACKGROUND: list[tuple[int, str]] = []
+
+
+def forked_background(job: Callable[[], object], what: str) -> None:
+    """Run `job` in a forked process and go on without its result: for work nobody waits
+    for, such as a memo written for the next run (at 1M the clustering memo took 2.4 s of
+    the flow's process). `wait_background` waits for it. Where the platform cannot fork,
+    or inside a forked job, the job runs here and now."""
+    if not can_fork() or _JOBS is not None:
+        job()
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: the job, then out, without the parent's exit handlers
+        code = 1
+        try:
+            job()
+            code = 0
+        finally:
+            os._exit(code)
+    _BACKGROUND.append((pid, what))
+
+
+def wait_background() -> list[str]:
+    """Wait for every forked_background job; returns what those that failed were doing
+    (each also logged as a warning)."""
+    failed = []
+    while _BACKGROUND:
+        pid, what = _BACKGROUND.pop(0)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(what)
+            task_logger().warning("%s failed in its forked process (exit %d)", what,
+                                  os.waitstatus_to_exitcode(status))
+    return failed
