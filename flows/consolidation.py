@@ -36,10 +36,8 @@ from flows.forked import (
     available_memory,
     can_fork,
     default_workers,
-    forked_background,
     forked_meanwhile,
     run_forked,
-    wait_background,
 )
 from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
@@ -85,13 +83,7 @@ from warehouse.db import (
     frame_of_arrow,
 )
 from warehouse.lock import WarehouseBusy, consolidation_lock
-from warehouse.memos import (
-    Layered,
-    cluster_memo_path,
-    load_layered,
-    query_memo_path,
-    save_layered,
-)
+from warehouse.memos import cluster_memo_path, load_layered, query_memo_path, save_layered
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_shapes, communes_by_code
 from warehouse.registry import export_registry
@@ -265,7 +257,7 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
                            known.first_seen, memo, staged.row_digests,
                            cluster_spread(staged.table))
     if memo.clustered or len(memo.kept) != len(memo.known):  # else the files hold it already
-        _save_memo(memo_file, fingerprint, memo.kept, stored, "the clustering memo")
+        save_layered(memo_file, fingerprint, memo.kept, stored)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
     sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
     demoted = result.demoted
@@ -287,22 +279,6 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
                   result.current, result.moved,
                   redirects, arrow_table(candidates, CANDIDATE_TYPES), staged.judgements,
                   staged.inherited, memo.reused, memo.clustered)
-
-
-# From this many entries a memo is written by a forked process while the flow goes on (at
-# 1M the clustering memo took 2.4 s to write); smaller ones are written at once.
-MEMO_FORK_FROM = 20_000
-
-
-def _save_memo(path: Path, fingerprint: str, kept: dict, loaded: Layered, what: str
-               ) -> None:
-    """save_layered, by a forked process for a large memo: merge_geocode_locate waits for
-    it before it returns, so the next consolidation reads it whole."""
-    if len(kept) >= MEMO_FORK_FROM:
-        forked_background(functools.partial(save_layered, path, fingerprint, kept, loaded),
-                          f"writing {what}")
-    else:
-        save_layered(path, fingerprint, kept, loaded)
 
 
 def features_json(features: dict, blocked: str | None = None) -> str:
@@ -366,7 +342,7 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
             accepted, stats = geocode_structures(con, rows, settings,
                                                  client, resend_all=resend_all,
                                                  progress=progress, memo=memo)
-            _save_memo(path, GEOCODING_CODE, memo.kept, loaded, "the geocoding's query memo")
+            save_layered(path, GEOCODING_CODE, memo.kept, loaded)
     finally:
         client.close()
         forget_folded_places()
@@ -532,17 +508,7 @@ def _consolidate_locked(run: Run, force_publish: bool, force: bool) -> None:
 def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
                          resend_all: bool = False,
                          progress: Callable[[int, int], None] | None = None) -> bool:
-    """The consolidation proper; False when a step failed and nothing was written. The memos
-    its steps write in forked processes are on disk when it returns."""
-    try:
-        return _merge_geocode_locate(run, settings, resend_all, progress)
-    finally:
-        wait_background()
-
-
-def _merge_geocode_locate(run: Run, settings: GeocoderSettings | None,
-                          resend_all: bool,
-                          progress: Callable[[int, int], None] | None) -> bool:
+    """The consolidation proper; False when a step failed and nothing was written."""
     spec, root, summary = run.spec, run.root, run.summary
     settings = settings or spec.geocoder
     start = dt.datetime.now()

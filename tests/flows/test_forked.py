@@ -105,26 +105,6 @@ def test_inside_a_forked_job_a_job_meanwhile_runs_in_that_process():
     assert job == inner != os.getpid()
 
 
-def _writes_after(mark, out) -> None:
-    out.write_text(_waits_for(mark))
-
-
-def test_a_background_job_runs_on_after_the_caller_goes_on(tmp_path):
-    mark, out = tmp_path / "the caller went on", tmp_path / "written"
-    forked.forked_background(functools.partial(_writes_after, mark, out), "writing a file")
-    mark.touch()  # the job waits for this: the caller was not held
-    assert forked.wait_background() == []
-    assert out.read_text() == "saw the mark"
-    assert forked.wait_background() == []  # nothing left to wait for
-
-
-def test_a_failing_background_job_is_reported_when_waited_for(caplog):
-    forked.forked_background(_fails, "refusing its input")
-    with caplog.at_level("WARNING"):
-        assert forked.wait_background() == ["refusing its input"]
-    assert "refusing its input failed" in caplog.text
-
-
 @pytest.mark.parametrize("result", [
     list(range(45)),
     (["a"] * 23, {"held": 1}),
