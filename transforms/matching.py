@@ -200,7 +200,7 @@ def _name_words(names: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 # Below this many records, folding names in Arrow costs more than it saves (a pair that
-# `evaluate` checks: a millisecond against 30 µs).
+# `evaluate` checks: 1.1 ms through Arrow, 65 µs one record at a time).
 _COLUMNS_FROM = 64
 
 
