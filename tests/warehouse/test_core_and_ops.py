@@ -1,5 +1,6 @@
 """core.* written in one transaction; the geocoding cache; ops.*; marts.publications."""
 
+import dataclasses
 import datetime as dt
 
 import pandas as pd
@@ -59,6 +60,25 @@ def test_a_failing_write_leaves_the_previous_consolidation(con):
         core.write_core(con, broken, "r2", NOW)
     assert [r["structure_id"] for r in publications.published_rows(con)] == ["siae-0001"]
     assert core.identities(con).known == {"record:a:0": "siae-0001"}
+
+
+def test_structures_located_meanwhile_are_written_in_the_same_transaction(con):
+    core.write_core(con, tables([structure(1)]), "r1", NOW)
+    located = tables([structure(2)], new_ids={"record:a:9": "siae-0002"})
+    pending = dataclasses.replace(located, structures=None, disagreements=None)
+
+    def fails():
+        raise RuntimeError("the locating process died")
+
+    with pytest.raises(RuntimeError, match="locating process died"):
+        core.write_core(con, pending, "r2", NOW, located=fails)
+    # nothing of the second consolidation stays: not even its records and IDs
+    assert [r["structure_id"] for r in publications.published_rows(con)] == ["siae-0001"]
+    assert core.identities(con).known == {"record:a:0": "siae-0001"}
+    core.write_core(con, pending, "r2", NOW,
+                    located=lambda: (located.structures, located.disagreements))
+    assert [r["structure_id"] for r in publications.published_rows(con)] == ["siae-0002"]
+    assert core.identities(con).known["record:a:9"] == "siae-0002"
 
 
 def test_the_geocoding_cache_stores_prunes_and_counts_what_is_due(con):
