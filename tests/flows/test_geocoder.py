@@ -174,6 +174,25 @@ def test_a_geocoder_down_keeps_cached_answers_and_reports_the_error(con, httpser
     assert set(accepted) == {"s1", "s2"}  # from the cache
 
 
+def test_answers_are_cached_by_groups_and_those_before_a_failure_are_all_kept(
+        con, httpserver, monkeypatch):
+    # written two addresses at a time: the third answer, alone in its group when the
+    # fourth batch fails, is written too
+    monkeypatch.setattr("flows.geocoder.STORE_EVERY", 2)
+    for _ in range(3):
+        httpserver.expect_ordered_request("/geocodage/search/csv/").respond_with_handler(
+            ban_handler())
+    httpserver.expect_ordered_request("/geocodage/search/csv/").respond_with_data(
+        "down", status=500)
+    _, stats = run(con, GeocoderSettings(base_url=httpserver.url_for("/geocodage"), retries=0,
+                                         rate_per_second=50, batch_size=1,
+                                         batches_in_flight=1))
+    assert stats.sent == 3 and "HTTP 500" in stats.error
+    stored = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') "
+                         "FROM core.geocodes").fetchone()
+    assert stored == (3, 3)
+
+
 def test_cache_rows_no_longer_referenced_are_pruned(con, httpserver):
     httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
     s = settings(httpserver)

@@ -1,8 +1,12 @@
 """Address preparation, the BAN CSV contract read by name, and acceptance."""
 
+import csv
+import io
+
 import pytest
 
 from transforms.geocoding import (
+    REQUEST_COLUMNS,
     Result,
     accept,
     clean_address,
@@ -62,6 +66,27 @@ def test_response_read_by_name_with_bom_reordered_and_without_status():
     out = parse_response(text.encode("utf-8"))
     assert out["k1"] == Result("k1", "ok", 44.62, 4.39, 0.81, "street", None, None)
     assert out["k2"].status == "not-found"
+
+
+def test_response_rows_blank_short_or_long_are_read_as_csv_dictreader_reads_them():
+    # a blank line is skipped; a short row's missing cells are empty; a long row's extra
+    # cells are ignored, and never read as a column the answer lacks (result_status here)
+    text = ("key,latitude,longitude,result_score,result_type\n"
+            "\n"
+            "k1,44.6,4.4\n"
+            "k2,44.7,4.5,0.9,street,surplus\n")
+    out = parse_response(text.encode("utf-8"))
+    assert list(out) == ["k1", "k2"]
+    assert out["k1"] == Result("k1", "ok", 44.6, 4.4, None, None, None, None)
+    assert out["k2"] == Result("k2", "ok", 44.7, 4.5, 0.9, "street", None, None)
+
+
+def test_a_query_is_sent_as_its_row_with_quoting():
+    q = make_query({"adresse": '2 rue "Haute", bât. B', "code_postal": "07200",
+                    "commune": "Aubenas", "code_insee": "07019"})
+    assert '"' in q.adresse and "," in q.adresse
+    rows = list(csv.reader(io.StringIO(request_csv([q]).decode())))
+    assert rows == [list(REQUEST_COLUMNS), [q.key, q.adresse, "07200", "Aubenas", "07019"]]
 
 
 def test_response_without_result_columns_is_an_error():
