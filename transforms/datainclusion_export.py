@@ -23,7 +23,7 @@ import pydantic
 from data_inclusion.schema.v1 import ReseauPorteur, Structure
 
 from transforms.fields import published_fields
-from transforms.publication import neutralise
+from transforms.publication import FORMULA_STARTS, neutralise
 
 SOURCE = "siae-atlas"
 COLUMNS = tuple(Structure.model_fields)
@@ -235,7 +235,7 @@ def _cells(doc: dict) -> list[str]:
         if v is None:
             cells.append("")
         elif type(v) is str:
-            cells.append(neutralise(v))
+            cells.append(v if v[:1] not in FORMULA_STARTS else neutralise(v))
         elif isinstance(v, list):
             cells.append(json.dumps(v))
         elif isinstance(v, float):

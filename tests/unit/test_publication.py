@@ -121,6 +121,23 @@ def test_formula_cells_are_neutralised_in_the_csv_only(value, written):
     assert parsed[1][FIELD_NAMES.index("nom")] == written
 
 
+def test_csv_lines_kept_from_the_last_file_sit_between_new_rows_in_row_order():
+    # an unchanged row's line is taken as it is; the new rows around it (one with a line
+    # break in a cell, so written fully quoted) keep their order and their own quoting
+    from transforms.publication import csv_lines_by_id
+
+    before = [row("siae-a"), row("siae-b", nom="Ancien"), row("siae-c")]
+    kept = {k: v for k, v in csv_lines_by_id(csv_bytes(before), ["siae-a", "siae-b", "siae-c"]
+                                             ).items() if k == "siae-b"}
+    after = [row("siae-a", nom="Deux\r\nlignes"), row("siae-b", nom="Nouveau"),
+             row("siae-c", nom="=1+1")]
+    parsed = list(csv.reader(io.StringIO(csv_bytes(after, kept).decode("utf-8"),
+                                         newline="")))
+    names = [r[FIELD_NAMES.index("nom")] for r in parsed[1:]]
+    assert names == ["Deux\r\nlignes", "Ancien", "'=1+1"]
+    assert csv_bytes(after, kept).decode("utf-8").split("\n")[1].startswith('"siae-a","')
+
+
 def test_rows_unchanged_between_releases_are_not_listed_and_changed_ones_are():
     from transforms.publication import compute_changes
     base = {"structure_id": "s1", "nom": "A", "latitude": 45.0, "longitude": 4.0,
