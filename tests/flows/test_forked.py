@@ -176,3 +176,57 @@ def test_the_site_makes_its_pages_in_this_process_without_the_memory_to_fork(mon
     assert site._workers(2, 100_000, 100_000) == 2
     monkeypatch.setattr(forked, "available_memory", lambda: 1 << 20)
     assert site._workers(2, 100_000, 100_000) == 1
+
+
+def _items_then(error: BaseException | None = None, count: int = 3):
+    def items():
+        for n in range(count):
+            yield n, os.getpid(), bytes(300_000)  # each larger than a default pipe
+        if error is not None:
+            raise error
+    return items
+
+
+def test_a_forked_stream_gives_the_items_in_order_as_another_process_makes_them():
+    got = list(forked.forked_stream(_items_then()))
+    assert [n for n, _, _ in got] == [0, 1, 2]
+    assert {pid for _, pid, _ in got} != {os.getpid()}
+
+
+def test_a_forked_stream_raises_the_error_after_the_items_made_before_it():
+    got = []
+    with pytest.raises(ValueError, match="made two"):
+        for item in forked.forked_stream(_items_then(ValueError("made two"), count=2)):
+            got.append(item[0])
+    assert got == [0, 1]
+
+
+class _Unreadable(Exception):
+    def __init__(self, a, b):  # pickle calls it with one argument: it cannot be read back
+        super().__init__(f"{a} {b}")
+
+
+def test_an_error_that_cannot_travel_comes_back_as_its_text():
+    with pytest.raises(RuntimeError, match="_Unreadable: the BAN said no"):
+        list(forked.forked_stream(_items_then(_Unreadable("the BAN", "said no"), count=0)))
+
+
+def test_a_forked_stream_whose_process_dies_says_so():
+    def dies():
+        yield 1
+        os._exit(3)
+
+    got = []
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        for item in forked.forked_stream(dies):
+            got.append(item)
+    assert got == [1]
+
+
+def test_a_caller_that_stops_early_ends_the_other_process():
+    import multiprocessing
+
+    stream = forked.forked_stream(_items_then(count=1000))
+    assert next(stream)[0] == 0
+    stream.close()
+    assert multiprocessing.active_children() == []
