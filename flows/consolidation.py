@@ -32,13 +32,7 @@ from flows.fingerprints import (
     cluster_memo_fingerprint,
     file_hash,
 )
-from flows.forked import (
-    available_memory,
-    can_fork,
-    default_workers,
-    forked_meanwhile,
-    run_forked,
-)
+from flows.forked import available_memory, can_fork, default_workers, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
 from flows.judgements import load_judgements, read_rows
@@ -362,47 +356,47 @@ def _postes(merged: Merged) -> list[list]:
 
 @task(cache_policy=NO_CACHE)
 @gc_paused_during
-def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
+def locate_and_write(spec: Spec, home: Path, merged: Merged,
+                     geocoding: Callable[[], tuple[Geocoded | None, str | None, float]],
                      run_id: str) -> Located:
-    """Locate each structure (geocoder, source point, commune centre) and write the core
-    layer and the marts in one transaction."""
+    """Write the core layer and the marts in one transaction, locating each structure
+    (geocoder, source point, commune centre) once `geocoding` gives the geocoder's answers
+    (the `geocode` task's outcome: it runs meanwhile, and the records, links and IDs, which
+    do not depend on it, are written while it does; a failed geocoding locates without)."""
     now = dt.datetime.now()
-    structures = merged.structures
     with connect(WarehousePaths(home).database) as con:
-        # A commune the reference could not find, the geocoder may have (a former name).
-        missing = set(structures.loc[structures["code_insee"].isna(), "structure_id"])
-        unplaced = {a[4] for sid, a in geocoded.accepted.items()
-                    if sid in missing and len(a) > 4 and a[4]}
-        structures = communes_from_geocoder(structures, geocoded.accepted,
-                                            communes_by_code(con, sorted(unplaced)))
-        codes = sorted({c for col in ("code_insee", "code_arrondissement")
-                        for c in structures[col] if c})
-        job = functools.partial(_locations, structures, commune_shapes(con, codes),
-                                spec.defaults.max_km_outside_commune, geocoded.accepted,
-                                spec.geocoder.max_km_disagreement)
         done: dict = {}
 
         def located() -> tuple[pd.DataFrame, list[list]]:
-            columns, done["flags"] = later()
+            answer, err, _ = geocoding()
+            geocoded = answer if err is None and answer is not None else Geocoded()
+            structures = merged.structures
+            # A commune the reference could not find, the geocoder may have (a former name).
+            missing = set(structures.loc[structures["code_insee"].isna(), "structure_id"])
+            unplaced = {a[4] for sid, a in geocoded.accepted.items()
+                        if sid in missing and len(a) > 4 and a[4]}
+            structures = communes_from_geocoder(structures, geocoded.accepted,
+                                                communes_by_code(con, sorted(unplaced)))
+            codes = sorted({c for col in ("code_insee", "code_arrondissement")
+                            for c in structures[col] if c})
+            columns, done["flags"] = _locations_spread(
+                structures, commune_shapes(con, codes), spec.defaults.max_km_outside_commune,
+                geocoded.accepted, spec.geocoder.max_km_disagreement)
             done["structures"] = structures.assign(**columns)
             return done["structures"], done["flags"]
 
-        # Locating is pure Python, and the records, links and IDs do not depend on it: from
-        # LOCATE_FORK_FROM structures a forked process locates while they are written.
-        with (forked_meanwhile(job) if len(structures) >= LOCATE_FORK_FROM
-              else nullcontext(job)) as later:
-            judged = pd.DataFrame(read_rows(spec.matching.judgements),
-                                  columns=list(JUDGEMENT_TYPES), dtype=object)
-            history = core.write_core(con, core.CoreTables(
-                records=merged.records,
-                links=merged.links, candidates=merged.candidates,
-                judgements=judged, redirects=merged.redirects, structures=None,
-                new_ids=merged.new_ids, moved_ids=merged.moved, seen_keys=merged.current,
-                successions=[(s.new_key, s.old_key, s.structure_id, s.score)
-                             for s in merged.successions],
-                disagreements=None,
-                postes=_postes(merged)),
-                run_id, now, located)
+        judged = pd.DataFrame(read_rows(spec.matching.judgements),
+                              columns=list(JUDGEMENT_TYPES), dtype=object)
+        history = core.write_core(con, core.CoreTables(
+            records=merged.records,
+            links=merged.links, candidates=merged.candidates,
+            judgements=judged, redirects=merged.redirects, structures=None,
+            new_ids=merged.new_ids, moved_ids=merged.moved, seen_keys=merged.current,
+            successions=[(s.new_key, s.old_key, s.structure_id, s.score)
+                         for s in merged.successions],
+            disagreements=None,
+            postes=_postes(merged)),
+            run_id, now, located)
         export_registry(con, WarehousePaths(home).raw)
     out = done["structures"]
     precision = out["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
@@ -410,9 +404,26 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged, geocoded: Geocoded,
                    len(done["flags"]), history["opened"])
 
 
-# From this many structures, a forked process locates them (below, forking costs more than
-# the few seconds it overlaps: at 1M, locating took 3.9 s and writing the rest 5 s).
+# From this many structures, forked processes locate them, a share each (pure Python; below,
+# forking costs more than it saves).
 LOCATE_FORK_FROM = 20_000
+
+
+def _locations_spread(structures: pd.DataFrame, shapes: dict, max_km_outside: float,
+                      accepted: dict, max_km_disagreement: float
+                      ) -> tuple[dict[str, list], list]:
+    """`_locations`, from LOCATE_FORK_FROM structures by forked processes, one share of the
+    structures each (a structure is located on its own), their columns and flags joined."""
+    workers = default_workers() if can_fork() else 1
+    if len(structures) < LOCATE_FORK_FROM or workers < 2:
+        return _locations(structures, shapes, max_km_outside, accepted, max_km_disagreement)
+    size = -(-len(structures) // workers)
+    parts = run_forked([functools.partial(_locations, structures.iloc[start:start + size],
+                                          shapes, max_km_outside, accepted,
+                                          max_km_disagreement)
+                        for start in range(0, len(structures), size)], workers)
+    columns = {c: [v for part, _ in parts for v in part[c]] for c in parts[0][0]}
+    return columns, [flag for _, flags in parts for flag in flags]
 
 
 def _locations(structures: pd.DataFrame, shapes: dict, max_km_outside: float,
@@ -525,27 +536,19 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
                                  "redirects": len(merged.redirects),
                                  "ids_inherited": len(merged.successions),
                                  **matching}), start)
-    geocoded = Geocoded()
+    # Geocoding runs in a thread while the core tables are written: locate_and_write waits
+    # for it only to locate (at 1M the records, links and IDs took 7 s to write).
     start = dt.datetime.now()
     if not settings.enabled:
         run.step(StepResult("geocode", None, "skipped", 0.0,
                             message="[geocoder] enabled = false"), start)
-    else:
-        answer, err, secs = run.call(geocode, root, settings, merged.structures,
-                                     spec.defaults.user_agent, resend_all, progress)
-        if err:
-            run.step(StepResult("geocode", None, "failed", secs, message=err), start)
-        else:
-            geocoded, stats = answer, answer.stats
-            summary.geocoding_requests = stats.requests
-            run.step(StepResult(
-                "geocode", None, "failed" if stats.error else "ok", secs,
-                rows_in=stats.addresses, rows_out=stats.accepted, message=stats.error,
-                details={"requests": stats.requests, "sent": stats.sent,
-                         "cache_hits": stats.cache_hits, "refused": stats.refused,
-                         "pruned": stats.pruned}), start)
-    start = dt.datetime.now()
-    located, err, secs = run.call(locate_and_write, spec, root, merged, geocoded, run.run_id)
+    with (run.beside(geocode, root, settings, merged.structures, spec.defaults.user_agent,
+                     resend_all, progress) if settings.enabled
+          else nullcontext(lambda: (Geocoded(), None, 0.0))) as geocoding:
+        located, err, secs = run.call(locate_and_write, spec, root, merged, geocoding,
+                                      run.run_id)
+    if settings.enabled:
+        _geocode_step(run, *geocoding(), start)
     if err:
         run.step(StepResult("locate", None, "failed", secs, message=err), start)
         return False
@@ -557,6 +560,22 @@ def merge_geocode_locate(run: Run, settings: GeocoderSettings | None = None,
                                  "new_versions": located.versions,
                                  "disagreements": located.disagreements}), start)
     return True
+
+
+def _geocode_step(run: Run, geocoded: Geocoded | None, err: str | None, secs: float,
+                  start: dt.datetime) -> None:
+    """The geocode step's report: the task failed (`err`), or the geocoder did (its stats)."""
+    if err or geocoded is None:
+        run.step(StepResult("geocode", None, "failed", secs, message=err), start)
+        return
+    stats = geocoded.stats
+    run.summary.geocoding_requests = stats.requests
+    run.step(StepResult(
+        "geocode", None, "failed" if stats.error else "ok", secs,
+        rows_in=stats.addresses, rows_out=stats.accepted, message=stats.error,
+        details={"requests": stats.requests, "sent": stats.sent,
+                 "cache_hits": stats.cache_hits, "refused": stats.refused,
+                 "pruned": stats.pruned}), start)
 
 
 def _publish_step(run: Run, force_publish: bool, structures: int) -> bool:

@@ -193,30 +193,6 @@ def forked_each(jobs: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
         _JOBS, _SPOOL = None, None
 
 
-@contextlib.contextmanager
-def forked_meanwhile(job: Callable[[], T]) -> Iterator[Callable[[], T]]:
-    """Start `job` in a forked process now, and give the caller a function that waits for
-    its result (a job's exception is raised there): the caller works meanwhile on what does
-    not need it, and may fork jobs of its own. Where the platform cannot fork, or inside
-    another forked job, the job runs in this process when its result is asked for."""
-    global _JOBS, _SPOOL
-    if not can_fork() or _JOBS is not None:
-        yield job
-        return
-    spool = _spool_folder()
-    try:
-        _JOBS, _SPOOL = [job], spool
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-            try:
-                future = pool.submit(_run, 0)  # a fork context forks its process here
-            finally:
-                _JOBS, _SPOOL = None, None  # the process has its copy
-            yield lambda: _received(future.result())
-    finally:
-        if spool is not None:
-            shutil.rmtree(spool, ignore_errors=True)
-
-
 def forked_stream(items: Callable[[], Iterable[T]]) -> Iterator[T]:
     """The items of `items()`, made in a forked process and sent here one at a time as it
     makes them (through a pipe): this process works on each (writes it to the warehouse)

@@ -3,12 +3,16 @@ terminal) and the alerts sent at its end."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +146,16 @@ class Run:
     def call(self, fn, *args, **kwargs):
         """(value or None, error message or None, seconds) of a task of this run."""
         return (call_direct if self.direct else run_task)(fn, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def beside(self, fn, *args, **kwargs) -> Iterator[Callable[[], tuple]]:
+        """Call a task of this run (`call`) in a thread while the caller works on what does
+        not need it; give a function that waits for its (value, error, seconds). The block
+        ends when the task has, whatever happened in it."""
+        context = contextvars.copy_context()  # the flow run's: Prefect's task sees it
+        with ThreadPoolExecutor(1, thread_name_prefix=f"{fn.name}-beside") as pool:
+            future = pool.submit(context.run, self.call, fn, *args, **kwargs)
+            yield future.result
 
     def step(self, result: StepResult, start: dt.datetime) -> StepResult:
         self.summary.steps.append(result)

@@ -69,42 +69,6 @@ def test_a_failing_job_raises_here_and_leaves_no_file(tmp_path, monkeypatch):
     assert _spools(tmp_path) == []
 
 
-def _starts_then_waits(started, mark) -> tuple[int, str]:
-    started.touch()
-    return os.getpid(), _waits_for(mark)
-
-
-def test_a_job_forked_meanwhile_runs_while_the_caller_works(tmp_path, monkeypatch):
-    monkeypatch.setattr(forked, "SHARED_MEMORY", tmp_path)
-    started, mark = tmp_path / "the job started", tmp_path / "the caller worked"
-    with forked.forked_meanwhile(functools.partial(_starts_then_waits, started, mark)) as result:
-        assert _waits_for(started) == "saw the mark"  # before its result is asked for
-        # the caller may fork jobs of its own meanwhile
-        assert [r["n"] for r in forked.run_forked(
-            [functools.partial(_payload, n) for n in range(3)], 2)] == [0, 1, 2]
-        mark.touch()
-        pid, waited = result()
-    assert pid != os.getpid() and waited == "saw the mark"
-    assert _spools(tmp_path) == []
-
-
-def test_a_job_forked_meanwhile_raises_its_error_when_asked(tmp_path, monkeypatch):
-    monkeypatch.setattr(forked, "SHARED_MEMORY", tmp_path)
-    with forked.forked_meanwhile(_fails) as result, pytest.raises(
-            ValueError, match="job 2 refused"):
-        result()
-    assert _spools(tmp_path) == []
-
-
-def test_inside_a_forked_job_a_job_meanwhile_runs_in_that_process():
-    def nested() -> tuple[int, int]:
-        with forked.forked_meanwhile(functools.partial(_payload, 7)) as result:
-            return os.getpid(), result()["pid"]
-
-    [(job, inner)] = forked.run_forked([nested, functools.partial(_payload, 1)], 2)[:1]
-    assert job == inner != os.getpid()
-
-
 @pytest.mark.parametrize("result", [
     list(range(45)),
     (["a"] * 23, {"held": 1}),

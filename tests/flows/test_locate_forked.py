@@ -1,5 +1,5 @@
-"""Structures located by a forked process while the records are written are those located
-in the flow's own process: the same core tables, disagreements and publication."""
+"""Structures located by forked processes, a share each, are those located in the flow's own
+process: the same core tables, disagreements and publication."""
 
 import pytest
 
@@ -17,14 +17,14 @@ TABLES = {
 
 
 def _synced(demo, home, monkeypatch, fork_from: int, forks: list) -> dict:
-    real = forked.forked_meanwhile
+    real = forked.run_forked  # (not the module's: a second call would wrap the first)
 
-    def counting(job):
-        forks.append(job)
-        return real(job)
+    def counting(jobs, workers):
+        forks.extend(j for j in jobs if getattr(j, "func", None) is consolidation._locations)
+        return real(jobs, workers)
 
     monkeypatch.setattr(consolidation, "LOCATE_FORK_FROM", fork_from)
-    monkeypatch.setattr(consolidation, "forked_meanwhile", counting)
+    monkeypatch.setattr(consolidation, "run_forked", counting)
     summary = sync_direct(str(demo / "sources.toml"), home=str(home))
     assert summary.published
     out = {name: query(home, sql) for name, sql in TABLES.items()}
@@ -37,6 +37,6 @@ def test_structures_located_by_a_forked_process_are_located_as_here(demo, tmp_pa
     here_forks, forked_forks = [], []
     here = _synced(demo, tmp_path / "here", monkeypatch, 10**9, here_forks)
     there = _synced(demo, tmp_path / "forked", monkeypatch, 0, forked_forks)
-    assert here_forks == [] and len(forked_forks) == 1
+    assert here_forks == [] and len(forked_forks) == min(2, forked.default_workers())
     assert here["structures"] and here["disagreements"]  # something to compare
     assert there == here
