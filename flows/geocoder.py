@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import functools
 import io
 import itertools
 import logging
@@ -25,7 +24,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from flows.forked import can_fork, default_workers, forked_stream, run_forked
+from flows.forked import forked_stream
 from flows.http import RateLimiter, describe, http_session
 from transforms.geocoding import (
     FILTER_COLUMN,
@@ -164,7 +163,8 @@ def geocode_structures(
     addresses (the same queries, made faster)."""
     now = now or dt.datetime.now()
     stats = GeocodeStats()
-    by_structure = _queries(structures, memo)
+    query = make_query if memo is None else memo.query
+    by_structure = {s["structure_id"]: q for s in structures if (q := query(s))}
     queries = {q.key: q for q in by_structure.values()}
     stats.addresses = len(by_structure)
     cached = geocodes.cached(con, list(queries))
@@ -253,38 +253,6 @@ def _answers(client, batches: list[list[Query]], in_flight: int
         finally:  # the caller gave up: nothing more is sent
             for _, future in sent:
                 future.cancel()
-
-
-# From this many structures whose addresses the memo mostly lacks (a first run), forked
-# processes make their queries, a share each (at 1M: 370,000 queries, 4.4 s in one process).
-QUERY_FORK_FROM = 50_000
-
-
-def _queries(structures: list[dict], memo: QueryMemo | None) -> dict[str, Query]:
-    """Each structure's query (`memo.query`, or make_query without a memo) by structure_id,
-    for the structures that have one; `memo.kept` gets their addresses."""
-    workers = default_workers()
-    if (len(structures) < QUERY_FORK_FROM or workers < 2 or not can_fork()
-            or (memo is not None and 2 * len(memo.known) > len(structures))):
-        query = make_query if memo is None else memo.query
-        return {s["structure_id"]: q for s in structures if (q := query(s))}
-    size = -(-len(structures) // workers)
-    parts = run_forked([functools.partial(_queries_of, structures[start:start + size], memo)
-                        for start in range(0, len(structures), size)], workers)
-    out: dict[str, Query] = {}
-    for made, kept in parts:
-        out.update((sid, Query._make(q)) for sid, q in made)
-        if memo is not None:
-            memo.kept.update(kept)
-    return out
-
-
-def _queries_of(structures: list[dict], memo: QueryMemo | None) -> tuple[list, dict]:
-    """(structure_id, query as a plain tuple) of those that have one, and the addresses the
-    memo kept: what a forked process sends back (plain tuples pickle without Python)."""
-    query = make_query if memo is None else memo.query
-    made = [(s["structure_id"], tuple(q)) for s in structures if (q := query(s))]
-    return made, ({} if memo is None else memo.kept)
 
 
 # From this many addresses to send, a forked process sends them and reads the answers, and

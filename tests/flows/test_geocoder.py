@@ -229,24 +229,6 @@ def test_a_forked_sending_stops_after_a_failed_batch_and_keeps_the_answers_befor
     assert con.execute("SELECT count(*) FROM core.geocodes").fetchone()[0] == 2
 
 
-@pytest.mark.parametrize("with_memo", [True, False], ids=["memo", "no-memo"])
-def test_queries_made_by_forked_processes_are_those_made_here(monkeypatch, with_memo):
-    from flows.geocoder import _queries
-    from transforms.geocoding import QueryMemo
-
-    many = [structure(i, a) for i in range(40) for a in [f"{i} rue Neuve", None][i % 2:][:1]]
-    made = []
-    for fork_from in (10_000, 1):
-        monkeypatch.setattr("flows.geocoder.QUERY_FORK_FROM", fork_from)
-        memo = QueryMemo() if with_memo else None
-        made.append((_queries(many, memo), None if memo is None else memo.kept))
-    assert made[1] == made[0]
-    assert len(made[0][0]) == 20  # the structures without an address have no query
-    if with_memo:
-        # every address seen: the twenty streets, and the commune without one (no query)
-        assert len(made[0][1]) == 21
-
-
 def test_cache_rows_no_longer_referenced_are_pruned(con, httpserver):
     httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
     s = settings(httpserver)
