@@ -12,11 +12,9 @@ import contextlib
 import multiprocessing
 import os
 import pickle
-import queue
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,92 +189,3 @@ def forked_each(jobs: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
         if _SPOOL is not None:  # what a failed job's process left
             shutil.rmtree(_SPOOL, ignore_errors=True)
         _JOBS, _SPOOL = None, None
-
-
-def forked_stream(items: Callable[[], Iterable[T]]) -> Iterator[T]:
-    """The items of `items()`, made in a forked process and sent here one at a time as it
-    makes them (through a pipe): this process works on each (writes it to the warehouse)
-    while that one makes the next, each with its own interpreter lock. An exception raised
-    there is raised here after the items made before it. Where the platform cannot fork,
-    or inside another forked job, the items are made in this process."""
-    if not can_fork() or _JOBS is not None:
-        yield from items()
-        return
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    _widen(sender)
-    process = context.Process(target=_stream_to, args=(items, sender), daemon=True)
-    process.start()
-    sender.close()  # this process's copy: the pipe ends (EOFError) when the other one's does
-    # A thread empties the pipe while the caller works on an item: the other process is
-    # never held up sending one, until STREAM_AHEAD items wait here.
-    arrived: queue.Queue = queue.Queue(STREAM_AHEAD)
-    reader = threading.Thread(target=_read_into, args=(receiver, arrived), daemon=True,
-                              name="forked-stream")
-    reader.start()
-    try:
-        while True:
-            kind, value = arrived.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            elif kind == "eof":
-                process.join()
-                raise RuntimeError("the forked process ended before its last item (exit code "
-                                   f"{process.exitcode})")
-            else:
-                return
-    finally:  # the caller stopped early, or failed: the other process goes too
-        if process.is_alive():
-            process.terminate()
-        process.join()
-        while reader.is_alive():  # it ends at the pipe's end, once its last item is taken
-            with contextlib.suppress(queue.Empty):
-                arrived.get(timeout=0.1)
-        receiver.close()
-
-
-def _widen(connection) -> None:
-    """A pipe of a megabyte where Linux allows it (64 KB by default): an item of hundreds of
-    kilobytes then goes in one write and one read, not a dozen, each of which waited for
-    its process's interpreter lock (at 1M the geocoder's answers took seconds so)."""
-    with contextlib.suppress(ImportError, AttributeError, OSError, ValueError):
-        import fcntl  # POSIX only, F_SETPIPE_SZ Linux only
-
-        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-
-
-PIPE_BYTES = 1 << 20  # Linux's default most (/proc/sys/fs/pipe-max-size)
-# How many items a forked stream reads ahead of its caller.
-STREAM_AHEAD = 16
-
-
-def _read_into(receiver, arrived: queue.Queue) -> None:
-    while True:
-        try:
-            message = receiver.recv()
-        except EOFError:
-            arrived.put(("eof", None))
-            return
-        except Exception as exc:  # noqa: BLE001 - raised by the caller
-            arrived.put(("error", exc))
-            return
-        arrived.put(message)
-        if message[0] != "item":
-            return
-
-
-def _stream_to(items: Callable[[], Iterable[object]], sender) -> None:
-    try:
-        for item in items():
-            sender.send(("item", item))
-        sender.send(("end", None))
-    except Exception as exc:  # noqa: BLE001 - sent to the caller, who raises it
-        try:
-            pickle.loads(pickle.dumps(exc))  # one the caller could not read back...
-        except Exception:  # noqa: BLE001 - ...goes as its text
-            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-        sender.send(("error", exc))
-    finally:
-        sender.close()

@@ -24,7 +24,6 @@ from pathlib import Path
 import duckdb
 import requests
 
-from flows.forked import forked_stream
 from flows.http import RateLimiter, describe, http_session
 from transforms.geocoding import (
     FILTER_COLUMN,
@@ -185,8 +184,7 @@ def geocode_structures(
     unstored: dict[str, Query] = {}
     answered: dict[str, Result] = {}
     try:
-        sending = _answers_forked if len(to_send) >= SEND_FORK_FROM else _answers
-        for batch, answers in sending(client, batches, settings.batches_in_flight):
+        for batch, answers in _answers(client, batches, settings.batches_in_flight):
             if isinstance(answers, GeocodeError):
                 if stats.error is None:
                     stats.error = str(answers)
@@ -253,30 +251,6 @@ def _answers(client, batches: list[list[Query]], in_flight: int
         finally:  # the caller gave up: nothing more is sent
             for _, future in sent:
                 future.cancel()
-
-
-# From this many addresses to send, a forked process sends them and reads the answers, and
-# this one stores them: at 1M (343,000 addresses) the three threads of one process spent the
-# step waiting for each other's interpreter lock.
-SEND_FORK_FROM = 20_000
-
-
-def _answers_forked(client, batches: list[list[Query]], in_flight: int
-                    ) -> Iterator[tuple[list[Query], dict[str, Result] | GeocodeError]]:
-    """`_answers`, sent and read in a forked process (flows/forked.py `forked_stream`):
-    only each batch's place and its answers come back. The client's request count is
-    brought up to date as they do."""
-    def sent():
-        for k, (_, answer) in enumerate(_answers(client, batches, in_flight)):
-            # plain tuples: a named tuple is pickled and read back through Python calls
-            # (at 1M, half of the time that process spent)
-            yield k, (answer if isinstance(answer, GeocodeError) else
-                      list(map(tuple, answer.values()))), client.requests
-
-    for k, answer, count in forked_stream(sent):
-        client.requests = count  # counted there, from this client's count at the fork
-        yield batches[k], (answer if isinstance(answer, GeocodeError) else
-                           {r[0]: Result._make(r) for r in answer})
 
 
 def make_client(settings: GeocoderSettings, user_agent: str):

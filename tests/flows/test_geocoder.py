@@ -193,42 +193,6 @@ def test_answers_are_cached_by_groups_and_those_before_a_failure_are_all_kept(
     assert stored == (3, 3)
 
 
-@pytest.mark.parametrize("in_flight", [1, 2])
-def test_sending_from_a_forked_process_gives_what_this_process_gives(
-        httpserver, monkeypatch, in_flight):
-    """From SEND_FORK_FROM addresses another process sends and reads: the same answers,
-    request count and cache; after a failed batch nothing more is sent."""
-    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
-    s = settings(httpserver, batch_size=2, batches_in_flight=in_flight)
-    outcomes = []
-    for fork_from in (10_000, 1):
-        monkeypatch.setattr("flows.geocoder.SEND_FORK_FROM", fork_from)
-        c = duckdb.connect()
-        apply_schema(c)
-        accepted, stats = run(c, s)
-        cache = c.execute("SELECT key, status, score, type FROM core.geocodes ORDER BY key"
-                          ).fetchall()
-        outcomes.append((accepted, stats.requests, stats.sent, stats.refused, cache))
-        c.close()
-    assert outcomes[1] == outcomes[0]
-    assert outcomes[1][1] == 3 and len(outcomes[1][4]) == 5
-
-
-def test_a_forked_sending_stops_after_a_failed_batch_and_keeps_the_answers_before(
-        con, httpserver, monkeypatch):
-    monkeypatch.setattr("flows.geocoder.SEND_FORK_FROM", 1)
-    httpserver.expect_ordered_request("/geocodage/search/csv/").respond_with_handler(
-        ban_handler())
-    httpserver.expect_ordered_request("/geocodage/search/csv/").respond_with_data(
-        "down", status=500)
-    _, stats = run(con, GeocoderSettings(base_url=httpserver.url_for("/geocodage"), retries=0,
-                                         rate_per_second=50, batch_size=2,
-                                         batches_in_flight=1))
-    assert "HTTP 500" in stats.error
-    assert stats.requests == 2 and stats.sent == 2
-    assert con.execute("SELECT count(*) FROM core.geocodes").fetchone()[0] == 2
-
-
 def test_cache_rows_no_longer_referenced_are_pruned(con, httpserver):
     httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
     s = settings(httpserver)
