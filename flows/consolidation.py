@@ -41,7 +41,7 @@ from flows.run_report import Run, StepResult, task_logger
 from flows.scoring import score_with_cache
 from flows.site import build_site, site_is_current
 from flows.targets import publish_to_targets
-from transforms.frames import arrow_rows, narrowed, rows_of
+from transforms.frames import arrow_rows, iter_rows, narrowed, rows_of
 from transforms.geocoding import QueryMemo, forget_folded_places
 from transforms.location import (
     communes_from_geocoder,
@@ -327,9 +327,9 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
     try:
         with connect(WarehousePaths(home).database) as con:
             # the fields of the query only (a national set's rows hold thirty)
-            rows = rows_of(narrowed(structures, "structure_id", "adresse",
-                                    "complement_adresse", "code_postal", "commune",
-                                    "code_insee"))
+            rows = iter_rows(narrowed(structures, "structure_id", "adresse",
+                                      "complement_adresse", "code_postal", "commune",
+                                      "code_insee"))
             path = query_memo_path(home)
             loaded = load_layered(path, GEOCODING_CODE)
             memo = QueryMemo(loaded.entries)

@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +147,7 @@ STORE_EVERY = 50_000
 
 def geocode_structures(
     con: duckdb.DuckDBPyConnection,
-    structures: list[dict],
+    structures: Iterable[dict],
     settings: GeocoderSettings,
     client,
     *,

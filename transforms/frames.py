@@ -4,6 +4,7 @@ one str object per distinct text of a column."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,16 @@ def rows_of(frame: pd.DataFrame) -> list[dict]:
         return [{} for _ in range(len(frame))]
     values = [frame.iloc[:, k].tolist() for k in range(len(columns))]
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def iter_rows(frame: pd.DataFrame) -> Iterator[dict]:
+    """`rows_of`'s dicts made one at a time: a loop that reads each row once need not hold
+    them all (a national run's 370,000 structures: about 130 MB)."""
+    columns = list(frame.columns)
+    values = [frame.iloc[:, k].tolist() for k in range(len(columns))]
+    if not columns:
+        return ({} for _ in range(len(frame)))
+    return (dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True))
 
 
 def narrowed(df: pd.DataFrame, *columns: str) -> pd.DataFrame:

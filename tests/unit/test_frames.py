@@ -33,3 +33,16 @@ def test_arrow_rows_over_chunks_share_the_texts_that_repeat():
     assert rows == table.to_pylist()
     assert rows[0]["commune"] is rows[2]["commune"]
     assert rows[0]["types"] is not rows[2]["types"]  # each row's list is its own
+
+
+def test_rows_made_one_at_a_time_are_the_rows_of_to_dict():
+    import pandas as pd
+
+    from transforms.frames import iter_rows
+
+    frame = pd.DataFrame({"structure_id": ["a", "b", None], "adresse": ["1 rue", None, "x"],
+                          "code_insee": [None, "07019", "69123"]}, dtype=object)
+    rows = iter_rows(frame)
+    assert not isinstance(rows, list)  # a generator: nothing held before it is read
+    assert list(rows) == frame.to_dict("records")
+    assert list(iter_rows(frame[[]])) == [{}, {}, {}]
