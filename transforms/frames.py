@@ -14,11 +14,7 @@ import pyarrow as pa
 def rows_of(frame: pd.DataFrame) -> list[dict]:
     """`frame.to_dict("records")`, three to four times faster on the warehouse's object
     frames: each column is turned into a list once, instead of boxing every cell."""
-    columns = list(frame.columns)
-    if not columns:
-        return [{} for _ in range(len(frame))]
-    values = [frame.iloc[:, k].tolist() for k in range(len(columns))]
-    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+    return list(iter_rows(frame))
 
 
 def iter_rows(frame: pd.DataFrame) -> Iterator[dict]:
