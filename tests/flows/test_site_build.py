@@ -11,6 +11,7 @@ import os
 import brotli
 import pytest
 
+from flows import site as site_module
 from flows.publish import publish_release
 from flows.site import build_site
 from tests.helpers import load, structure
@@ -135,6 +136,31 @@ def test_pages_rendered_by_several_processes_are_those_one_process_renders(home,
     assert (one["workers"], two["workers"]) == (1, 2)
     assert one["rendered"] == two["rendered"] == 12 + 1 + 1  # structures, région, département
     assert _differences(filecmp.dircmp(tmp_path / "one", tmp_path / "two")) == []
+
+
+def test_a_first_build_reads_the_provenance_of_each_page_makers_share_only(home, tmp_path,
+                                                                          monkeypatch):
+    # held at once, a national site's provenance was 1.9 GB in the flow's process
+    rows = _rows()
+    rows[4]["provenance"] = json.dumps({"telephone": "asp"})
+    _publish(home, rows)
+    reads = tmp_path / "reads.txt"
+    real = site_module.publications.value_sources
+
+    def value_sources(con, ids=None):
+        with reads.open("a") as fh:  # from the forked page makers too
+            fh.write(f"{os.getpid()} {'all' if ids is None else len(set(ids))}\n")
+        return real(con, ids)
+
+    monkeypatch.setattr(site_module.publications, "value_sources", value_sources)
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 0)
+    built = build_site(home, SiteSettings(workers=2))
+    counts = [line.split()[1] for line in reads.read_text().splitlines()]
+    assert built["workers"] == 2 and "all" not in counts
+    # eight shares of twelve structures, each read by the process that renders it
+    assert max(int(c) for c in counts) == 2 and sum(int(c) for c in counts) == 12
+    assert len({line.split()[0] for line in reads.read_text().splitlines()}) > 1
+    assert "asp" in _page(home, 4)
 
 
 def test_a_failing_page_fails_the_build_and_keeps_the_site(home, monkeypatch):
