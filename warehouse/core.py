@@ -116,29 +116,30 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
                                                        dtype=object), POSTE_TYPES)
         # Arrow columns, sorted by DuckDB: at 1M, sorting a million and a half keys in
         # Python and making a frame of them took 3.9 s
-        con.register("_new_ids", pa.table({
+        # (locals read by DuckDB by their names, not registered: see insert_rows)
+        _new_ids = pa.table({  # noqa: F841
             "identity_key": pa.array(list(tables.new_ids), pa.string()),
-            "structure_id": pa.array(list(tables.new_ids.values()), pa.string())}))
+            "structure_id": pa.array(list(tables.new_ids.values()), pa.string())})
         con.execute("INSERT INTO core.structure_ids SELECT identity_key, structure_id, ?, ? "
                     "FROM _new_ids ORDER BY identity_key", [now, now])
-        con.unregister("_new_ids")
+        del _new_ids
         if tables.moved_ids:
             # first seen under their new ID now: the place split off is younger than the one
             # that kept the old ID, which then wins it back if an analyst merges them again
-            con.register("_moved_ids", pd.DataFrame(
-                sorted(tables.moved_ids.items()), columns=["identity_key", "structure_id"],
-                dtype=object))
+            _moved_ids = pa.table({  # noqa: F841
+                "identity_key": pa.array(list(tables.moved_ids), pa.string()),
+                "structure_id": pa.array(list(tables.moved_ids.values()), pa.string())})
             con.execute("UPDATE core.structure_ids s SET structure_id = m.structure_id, "
                         "first_seen = ? FROM _moved_ids m WHERE s.identity_key = "
                         "m.identity_key", [now])
-            con.unregister("_moved_ids")
+            del _moved_ids
         # every key still in use (SIRETs and source records), not only the displayed one;
         # unsorted: sorting a national run's 1.5 million keys took a second
-        con.register("_seen_ids", pa.table({"identity_key": pa.array(list(tables.seen_keys),
-                                                                     pa.string())}))
+        _seen_ids = pa.table({  # noqa: F841
+            "identity_key": pa.array(list(tables.seen_keys), pa.string())})
         con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
                     "(SELECT identity_key FROM _seen_ids)", [now])
-        con.unregister("_seen_ids")
+        del _seen_ids
         if tables.successions:
             con.executemany("INSERT INTO core.id_successions VALUES (?, ?, ?, ?, ?, ?)",
                             [[now, run_id, *s] for s in tables.successions])
@@ -149,11 +150,11 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
         replace_table(con, "core.structures", structures, STRUCTURE_TYPES)
         if flags:
             # One INSERT from a frame: executemany goes row by row (a second for thousands).
-            con.register("_flags", pd.DataFrame(
+            _flags = pd.DataFrame(  # noqa: F841
                 [[run_id, *f] for f in flags], dtype=object,
-                columns=["run_id", *DISAGREEMENT_COLUMNS]))
+                columns=["run_id", *DISAGREEMENT_COLUMNS])
             con.execute("INSERT INTO ops.geo_disagreements BY NAME SELECT * FROM _flags")
-            con.unregister("_flags")
+            del _flags
         keep_recent_disagreements(con)
         con.execute(MARTS_SQL)
         history = record_history(con, now, run_id)

@@ -393,20 +393,15 @@ def insert_rows(
     (run_id=…)."""
     if len(df) == 0:
         return
-    # an Arrow table read from DuckDB is taken as it is (its types are the declared ones)
-    con.register("_frame", df if isinstance(df, pa.Table) else arrow_table(df, types))
-    try:
-        extra = {k: "VARCHAR" for k in constants}
-        cols = ", ".join(f'"{c}"' for c in [*types, *constants])
-        con.execute(
-            f"INSERT INTO {table} ({cols}) {_select_cast('_frame', types, extra)}",
-            list(constants.values()),
-        )
-    finally:
-        # in a transaction the failed INSERT aborted, unregistering fails too: the INSERT's
-        # error is the one to raise (the view goes with the next register or connection)
-        with contextlib.suppress(duckdb.Error):
-            con.unregister("_frame")
+    # an Arrow table read from DuckDB is taken as it is (its types are the declared ones).
+    # A local that DuckDB reads by its name (a replacement scan), not a registered view: in
+    # a transaction, a registered table stays alive until the commit, unregistered or not
+    # (write_core's transaction held 600 MB of them at 1M).
+    _frame = df if isinstance(df, pa.Table) else arrow_table(df, types)  # noqa: F841
+    extra = {k: "VARCHAR" for k in constants}
+    cols = ", ".join(f'"{c}"' for c in [*types, *constants])
+    con.execute(f"INSERT INTO {table} ({cols}) {_select_cast('_frame', types, extra)}",
+                list(constants.values()))
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None

@@ -47,7 +47,9 @@ def record_history(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str
     _ensure_table(con)
     columns = [c for c in _columns(con, "core.structures") if c not in _NOT_COMPARED]
     fields = ", ".join(f'"{c}" := "{c}"' for c in columns)
-    con.execute("CREATE OR REPLACE TEMP TABLE _current AS SELECT *, "
+    # the hashes only (the rows are read again for the versions opened): a copy of every
+    # row held through the consolidation's transaction was 300 MB at 1M
+    con.execute("CREATE OR REPLACE TEMP TABLE _current AS SELECT structure_id, "
                 f"md5(CAST(struct_pack({fields}) AS VARCHAR)) AS row_hash FROM core.structures")
     closed = con.execute(
         "UPDATE core.structures_history h SET valid_to = ?, closed_by = ? "
@@ -56,7 +58,8 @@ def record_history(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str
         [now, run_id]).fetchall()[0][0]
     opened = con.execute(
         "INSERT INTO core.structures_history BY NAME "
-        "SELECT c.*, CAST(? AS TIMESTAMP) AS valid_from, ? AS run_id FROM _current c "
+        "SELECT s.*, c.row_hash, CAST(? AS TIMESTAMP) AS valid_from, ? AS run_id "
+        "FROM _current c JOIN core.structures s USING (structure_id) "  # one row per ID
         "WHERE NOT EXISTS (SELECT 1 FROM core.structures_history h WHERE h.valid_to IS NULL "
         "AND h.structure_id = c.structure_id AND h.row_hash = c.row_hash)",
         [now, run_id]).fetchall()[0][0]
