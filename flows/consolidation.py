@@ -265,8 +265,8 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     redirects = carry_redirects(known.redirects, result.redirects,
                                 result.structures["structure_id"])
     # a set difference in C: a national run has a million and a half keys (a first run's
-    # are all new: a copy in C, where the dict made key by key took 1.4 s)
-    new_ids = (dict(result.current) if not known.known else
+    # are all new: the same dict, read only, where a copy held 80 MB more through locate)
+    new_ids = (result.current if not known.known else
                {k: result.current[k] for k in result.current.keys() - known.known.keys()})
     return Merged(records if staged.table is None else staged.table, staged.postes,
                   result.structures, arrow_table(result.links, LINK_TYPES), new_ids,
