@@ -50,7 +50,7 @@ from transforms.site import (
 )
 from transforms.spec import SiteSettings
 from warehouse import ops, publications, reference
-from warehouse.db import connect
+from warehouse.db import close_shared, connect
 from warehouse.paths import WarehousePaths
 
 WEBMAP = Path(__file__).resolve().parent.parent / "webmap"
@@ -302,6 +302,7 @@ def build_site(home: Path, settings: SiteSettings | None = None, out: Path | Non
         render = set() if reuse.previous is None else {
             sid for sid, key in keys.items() if reuse.manifest.get(_structure_page(sid)) != key}
         sources = publications.value_sources(con, render)
+    close_shared()  # the page makers forked below open the warehouse themselves
     added = {a["structure_id"] for a in changes.get("added", [])} if changes.get("previous") \
         else set()
 

@@ -227,6 +227,16 @@ def shared_instance() -> Iterator[None]:
                     _retire(key)
 
 
+def close_shared() -> None:
+    """Close this process's shared instances now (one in use, once its users are done): a
+    process forked next that opens the file opens it itself. It would otherwise meet the
+    instance it inherited in DuckDB's own cache, and be refused ("a different
+    configuration")."""
+    with _lock:
+        for key in list(_instances):
+            _retire(key)
+
+
 def _take_shared(path: Path, read_only: bool, wait_seconds: float
                  ) -> tuple[_Shared, duckdb.DuckDBPyConnection] | None:
     """The shared instance of `path` (opened now if needed) and a new cursor of it; None

@@ -163,6 +163,24 @@ def test_a_first_build_reads_the_provenance_of_each_page_makers_share_only(home,
     assert "asp" in _page(home, 4)
 
 
+def test_forked_page_makers_read_the_warehouse_the_run_holds_open(home, monkeypatch):
+    # a run's steps share one open instance (shared_instance): the page makers forked from
+    # it must open the file themselves, not meet the instance they inherited
+    from warehouse.db import shared_instance
+
+    rows = _rows()
+    rows[4]["provenance"] = json.dumps({"telephone": "asp"})
+    _publish(home, rows)
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 0)
+    with shared_instance():
+        with connect(WarehousePaths(home).database) as con:
+            con.execute("SELECT count(*) FROM core.structures").fetchall()
+        built = build_site(home, SiteSettings(workers=2))
+        with connect(WarehousePaths(home).database) as con:  # and the run goes on
+            assert con.execute("SELECT count(*) FROM core.structures").fetchall() == [(12,)]
+    assert built["workers"] == 2 and "asp" in _page(home, 4)
+
+
 def test_a_failing_page_fails_the_build_and_keeps_the_site(home, monkeypatch):
     build_site(home)
     before = (home / "site").resolve()
