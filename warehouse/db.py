@@ -116,13 +116,35 @@ class WarehouseUnavailable(RuntimeError):
     """The warehouse file cannot be opened: locked by another process, or damaged."""
 
 
+# What DuckDB may hold in memory before it writes to disk what it can (the rows a transaction
+# wrote, a large join's or sort's state). Its own default, 80% of the machine, let a national
+# consolidation's transaction keep 700 MB of rows it had written to the file already, beside
+# the flow's own 2 GB. What cannot go to disk must fit, a table's key index above all (40 B
+# a key: 5 million keys failed to commit under 256 MB), so the limit grows with the rows the
+# warehouse holds. $SIAE_DB_MEMORY_LIMIT sets it instead (DuckDB's units: "4GB").
+MEMORY_FLOOR = 512 << 20
+MEMORY_PER_ROW = 128
+
+
+def memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """DuckDB's memory limit for this warehouse: $SIAE_DB_MEMORY_LIMIT, else MEMORY_PER_ROW
+    bytes per row of its tables, at least MEMORY_FLOOR."""
+    chosen = os.environ.get("SIAE_DB_MEMORY_LIMIT")
+    if chosen:
+        return chosen
+    rows = con.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables()"
+                       ).fetchall()[0][0]
+    return f"{max(MEMORY_FLOOR, rows * MEMORY_PER_ROW) >> 20}MB"
+
+
 def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     # DuckDB lets one process write a file at a time: another process (a scheduled fetch
     # during a consolidation) waits for its turn instead of failing.
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -143,6 +165,14 @@ def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyCo
             raise WarehouseUnavailable(
                 f"the warehouse {path} cannot be opened ({str(exc).splitlines()[0]}): move it "
                 "away and run `siae rebuild`") from exc
+    limit = memory_limit(con)
+    try:
+        con.execute("SET memory_limit = ?", [limit])
+    except duckdb.Error as exc:
+        con.close()
+        raise ValueError(f"SIAE_DB_MEMORY_LIMIT={limit!r} is not a memory size DuckDB takes "
+                         f"(1GB, 512MB): {str(exc).splitlines()[0]}") from exc
+    return con
 
 
 @contextmanager
@@ -337,9 +367,14 @@ def replace_table(
     types: dict[str, str]
 ) -> None:
     """CREATE OR REPLACE `table` with exactly `types`, filled from `df` (empty is fine)."""
+    create_table(con, table, types)
+    insert_rows(con, table, df, types)
+
+
+def create_table(con: duckdb.DuckDBPyConnection, table: str, types: dict[str, str]) -> None:
+    """CREATE OR REPLACE `table`, empty, with exactly `types`."""
     ddl = ", ".join(f'"{c}" {t}' for c, t in types.items())
     con.execute(f"CREATE OR REPLACE TABLE {table} ({ddl})")
-    insert_rows(con, table, df, types)
 
 
 _ARROW = {
@@ -392,6 +427,14 @@ def arrow_table(df: pd.DataFrame, types: dict[str, str]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=list(types))
 
 
+# Rows of a frame converted to Arrow and inserted at a time: a national run's structures
+# (a million rows of thirty columns) as one Arrow table were 240 MB more at the locate
+# step's peak. DuckDB's row group (122,880 rows): an INSERT that fills whole row groups
+# writes them to the file before the commit, where other sizes stay in memory until then
+# (at 100,000: 45% more memory, 50% more time).
+INSERT_CHUNK = 122_880
+
+
 def insert_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -403,15 +446,20 @@ def insert_rows(
     (run_id=…)."""
     if len(df) == 0:
         return
-    # an Arrow table read from DuckDB is taken as it is (its types are the declared ones).
-    # A local that DuckDB reads by its name (a replacement scan), not a registered view: in
-    # a transaction, a registered table stays alive until the commit, unregistered or not
-    # (write_core's transaction held 600 MB of them at 1M).
-    _frame = df if isinstance(df, pa.Table) else arrow_table(df, types)  # noqa: F841
+    # an Arrow table read from DuckDB is taken as it is (its types are the declared ones);
+    # a frame is converted INSERT_CHUNK rows at a time
+    chunks = ([df] if isinstance(df, pa.Table) else
+              (arrow_table(df.iloc[start:start + INSERT_CHUNK], types)
+               for start in range(0, len(df), INSERT_CHUNK)))
     extra = {k: "VARCHAR" for k in constants}
     cols = ", ".join(f'"{c}"' for c in [*types, *constants])
-    con.execute(f"INSERT INTO {table} ({cols}) {_select_cast('_frame', types, extra)}",
-                list(constants.values()))
+    for _frame in chunks:  # noqa: B007
+        # A local that DuckDB reads by its name (a replacement scan), not a registered view:
+        # in a transaction, a registered table stays alive until the commit, unregistered or
+        # not (write_core's transaction held 600 MB of them at 1M).
+        con.execute(f"INSERT INTO {table} ({cols}) {_select_cast('_frame', types, extra)}",
+                    list(constants.values()))
+        del _frame
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None

@@ -92,6 +92,27 @@ def test_typed_columns_take_what_pandas_frames_hold(con):
         (None, 3, None, dt.datetime(2026, 1, 3), None, None)]
 
 
+def test_a_frame_is_inserted_in_chunks_with_every_row_in_order(con, monkeypatch):
+    # A national run's structures go in INSERT_CHUNK rows at a time (one Arrow table of them
+    # was 500 MB at the locate step's peak). A chunk whose column Arrow refuses (ISO text
+    # for a timestamp) takes the value-by-value path alone; the others keep theirs.
+    from warehouse import db
+    monkeypatch.setattr(db, "INSERT_CHUNK", 2)
+    con.execute("CREATE TABLE core.t (i INTEGER, ts TIMESTAMP, l VARCHAR[])")
+    frame = pd.DataFrame({
+        "i": [0, 1, 2, 3, 4],
+        "ts": [dt.datetime(2026, 1, 1), None, "2026-01-03 00:00:00", None,
+               dt.datetime(2026, 1, 5)],
+        "l": [[], ["a"], None, [], ["b", "c"]],
+    }, dtype=object)
+    db.insert_rows(con, "core.t", frame, {"i": "INTEGER", "ts": "TIMESTAMP",
+                                          "l": "VARCHAR[]"})
+    assert con.execute("SELECT * FROM core.t ORDER BY rowid").fetchall() == [
+        (0, dt.datetime(2026, 1, 1), []), (1, None, ["a"]),
+        (2, dt.datetime(2026, 1, 3), None), (3, None, []),
+        (4, dt.datetime(2026, 1, 5), ["b", "c"])]
+
+
 def test_a_query_is_read_as_native_python_values(con):
     # the record frames hold str, int, date, list and None, never numpy values or NaN
     from warehouse.db import fetch_frame
@@ -158,3 +179,31 @@ def test_random_columns_are_read_as_to_pylist_reads_them():
                           "l": pa.array(lists, pa.list_(pa.string()))})
         frame = frame_of_arrow(table)
         assert frame.to_dict("list") == table.to_pydict()
+
+
+def test_duckdb_memory_limit_grows_with_the_warehouse_or_is_set(tmp_path, monkeypatch):
+    # DuckDB's own default is 80% of the machine: a national consolidation's transaction held
+    # 700 MB it had written to the file already. What cannot go to disk (a key index) must
+    # fit: a larger warehouse gets a larger limit. The data team may set it.
+    from warehouse import db
+    path = tmp_path / "siae.duckdb"
+
+    def limit(**kw):
+        with connect(path, **kw) as con:
+            return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    small = limit()
+    with connect(path) as con:
+        con.execute("CREATE TABLE core.t AS SELECT range AS i FROM range(100000)")
+    monkeypatch.setattr(db, "MEMORY_PER_ROW", 10_000)  # DuckDB's estimate of 100,000 rows
+    larger = limit()
+    monkeypatch.setenv("SIAE_DB_MEMORY_LIMIT", "256MB")
+    assert (small, limit(read_only=True)) == ("488.2 MiB", "244.1 MiB")
+    assert larger.endswith(" MiB") and float(larger.split()[0]) > 800
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAE_DB_MEMORY_LIMIT", "lots")
+    with (pytest.raises(ValueError, match="SIAE_DB_MEMORY_LIMIT='lots' is not a memory size"),
+          connect(tmp_path / "siae.duckdb")):
+        pass
