@@ -86,11 +86,11 @@ from warehouse.snapshot import write_snapshot
 
 @dataclass
 class Merged:
-    """The clustering of this run, nothing written yet. The records are kept as DuckDB
-    gave them: the object frame the clustering read is dropped after it (at 1M, 1.4 GB
-    less through geocode and locate)."""
+    """The clustering of this run, nothing written yet. The records are not kept: the
+    object frame the clustering read is dropped after it (at 1M, 1.4 GB less through
+    geocode and locate), and core.records is copied from the stagings they came from."""
 
-    records: pa.Table | pd.DataFrame  # core.records' rows
+    records: staging.StagedRecords  # core.records' rows: the stagings merged
     postes: pd.DataFrame  # the records that list positions (les emplois), as objects
     structures: pd.DataFrame
     # core.links' and core.match_candidates' rows as Arrow: only written, and at 1M an
@@ -158,6 +158,7 @@ class Staged:
     row_digests: list = field(default_factory=list)  # DuckDB's hash of each record
     table: pa.Table | None = None  # the records as DuckDB gave them (core.records' rows)
     postes: pd.DataFrame | None = None  # the records that list positions (les emplois)
+    versions: tuple = ()  # the stagings read (staging.staged_versions)
 
 
 # What the clustering reads of the records frame once they are scored (its rows come from
@@ -174,6 +175,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
         if not names:
             raise ValueError("no source has ever been staged: nothing to merge")
         table = staging.staged_table(con, names, digests=True)
+        versions = staging.staged_versions(con, names)
         known = core.identities(con, names)
     # Only the matcher's fields and the clustering's become a frame (the successions read
     # the same ones); the others are read from `table`. At 1M a frame of every column, to
@@ -192,7 +194,8 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     listed = table["postes"].cast(pa.string())
     postes = frame_of_arrow(table.filter(
         pc.fill_null(pc.greater(pc.utf8_length(listed), 0), False)))
-    return Staged(names, records, known, judgements, inherited, row_digests, table, postes)
+    return Staged(names, records, known, judgements, inherited, row_digests, table, postes,
+                  versions)
 
 
 # From this many records to cluster, groups of components are clustered by forked
@@ -207,18 +210,24 @@ CLUSTER_FORK_BYTES_PER_RECORD = 4_000
 def cluster_spread(table: pa.Table | None = None,
                    fork_from: int = CLUSTER_FORK_FROM) -> Spread:
     """One group per core from `fork_from` records to cluster, each in a forked process,
-    which makes its rows from `table` (the records as DuckDB gave them, in their order)."""
+    which makes its rows from `table` (the records as DuckDB gave them, in their order).
+    This process drops `table` once the processes are forked: pass the only reference."""
     workers = default_workers() if can_fork() else 1
     rows = None
+    held = {}
     if table is not None:
-        table = table.drop_columns([c for c in ("row_digest",) if c in table.column_names])
+        held["table"] = table.drop_columns(
+            [c for c in ("row_digest",) if c in table.column_names])
+        del table
 
         def rows(mask):
             # rows made from the records frame also copied the pages of the flow's objects
             # they read (at 1M: 4.6 against 4.0 GB of their own in the two processes)
-            return arrow_rows(table.filter(pa.array(mask)))
+            return arrow_rows(held["table"].filter(pa.array(mask)))
+    # the forked processes have the records: the flow holds the places they send back
+    # without them (at 1M: 300 MB less at the merge's peak)
     return Spread(groups=lambda n: _cluster_groups(n, workers, fork_from),
-                  run=lambda jobs: run_forked(jobs, workers), rows=rows)
+                  run=lambda jobs: run_forked(jobs, workers, forked=held.clear), rows=rows)
 
 
 def _cluster_groups(records: int, workers: int, fork_from: int) -> int:
@@ -247,9 +256,12 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     memo_file, fingerprint = cluster_memo_path(home), cluster_memo_fingerprint(priority)
     stored = load_layered(memo_file, fingerprint)
     memo = ClusterMemo(stored.entries)
+    # the records as DuckDB gave them are the spread's alone now (core.records is copied
+    # from the stagings they came from: `StagedRecords`)
+    spread, staged.table = cluster_spread(staged.table), None
     result = merge_records(records, priority, ids_in, edges, staged.judgements,
-                           known.first_seen, memo, staged.row_digests,
-                           cluster_spread(staged.table))
+                           known.first_seen, memo, staged.row_digests, spread)
+    del spread
     if memo.clustered or len(memo.kept) != len(memo.known):  # else the files hold it already
         save_layered(memo_file, fingerprint, memo.kept, stored)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
@@ -268,7 +280,8 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     # are all new: the same dict, read only, where a copy held 80 MB more through locate)
     new_ids = (result.current if not known.known else
                {k: result.current[k] for k in result.current.keys() - known.known.keys()})
-    return Merged(records if staged.table is None else staged.table, staged.postes,
+    return Merged(staging.StagedRecords(tuple(staged.names), staged.versions, len(records)),
+                  staged.postes,
                   result.structures, arrow_table(result.links, LINK_TYPES), new_ids,
                   result.current, result.moved,
                   redirects, arrow_table(candidates, CANDIDATE_TYPES), staged.judgements,
@@ -300,6 +313,7 @@ def merge(run: Run) -> tuple[Merged | None, str | None, float, dict]:
         return None, f"matching: {exc}", secs + time.perf_counter() - t0, {}
     with connect(database) as con:
         match_cache.save(con, matching.entries, matching.communes)
+    matching.entries = {}  # written: at 1M, 110 MB less through the clustering
     staged.records = narrowed(staged.records, *CLUSTERED_FIELDS).copy()
     matching_s = time.perf_counter() - t0
     merged, err, more = run.call(cluster, run.spec, run.root, staged, matching.scored)

@@ -164,14 +164,18 @@ def _spool_folder() -> str | None:
         return None
 
 
-def run_forked(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
+def run_forked(jobs: Sequence[Callable[[], T]], workers: int,
+               forked: Callable[[], None] | None = None) -> list[T]:
     """Each job's result, in order, run by up to `workers` forked processes (in this one
     when `workers` is 1, or where the platform cannot fork). A job's exception is raised
-    here. Jobs must not write to the warehouse: DuckDB allows one writing process."""
-    return list(forked_each(jobs, workers))
+    here. Jobs must not write to the warehouse: DuckDB allows one writing process.
+    `forked` is called here once the processes are forked (not when the jobs run here):
+    what only the jobs read may then be dropped, the processes have their copy."""
+    return list(forked_each(jobs, workers, forked))
 
 
-def forked_each(jobs: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
+def forked_each(jobs: Sequence[Callable[[], T]], workers: int,
+                forked: Callable[[], None] | None = None) -> Iterator[T]:
     """`run_forked`, each result given as soon as it and those before it are done: the
     caller uses one (writes it to the warehouse) while the processes work on the next."""
     global _JOBS, _SPOOL
@@ -182,8 +186,12 @@ def forked_each(jobs: Sequence[Callable[[], T]], workers: int) -> Iterator[T]:
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            # every process is forked here, before the caller writes anything
-            for result in pool.map(_run, range(len(jobs))):
+            # every process is forked at the first job's submission, before the caller
+            # writes anything (a pool that forks spawns all its processes at once)
+            results = pool.map(_run, range(len(jobs)))
+            if forked is not None:
+                forked()
+            for result in results:
                 yield _received(result)
     finally:
         if _SPOOL is not None:  # what a failed job's process left

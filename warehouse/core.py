@@ -22,12 +22,14 @@ from warehouse.db import (
     MARTS_SQL,
     RECORD_TYPES,
     STRUCTURE_TYPES,
+    create_table,
     fetch_frame,
     replace_table,
     table_exists,
     transaction,
 )
 from warehouse.history import record_history
+from warehouse.staging import StagedRecords, copy_records
 
 REDIRECT_TYPES = {"from_id": "VARCHAR", "to_id": "VARCHAR"}
 POSTE_TYPES = {"structure_id": "VARCHAR", "source": "VARCHAR", "source_id": "VARCHAR",
@@ -82,7 +84,7 @@ def identities(con: duckdb.DuckDBPyConnection, staged: list[str] | None = None) 
 class CoreTables:
     """Everything one consolidation writes into the core layer."""
 
-    records: pd.DataFrame | pa.Table
+    records: pd.DataFrame | pa.Table | StagedRecords  # the rows, or the stagings they are
     links: pd.DataFrame | pa.Table
     candidates: pd.DataFrame | pa.Table
     judgements: pd.DataFrame
@@ -105,7 +107,11 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
     given, gives the structures and the disagreements (in place of the tables') once what
     does not depend on them is written: the caller locates them meanwhile."""
     with transaction(con):
-        replace_table(con, "core.records", tables.records, RECORD_TYPES)
+        if isinstance(tables.records, StagedRecords):
+            create_table(con, "core.records", RECORD_TYPES)
+            copy_records(con, "core.records", tables.records)
+        else:
+            replace_table(con, "core.records", tables.records, RECORD_TYPES)
         replace_table(con, "core.links", tables.links, LINK_TYPES)
         replace_table(con, "core.match_candidates", tables.candidates, CANDIDATE_TYPES)
         replace_table(con, "core.judgements", tables.judgements, JUDGEMENT_TYPES)
@@ -134,11 +140,12 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
                         "m.identity_key", [now])
             del _moved_ids
         # every key still in use (SIRETs and source records), not only the displayed one;
-        # unsorted: sorting a national run's 1.5 million keys took a second
+        # unsorted: sorting a national run's 1.5 million keys took a second. The keys just
+        # inserted are seen now already (a first run's are all of them: 1 s at 1M).
         _seen_ids = pa.table({  # noqa: F841
             "identity_key": pa.array(list(tables.seen_keys), pa.string())})
-        con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE identity_key IN "
-                    "(SELECT identity_key FROM _seen_ids)", [now])
+        con.execute("UPDATE core.structure_ids SET last_seen = ? WHERE last_seen <> ? AND "
+                    "identity_key IN (SELECT identity_key FROM _seen_ids)", [now, now])
         del _seen_ids
         if tables.successions:
             con.executemany("INSERT INTO core.id_successions VALUES (?, ?, ?, ?, ?, ?)",

@@ -89,8 +89,11 @@ def staged_records(con: duckdb.DuckDBPyConnection, names: list[str],
 
 def staged_table(con: duckdb.DuckDBPyConnection, names: list[str],
                  digests: bool = False) -> pa.Table:
-    """`staged_records` as an Arrow table (what core.records is written from, without a
-    value going through Python)."""
+    """`staged_records` as an Arrow table."""
+    return con.sql(_records_sql(con, names, digests)).to_arrow_table()
+
+
+def _records_sql(con: duckdb.DuckDBPyConnection, names: list[str], digests: bool) -> str:
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM staging.{n}" for n in names)
     present = set()
     for n in names:
@@ -101,9 +104,48 @@ def staged_table(con: duckdb.DuckDBPyConnection, names: list[str],
         f'CAST("{c}" AS {t}) AS "{c}"' if c in present else f'CAST(NULL AS {t}) AS "{c}"'
         for c, t in RECORD_TYPES.items())
     digest = ", hash(r) AS row_digest" if digests else ""
-    return con.sql(f"SELECT * REPLACE (coalesce(types, []) AS types){digest} "
-                   f"FROM (SELECT {columns} FROM ({union})) r "
-                   "ORDER BY source, source_id").to_arrow_table()
+    return (f"SELECT * REPLACE (coalesce(types, []) AS types){digest} "
+            f"FROM (SELECT {columns} FROM ({union})) r ORDER BY source, source_id")
+
+
+@dataclass(frozen=True)
+class StagedRecords:
+    """The staged records a consolidation merged, by reference: which stagings they were
+    (each source's run and time) and how many. `copy_records` writes core.records from them
+    in DuckDB, so the flow does not hold them through geocode and locate (at 1M: 300 MB)."""
+
+    names: tuple[str, ...]
+    versions: tuple[tuple, ...]  # (source, run_id, staged_at) of each staging read
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+class StagingChanged(RuntimeError):
+    """A source was staged again while a consolidation ran: core.records would not hold the
+    records it merged."""
+
+
+def staged_versions(con: duckdb.DuckDBPyConnection, names: list[str]) -> tuple[tuple, ...]:
+    """(source, run_id, staged_at) of the named sources' current stagings."""
+    return tuple(tuple(r) for r in con.execute(
+        "SELECT source, run_id, staged_at FROM ops.source_state "
+        "WHERE list_contains(?, source) ORDER BY source", [list(names)]).fetchall())
+
+
+def copy_records(con: duckdb.DuckDBPyConnection, table: str, staged: StagedRecords) -> None:
+    """INSERT into `table` the records `staged` names, as `staged_records` reads them.
+    Raises StagingChanged, writing nothing, when a source was staged again since (another
+    process ingested it meanwhile)."""
+    now = staged_versions(con, list(staged.names))
+    if now != staged.versions:
+        changed = sorted({v[0] for v in set(now) ^ set(staged.versions)})
+        raise StagingChanged(
+            f"the staging of {', '.join(changed)} changed during this consolidation (an "
+            "ingest ran meanwhile): nothing written; the next run consolidates it")
+    con.execute(f"INSERT INTO {table} BY NAME "
+                f"{_records_sql(con, list(staged.names), digests=False)}")
 
 
 def run_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, str, str]]:

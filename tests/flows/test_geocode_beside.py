@@ -15,10 +15,10 @@ def _steps(summary) -> dict[str, str]:
 
 def test_the_records_are_written_while_the_geocoder_works(demo, tmp_path, monkeypatch):
     written = threading.Event()
-    real_replace, real_geocode = core.replace_table, consolidation.geocode_structures
+    real_copy, real_geocode = core.copy_records, consolidation.geocode_structures
 
-    def replace_table(con, table, *args, **kwargs):
-        real_replace(con, table, *args, **kwargs)
+    def copy_records(con, table, *args, **kwargs):
+        real_copy(con, table, *args, **kwargs)
         if table == "core.records":
             written.set()
 
@@ -28,7 +28,7 @@ def test_the_records_are_written_while_the_geocoder_works(demo, tmp_path, monkey
         assert written.wait(60), "the records were not written while geocoding"
         return real_geocode(*args, **kwargs)
 
-    monkeypatch.setattr(core, "replace_table", replace_table)
+    monkeypatch.setattr(core, "copy_records", copy_records)
     monkeypatch.setattr(consolidation, "geocode_structures", geocode_structures)
     summary = sync_direct(str(demo / "sources.toml"), home=str(tmp_path / "wh"))
     assert _steps(summary)["geocode"] == "ok" and _steps(summary)["locate"] == "ok"

@@ -81,6 +81,44 @@ def test_structures_located_meanwhile_are_written_in_the_same_transaction(con):
     assert core.identities(con).known["record:a:9"] == "siae-0002"
 
 
+def _stage(con, source, run_id, rows):
+    frame = pd.DataFrame([record(source, str(i), nom=f"Atelier {i}", types=["ACI"])
+                          for i in range(rows)], columns=list(RECORD), dtype=object)
+    staging.replace_staging(con, staging.SourceState(source, "sha", "fp", NOW, run_id, rows,
+                                                     rows, 0, 0, None), frame)
+
+
+def test_core_records_are_copied_from_the_stagings_the_merge_read(con):
+    # The flow does not hold a national run's records through geocode and locate: DuckDB
+    # copies them from the stagings, as staged_records read them.
+    _stage(con, "b", "r1", 2)
+    _stage(con, "a", "r1", 3)
+    read = staging.staged_records(con, ["a", "b"])
+    merged = staging.StagedRecords(("a", "b"), staging.staged_versions(con, ["a", "b"]),
+                                   len(read))
+    core.write_core(con, tables([structure(1)], records=merged), "r2", NOW)
+    written = con.execute("SELECT source, source_id, nom, types FROM core.records "
+                          "ORDER BY rowid").fetchall()
+    assert written == [tuple(r) for r in read[["source", "source_id", "nom", "types"]]
+                       .itertuples(index=False)]
+    assert [w[:2] for w in written] == [("a", "0"), ("a", "1"), ("a", "2"), ("b", "0"),
+                                        ("b", "1")]
+
+
+def test_a_source_staged_again_during_the_merge_writes_nothing(con):
+    # Another process ingested "b" between the merge's read and its write: core.records
+    # would not be the records merged. Nothing is written; the next run consolidates it.
+    _stage(con, "a", "r1", 2)
+    _stage(con, "b", "r1", 2)
+    core.write_core(con, tables([structure(1)]), "r1", NOW)
+    merged = staging.StagedRecords(("a", "b"), staging.staged_versions(con, ["a", "b"]), 4)
+    _stage(con, "b", "r2", 5)
+    with pytest.raises(staging.StagingChanged, match="the staging of b changed"):
+        core.write_core(con, tables([structure(2)], records=merged), "r3", NOW)
+    assert [r["structure_id"] for r in publications.published_rows(con)] == ["siae-0001"]
+    assert con.execute("SELECT count(*) FROM core.records").fetchall() == [(1,)]
+
+
 def test_the_geocoding_cache_stores_prunes_and_counts_what_is_due(con):
     q = {"k1": Query("k1", "1 rue A", "07200", "Aubenas", "07019"),
          "k2": Query("k2", "2 rue B", "07200", "Aubenas", "07019")}
