@@ -470,6 +470,44 @@ def test_two_runs_at_once(tmp_path, monkeypatch):
         pass
 
 
+@fault("staged-meanwhile", "a source is staged again (its own scheduled ingest) while a "
+       "consolidation merges it",
+       "that consolidation writes nothing (core.records would not be the records merged) and "
+       "says which source changed; the publication stays; the next run consolidates it")
+def test_staged_during_the_merge(tmp_path, monkeypatch):
+    from flows import consolidation
+    from warehouse.db import connect
+
+    folder = make_folder(tmp_path)
+    home = tmp_path / "wh"
+    run(folder, home)
+    published = (home / "publish" / "siae.geojson").read_bytes()
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
+                                        encoding="utf-8")
+    real_score = consolidation.score_with_cache
+
+    def score_then_ingest(*args, **kwargs):
+        scored = real_score(*args, **kwargs)
+        with connect(home / "siae.duckdb") as con:  # what another process's ingest writes
+            con.execute("UPDATE staging.partner SET nom = 'Atelier Renommé' WHERE "
+                        "source_id = (SELECT min(source_id) FROM staging.partner)")
+            con.execute("UPDATE ops.source_state SET run_id = 'the-other-ingest'")
+        return scored
+
+    monkeypatch.setattr(consolidation, "score_with_cache", score_then_ingest)
+    summary = run(folder, home)
+    assert "the staging of partner changed during this consolidation" in failed(
+        summary, "locate")
+    assert exit_code(summary) == 1
+    assert (home / "publish" / "siae.geojson").read_bytes() == published
+    monkeypatch.setattr(consolidation, "score_with_cache", real_score)
+    again = run(folder, home)
+    assert exit_code(again) == 0 and again.published
+    names = {f["properties"]["nom"] for f in json.loads(
+        (home / "publish" / "siae.geojson").read_text())["features"]}
+    assert "Atelier Renommé" in names and "Nouvelle" in names  # the other ingest's staging
+
+
 @fault("bad-judgements", "the analysts' judgements file has a line that cannot be used",
        "the consolidation fails naming the file and line; the publication stays; an alert")
 def test_bad_judgements(tmp_path):
