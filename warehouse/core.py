@@ -24,6 +24,7 @@ from warehouse.db import (
     STRUCTURE_TYPES,
     create_table,
     fetch_frame,
+    fit_memory_limit,
     replace_table,
     table_exists,
     transaction,
@@ -106,6 +107,8 @@ def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
     and the history, in one transaction. Returns the history's counts. `located`, when
     given, gives the structures and the disagreements (in place of the tables') once what
     does not depend on them is written: the caller locates them meanwhile."""
+    # the IDs' key index must fit in DuckDB's memory (a first run's are all new)
+    fit_memory_limit(con, len(tables.new_ids) + len(tables.records))
     with transaction(con):
         if isinstance(tables.records, StagedRecords):
             create_table(con, "core.records", RECORD_TYPES)

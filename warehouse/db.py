@@ -126,15 +126,22 @@ MEMORY_FLOOR = 512 << 20
 MEMORY_PER_ROW = 128
 
 
-def memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+def memory_limit(con: duckdb.DuckDBPyConnection, coming_rows: int = 0) -> str:
     """DuckDB's memory limit for this warehouse: $SIAE_DB_MEMORY_LIMIT, else MEMORY_PER_ROW
-    bytes per row of its tables, at least MEMORY_FLOOR."""
+    bytes per row of its tables and per row about to be written, at least MEMORY_FLOOR."""
     chosen = os.environ.get("SIAE_DB_MEMORY_LIMIT")
     if chosen:
         return chosen
     rows = con.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables()"
                        ).fetchall()[0][0]
-    return f"{max(MEMORY_FLOOR, rows * MEMORY_PER_ROW) >> 20}MB"
+    return f"{max(MEMORY_FLOOR, (rows + coming_rows) * MEMORY_PER_ROW) >> 20}MB"
+
+
+def fit_memory_limit(con: duckdb.DuckDBPyConnection, coming_rows: int = 0) -> None:
+    """Set DuckDB's memory limit again for what the warehouse holds now, and `coming_rows`
+    about to be written: a run's instance opened on an empty warehouse (a first run) would
+    otherwise keep the floor through the consolidation, whose keys' index must fit."""
+    con.execute("SET memory_limit = ?", [memory_limit(con, coming_rows)])
 
 
 def _open(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:

@@ -225,3 +225,17 @@ def test_a_removed_structure_is_listed_under_its_last_name(con):
     # the name it had last, not any of its versions' names
     assert [(change, name) for _, change, _, name, _ in rows] == [
         ("added", "Nouveau nom"), ("changed", "Nouveau nom"), ("removed", "Nouveau nom")]
+
+
+def test_a_consolidation_fits_duckdb_memory_to_the_keys_it_writes(con, monkeypatch):
+    # A first run's instance is opened on an empty warehouse (the floor); the keys' index it
+    # is about to write must fit in DuckDB's memory (5 million keys failed under 256 MB).
+    from warehouse import db
+    monkeypatch.setattr(db, "MEMORY_PER_ROW", 1 << 30)  # a GiB per row: counts show
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    core.write_core(con, tables([structure(1), structure(2)]), "r1", NOW)
+    after = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    rows = con.execute("SELECT sum(estimated_size) FROM duckdb_tables()").fetchall()[0][0]
+    assert before != after and after.endswith(" GiB")
+    # the rows held then (fewer than now) and the two keys and two records to come
+    assert 4 <= float(after.split()[0]) <= rows + 4
