@@ -35,6 +35,7 @@ from flows.fingerprints import (
 from flows.forked import available_memory, can_fork, default_workers, run_forked
 from flows.gc_pause import gc_paused_during
 from flows.geocoder import GeocodeStats, geocode_structures, make_client
+from flows.heap import give_back
 from flows.judgements import load_judgements, read_rows
 from flows.publish import publish_release
 from flows.run_report import Run, StepResult, task_logger
@@ -95,18 +96,24 @@ class Merged:
     structures: pd.DataFrame
     # core.links' and core.match_candidates' rows as Arrow: only written, and at 1M an
     # object per cell of 1.1 million links and 200,000 pairs through geocode and locate
-    links: pa.Table
+    links: pa.Table | None  # None once handed to write_core (`written`)
     # the keys first seen in this run → structure_id (not every key's ID, nor the keys
     # persisted before: at 1M two dicts of 1.5 million keys held through geocode and locate)
     new_ids: dict[str, str]
     current: dict[str, str]  # the keys of this run's places → structure_id
     moved: dict[str, str]  # known keys moved to a new ID (a place split off)
     redirects: dict[str, str]
-    candidates: pa.Table
+    candidates: pa.Table | None
     judgements: dict
     successions: list[Succession]
     components_reused: int = 0  # taken from the clustering memo
     components_clustered: int = 0
+
+    def written(self) -> None:
+        """Drop what only core.write_core reads (links, pairs, IDs), handed to it: it drops
+        each once written. The structures stay, for the geocoder and locating."""
+        self.links = self.candidates = None
+        self.new_ids, self.current, self.moved = {}, {}, {}
 
 
 @dataclass
@@ -224,10 +231,18 @@ def cluster_spread(table: pa.Table | None = None,
             # rows made from the records frame also copied the pages of the flow's objects
             # they read (at 1M: 4.6 against 4.0 GB of their own in the two processes)
             return arrow_rows(held["table"].filter(pa.array(mask)))
-    # the forked processes have the records: the flow holds the places they send back
-    # without them (at 1M: 300 MB less at the merge's peak)
-    return Spread(groups=lambda n: _cluster_groups(n, workers, fork_from),
-                  run=lambda jobs: run_forked(jobs, workers, forked=held.clear), rows=rows)
+    def forked():
+        # the forked processes have the records: the flow holds the places they send back
+        # without them (at 1M: 300 MB less at the merge's peak), nor the matcher's garbage
+        held.clear()
+        give_back()
+
+    def run(jobs):
+        done = run_forked(jobs, workers, forked=forked)
+        give_back()  # what reading the results back freed (at 1M: 180 to 215 MB)
+        return done
+
+    return Spread(groups=lambda n: _cluster_groups(n, workers, fork_from), run=run, rows=rows)
 
 
 def _cluster_groups(records: int, workers: int, fork_from: int) -> int:
@@ -396,12 +411,13 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged,
             columns, done["flags"] = _locations_spread(
                 structures, commune_shapes(con, codes), spec.defaults.max_km_outside_commune,
                 geocoded.accepted, spec.geocoder.max_km_disagreement)
+            give_back()  # what reading the forked processes' results back freed
             done["structures"] = structures.assign(**columns)
             return done["structures"], done["flags"]
 
         judged = pd.DataFrame(read_rows(spec.matching.judgements),
                               columns=list(JUDGEMENT_TYPES), dtype=object)
-        history = core.write_core(con, core.CoreTables(
+        tables = core.CoreTables(
             records=merged.records,
             links=merged.links, candidates=merged.candidates,
             judgements=judged, redirects=merged.redirects, structures=None,
@@ -409,12 +425,14 @@ def locate_and_write(spec: Spec, home: Path, merged: Merged,
             successions=[(s.new_key, s.old_key, s.structure_id, s.score)
                          for s in merged.successions],
             disagreements=None,
-            postes=_postes(merged)),
-            run_id, now, located)
+            postes=_postes(merged))
+        new_ids = len(merged.new_ids)
+        merged.written()  # the tables hold the only references: write_core drops them
+        history = core.write_core(con, tables, run_id, now, located)
         export_registry(con, WarehousePaths(home).raw)
     out = done["structures"]
     precision = out["geo_precision"].fillna("none").value_counts().sort_index().to_dict()
-    return Located(len(merged.records), len(out), len(merged.new_ids), precision,
+    return Located(len(merged.records), len(out), new_ids, precision,
                    len(done["flags"]), history["opened"])
 
 

@@ -71,3 +71,15 @@ def test_a_decorated_step_keeps_its_name_and_signature():
     assert locate.__name__ == "locate" and locate.__doc__ == "Doc."
     assert list(inspect.signature(locate).parameters) == ["spec", "home", "run_id"]
     assert locate(1, 2) == 3
+
+
+def test_the_memory_is_given_back_once_when_the_last_pause_ends(monkeypatch):
+    import flows.gc_pause as pause
+
+    given = []
+    monkeypatch.setattr(pause, "give_back", lambda: given.append(gc.isenabled()))
+    with gc_paused():
+        with gc_paused():
+            pass
+        assert given == []  # the outer step still runs: its memory is still in use
+    assert given == [True]
