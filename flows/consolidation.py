@@ -233,7 +233,8 @@ def cluster_spread(table: pa.Table | None = None,
             return arrow_rows(held["table"].filter(pa.array(mask)))
     def forked():
         # the forked processes have the records: the flow holds the places they send back
-        # without them (at 1M: 300 MB less at the merge's peak), nor the matcher's garbage
+        # without them (at 1M: 300 MB less at the merge's peak); what the matching freed
+        # goes back to the system
         held.clear()
         give_back()
 

@@ -88,18 +88,19 @@ class CoreTables:
     about 190 MB held through the structures' write, the locate step's peak."""
 
     records: pd.DataFrame | pa.Table | StagedRecords  # the rows, or the stagings they are
-    links: pd.DataFrame | pa.Table
-    candidates: pd.DataFrame | pa.Table
+    # (None: written, see write_core)
+    links: pd.DataFrame | pa.Table | None
+    candidates: pd.DataFrame | pa.Table | None
     judgements: pd.DataFrame
     redirects: Mapping[str, str]
     structures: pd.DataFrame | None  # located (None: write_core's `located` gives them)
-    new_ids: Mapping[str, str]  # keys first seen now → structure_id
-    seen_keys: Iterable[str]  # every key still in use
+    new_ids: Mapping[str, str] | None  # keys first seen now → structure_id
+    seen_keys: Iterable[str] | None  # every key still in use
     successions: list[tuple[str, str, str, float]]  # (new_key, old_key, structure_id, score)
     disagreements: list[list] | None  # rows of DISAGREEMENT_COLUMNS (as `structures`)
     postes: list[list] = field(default_factory=list)  # rows of POSTE_TYPES
     # known keys moved to a new ID (a place split off the one that kept theirs)
-    moved_ids: Mapping[str, str] = field(default_factory=dict)
+    moved_ids: Mapping[str, str] | None = field(default_factory=dict)
 
 
 def write_core(con: duckdb.DuckDBPyConnection, tables: CoreTables, run_id: str,
