@@ -72,7 +72,6 @@ from warehouse import core, geocodes, match_cache, ops, staging
 from warehouse.db import (
     CANDIDATE_TYPES,
     JUDGEMENT_TYPES,
-    LINK_TYPES,
     arrow_table,
     connect,
     frame_of_arrow,
@@ -298,7 +297,7 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
                {k: result.current[k] for k in result.current.keys() - known.known.keys()})
     return Merged(staging.StagedRecords(tuple(staged.names), staged.versions, len(records)),
                   staged.postes,
-                  result.structures, arrow_table(result.links, LINK_TYPES), new_ids,
+                  result.structures, result.link_table, new_ids,
                   result.current, result.moved,
                   redirects, arrow_table(candidates, CANDIDATE_TYPES), staged.judgements,
                   staged.inherited, memo.reused, memo.clustered)

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.components import components
 from transforms.fields import FIELDS, merged_by
@@ -73,12 +75,12 @@ def _present(value: object) -> bool:
         return True  # lists
 
 
-def _order(rows: list[dict], priority: Mapping[str, int]) -> list[dict]:
-    """Survivorship order: priority, then freshest date_maj, then source and source_id."""
-    return sorted(rows, key=lambda r: (
-        -priority.get(r["source"], 0),
-        -r["date_maj"].toordinal() if _present(r["date_maj"]) else 0,
-        r["source"], str(r["source_id"])))
+def _rank(r: dict, priority: Mapping[str, int]) -> tuple:
+    """A record's survivorship rank: priority, then freshest date_maj, then source and
+    source_id."""
+    return (-priority.get(r["source"], 0),
+            -r["date_maj"].toordinal() if _present(r["date_maj"]) else 0,
+            r["source"], str(r["source_id"]))
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Edge:
 @dataclass
 class MergeResult:
     structures: pd.DataFrame
-    links: pd.DataFrame
+    link_table: pa.Table  # core.links' rows (LINK_COLUMNS), in the places' order
     known_ids: Mapping[str, str]  # the merge's `known_ids`, as given
     redirects: dict[str, str]  # structure_id no longer used → the one it was merged into
     # matcher pairs held back for an analyst: (pair of record keys) → why
@@ -102,6 +104,12 @@ class MergeResult:
     current: dict[str, str] = field(default_factory=dict)
     # known keys moved to a new ID: those of a place split off the one that kept their ID
     moved: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def links(self) -> pd.DataFrame:
+        """`link_table` as a frame (the flow writes the table: at 1M a frame's object per
+        cell of 1.1 million links was 50 MB more at the merge's peak)."""
+        return self.link_table.to_pandas()
 
     @property
     def ids(self) -> dict[str, str]:
@@ -300,13 +308,21 @@ def _own_ids(clusters: list[list[str]], claims: list[list[str]], taken: set[str]
 class Cluster(NamedTuple):
     """One place as the clustering makes it, before it gets its ID: its keys (sorted), its
     golden record (STRUCTURE_COLUMNS after structure_id; None for a judged key without
-    records) and its links (source, source_id, rule, score) in survivorship order. A tuple:
-    a national memo holds 370,000 of them, pickled by C code (a dataclass's state went
-    through two Python calls each way, 2.6 s at 1M)."""
+    records) and its links in survivorship order, flat: record key, rule, score for each
+    record (`link_rows` reads them). A tuple: a national memo holds 370,000 of them,
+    pickled by C code (a dataclass's state went through two Python calls each way, 2.6 s
+    at 1M). The links name their records by the key objects `keys` holds, which pickles
+    keep shared: a tuple per link with its own source_id was 167 MB of the places at 1M,
+    against 41."""
 
     keys: tuple[str, ...]
     golden: tuple | None
-    links: tuple[tuple, ...]
+    links: tuple
+
+    def link_rows(self) -> list[tuple[str, str, float | None]]:
+        """(record key, rule, score) of each of its records, in survivorship order."""
+        flat = self.links
+        return list(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))
 
 
 @dataclass(frozen=True)
@@ -387,7 +403,6 @@ def merge_records(
                                                  first_seen or {})
     current: dict[str, str] = {}
     moved: dict[str, str] = {}
-    link_ids, link_rows = [], []
     for n, (c, sid) in enumerate(zip(clusters, structure_ids, strict=True)):
         if n in lost:
             # Split off a place that kept the ID its keys name: they move to the new ID, or
@@ -398,13 +413,29 @@ def merge_records(
         else:
             # a key belongs to one place: a known one keeps its ID
             current.update((k, known_ids.get(k, sid)) for k in c.keys)
-        # the clusters' own tuples, not a new list per link (at 1M: 134 MB at the merge's peak)
-        link_ids.extend([sid] * len(c.links))
-        link_rows.extend(c.links)
-    links = pd.DataFrame(link_rows, columns=LINK_COLUMNS[1:], dtype=object)
-    links.insert(0, "structure_id", np.array(link_ids, dtype=object))
     return MergeResult(_structures_frame(structure_ids, [c.golden for c in clusters]),
-                       links, known_ids, redirects, demoted, current, moved)
+                       link_table(clusters, structure_ids), known_ids, redirects, demoted,
+                       current, moved)
+
+
+def link_table(clusters: Sequence[Cluster], structure_ids: Sequence[str]) -> pa.Table:
+    """core.links' rows (LINK_COLUMNS) of these places, in their order and each place's
+    survivorship order: source and source_id read from the record keys (a source's name
+    holds no colon), column by column in Arrow."""
+    counts = np.fromiter((len(c.links) // 3 for c in clusters), dtype=np.int64,
+                         count=len(clusters))
+    place = np.repeat(np.arange(len(clusters)), counts)
+    keys = pa.array([k for c in clusters for k in c.links[0::3]], type=pa.string())
+    # "record:<source>:<source_id>"
+    parts = pc.split_pattern(pc.utf8_slice_codeunits(keys, len("record:")), ":",
+                             max_splits=1)
+    return pa.table({
+        "structure_id": pa.array(structure_ids, type=pa.string()).take(place),
+        "source": pc.list_element(parts, 0),
+        "source_id": pc.list_element(parts, 1),
+        "rule": pa.array([r for c in clusters for r in c.links[1::3]], type=pa.string()),
+        "score": pa.array([s for c in clusters for s in c.links[2::3]], type=pa.float64()),
+    })
 
 
 def _structures_frame(structure_ids: list[str], goldens: list[tuple]) -> pd.DataFrame:
@@ -469,23 +500,23 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
                 and uf.sirets_of(e.right):
             demoted[pair] = "sirets_differents"
 
-    members: dict[str, list[dict]] = {}
-    for r, rk in zip(rows, record_keys, strict=True):
-        members.setdefault(uf.find(rk), []).append(r)
+    members: dict[str, list[int]] = {}  # root → its records' positions
+    for i, rk in enumerate(record_keys):
+        members.setdefault(uf.find(rk), []).append(i)
     clusters = []
     seen: dict = {}  # one object per distinct value that places share (_share)
     for root, keys in uf.groups().items():
         if root not in members:
             clusters.append(Cluster(tuple(keys), None, ()))
             continue
-        ordered = _order(members[root], priority)
+        positions = sorted(members[root], key=lambda i: _rank(rows[i], priority))
+        ordered = [rows[i] for i in positions]
         # The identity shown to analysts: a SIRET key when the place has one.
         identity = next((k for k in keys if k.startswith("siret:")), keys[0])
         out = _golden(ordered)
         out["identity_key"] = identity
         _share(out, seen)
-        links = tuple((seen.setdefault(r["source"], r["source"]), r["source_id"],
-                       *how[record_key(r["source"], r["source_id"])]) for r in ordered)
+        links = tuple(v for i in positions for v in (record_keys[i], *how[record_keys[i]]))
         clusters.append(Cluster(tuple(keys), tuple(out[c] for c in STRUCTURE_COLUMNS[1:]),
                                 links))
     return clusters, demoted
