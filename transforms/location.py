@@ -120,6 +120,12 @@ def km_outside_many(polygons: Sequence[bytes], lons: Sequence[float],
     return km
 
 
+def candidate_points(flat: Sequence) -> list[tuple[float, float, str]]:
+    """The (lon, lat, source) points of a structure's `coordinate_candidates`, which the
+    merge keeps flat: lon, lat, source, lon, lat, source..."""
+    return list(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))
+
+
 def choose_location(
     candidates: Sequence[tuple[float, float, str]],
     polygon_wkb: bytes | None,
@@ -188,7 +194,7 @@ def locations(structures, shapes: dict[str, dict], max_km_outside: float,
     # column by column, not a dict per structure: a national set's 370,000 dicts were a
     # second of this step and memory at the run's peak
     ids = structures["structure_id"].tolist()
-    candidates = structures["coordinate_candidates"].tolist()
+    candidates = [candidate_points(c) for c in structures["coordinate_candidates"].tolist()]
     found = [shapes.get(a or "") or shapes.get(c or "") or {} for a, c in zip(
         _column(structures, "code_arrondissement"), _column(structures, "code_insee"),
         strict=True)]
@@ -235,7 +241,7 @@ def disagreements(located: pd.DataFrame, max_km: float) -> list[list]:
             "geo_refused")), strict=True):
         if source == "ban":
             ban = (lon0, lat0)
-            for lon, lat, source_name in candidates:
+            for lon, lat, source_name in candidate_points(candidates):
                 d = distance_km((lon, lat), ban)
                 if d > max_km:
                     out.append([sid, source_name, lon, lat, ban[0], ban[1], round(d, 3),

@@ -92,7 +92,8 @@ def test_points_in_their_commune_are_checked_for_all_structures_at_once():
         ("no-point", "07010", None, []),
     ]
     frame = pd.DataFrame([{"structure_id": sid, "code_insee": code,
-                           "code_arrondissement": arr, "coordinate_candidates": points}
+                           "code_arrondissement": arr,
+                           "coordinate_candidates": tuple(v for p in points for v in p)}
                           for sid, code, arr, points in cases])
     out = locate_structures(frame, shapes, 2.0)
     for (sid, code, arr, points), got in zip(cases, out.to_dict("records"), strict=True):

@@ -68,7 +68,7 @@ def test_each_field_from_the_highest_priority_source_that_has_it():
     # the address block travels together, from the source that placed the commune
     assert (merged["adresse"], merged["code_insee"]) == ("3 rue Neuve", "07019")
     assert merged["date_maj"] == dt.date(2024, 1, 1)
-    assert merged["coordinate_candidates"] == [(4.4, 44.6, "dreets")]
+    assert merged["coordinate_candidates"] == (4.4, 44.6, "dreets")
 
 
 def test_freshest_wins_between_sources_of_equal_priority():
@@ -461,3 +461,13 @@ def test_a_places_links_name_its_records_by_its_own_key_objects_even_once_pickle
     assert [k for k, _, _ in place.link_rows()] == [record_key("emplois", f"e{i}")
                                                       for i in range(3)]
     assert all(id(k) in keys for k, _, _ in place.link_rows())
+
+
+def test_a_places_source_points_are_flat_and_a_place_without_one_has_none():
+    rows = [rec("dreets", "d1", "19070916200019", latitude=44.6, longitude=4.4),
+            rec("reseau", "r1", "19070916200019", latitude="44.7", longitude="4.5"),
+            rec("emplois", "e1", "82863454399901")]
+    result = merge_records(frame(*rows), PRIORITY, {})
+    assert by_siret(result, "19070916200019")["coordinate_candidates"] == (
+        4.4, 44.6, "dreets", 4.5, 44.7, "reseau")
+    assert by_siret(result, "82863454399901")["coordinate_candidates"] == ()
