@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +161,8 @@ class Staged:
     known: object  # core.Identities
     judgements: dict
     inherited: list[Succession]
-    row_digests: list = field(default_factory=list)  # DuckDB's hash of each record
+    # DuckDB's hash of each record, as numbers (as Python ints: 48 MB more at 1M)
+    row_digests: Sequence[int] = field(default_factory=list)
     table: pa.Table | None = None  # the records as DuckDB gave them (core.records' rows)
     postes: pd.DataFrame | None = None  # the records that list positions (les emplois)
     versions: tuple = ()  # the stagings read (staging.staged_versions)
@@ -189,7 +190,7 @@ def load_staged(spec: Spec, home: Path) -> Staged:
     records = frame_of_arrow(table.select(
         [c for c in dict.fromkeys([*CLUSTERED_FIELDS, *MATCHED_FIELDS])
          if c in table.column_names]))
-    row_digests = table["row_digest"].to_pylist()
+    row_digests = table["row_digest"].to_numpy()
     judgements = load_judgements(spec.matching.judgements)
     # A record re-keyed by its source (a row hash that changed) keeps its place's ID...
     inherited = successions(known.previous, records, known.known, spec.matching)
@@ -263,9 +264,14 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     IDs (nothing written to the warehouse; the clustering memo is kept for the next run)."""
     records, known = staged.records, staged.known
     ids_in = {**known.known, **{s.new_key: s.structure_id for s in staged.inherited}}
-    keys = [record_key(s, i) for s, i in zip(records["source"], records["source_id"],
-                                             strict=True)]
-    edges = [Edge(keys[i], keys[j], sc) for i, j, sc, band, _ in scored if band == "merge"]
+    sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
+
+    def key(i: int) -> str:
+        # the keys of the records in pairs only: a list of every record's was 86 MB at 1M,
+        # held through the clustering
+        return record_key(sources[i], source_ids[i])
+
+    edges = [Edge(key(i), key(j), sc) for i, j, sc, band, _ in scored if band == "merge"]
     priority = {n: spec.sources[n].priority for n in staged.names}
     # the components whose records, edges and judgements are the last run's cluster as then
     memo_file, fingerprint = cluster_memo_path(home), cluster_memo_fingerprint(priority)
@@ -280,13 +286,12 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
     if memo.clustered or len(memo.kept) != len(memo.known):  # else the files hold it already
         save_layered(memo_file, fingerprint, memo.kept, stored)
     # Pairs the merge held back (siblings with different SIRETs) wait for an analyst.
-    sources, source_ids = records["source"].tolist(), records["source_id"].tolist()
     demoted = result.demoted
     candidates = pd.DataFrame(
         [[sources[i], source_ids[i], sources[j], source_ids[j], sc,
           "review" if blocked else band, features_json(f, blocked)]
          for i, j, sc, band, f in scored
-         for blocked in [demoted.get(frozenset((keys[i], keys[j]))) if demoted else None]],
+         for blocked in [demoted.get(frozenset((key(i), key(j)))) if demoted else None]],
         columns=list(CANDIDATE_TYPES), dtype=object)
     # a merged place's redirect outlives its records (carry_redirects)
     redirects = carry_redirects(known.redirects, result.redirects,

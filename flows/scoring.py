@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -182,7 +183,9 @@ def score_with_cache(records: pd.DataFrame, row_digests: Sequence, cached: dict,
     salt = "|".join([MATCHING_CODE, importlib.metadata.version("rapidfuzz"),
                      importlib.metadata.version("duckdb"), str(settings.merge_threshold),
                      str(settings.review_threshold), str(settings.whole_blocks_up_to)])
-    row_digests = list(row_digests)
+    # Python values (numpy's would format alike, one call slower each)
+    row_digests = (row_digests.tolist() if isinstance(row_digests, np.ndarray)
+                   else list(row_digests))
     digests = commune_digests(communes, keys, row_digests, salt)
     stale = stale_communes(digests, cached)
     only = [c in stale for c in communes]

@@ -42,19 +42,15 @@ def _hash(values: Sequence[str]) -> np.ndarray:
 @dataclass
 class Parts:
     """The components of one set of records: their digests, and which component each
-    record, matcher edge (-1: an edge the merge ignores) and key belongs to."""
+    record, matcher edge (-1: an edge the merge ignores) and judged key belongs to. The
+    graph's keys are not kept: at 1M, a million and a half of them as Python strings (and
+    a dict of them) were 200 MB more at the merge's peak."""
 
     digests: list[bytes]
     record_part: np.ndarray
     edge_part: np.ndarray
     judged_nodes: list[str]  # keys that are places of their own through a judgement
-    keys: np.ndarray  # every key of the graph
-    labels: np.ndarray  # its component
-
-    def part_of(self, chosen: np.ndarray) -> dict[str, int]:
-        """key → component, for the keys of the components marked in `chosen`."""
-        mask = chosen[self.labels]
-        return dict(zip(self.keys[mask].tolist(), self.labels[mask].tolist(), strict=True))
+    judged_part: np.ndarray  # their component
 
 
 def _strings(values: list[str]) -> pa.Array:
@@ -103,8 +99,10 @@ def components(records: pd.DataFrame, row_digests: Sequence[int], edges: Sequenc
     encoded = pa.concat_arrays([rkeys, lefts_of_links, rights_of_links, _strings(judged)]
                                ).dictionary_encode()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    keys = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    n, r, m = len(keys), len(rkeys), len(lefts_of_links)
+    # the keys as Python strings only while they are hashed: made and dropped in one go,
+    # they leave no memory behind
+    key_hash = _mix(_hash(encoded.dictionary.to_numpy(zero_copy_only=False)))
+    n, r, m = len(encoded.dictionary), len(rkeys), len(lefts_of_links)
     record_code = codes[:r]
     known = int(record_code.max()) + 1 if r else 0
 
@@ -126,7 +124,6 @@ def components(records: pd.DataFrame, row_digests: Sequence[int], edges: Sequenc
     graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
     count, labels = connected_components(graph, directed=False)
 
-    key_hash = _mix(_hash(keys))
     scores = np.asarray([x.score for x in edges], dtype=np.float64).view(np.uint64)
     edge_hash = _mix(key_hash[left_code[usable]] * np.uint64(3)
                      ^ key_hash[right_code[usable]] ^ _mix(scores[usable] ^ _EDGE))
@@ -160,4 +157,5 @@ def components(records: pd.DataFrame, row_digests: Sequence[int], edges: Sequenc
     assert len(digests) == count  # every component holds at least its keys
     edge_part = np.full(len(edges), -1, dtype=np.int64)
     edge_part[usable] = labels[left_code[usable]]
-    return Parts(digests, labels[record_code], edge_part, judged, keys, labels)
+    return Parts(digests, labels[record_code], edge_part, judged,
+                 labels[codes[r + 2 * m:]])

@@ -117,9 +117,10 @@ def test_no_records_at_all(judgements):
 def test_the_components_of_the_merge_graph():
     records = frame(BASE)
     parts = components(records, digests(records), EDGES, {})
-    by_key = dict(zip(parts.keys, parts.labels, strict=True))
+    by_key = dict(zip(map(record_key, records["source"], records["source_id"]),
+                      parts.record_part.tolist(), strict=True))
     # the ASP's signature joins A and B; the matcher joins c and x; y stands alone
-    assert by_key[record_key("asp", "1")] == by_key[f"siret:{SIRET_B}"] == \
+    assert by_key[record_key("asp", "1")] == by_key[record_key("emplois", "a")] == \
         by_key[record_key("emplois", "b")]
     assert by_key[C] == by_key[X] != by_key[Y]
     assert len(set(parts.digests)) == len(parts.digests) == 3
