@@ -308,11 +308,13 @@ def cluster(spec: Spec, home: Path, staged: Staged, scored: list) -> Merged:
                   staged.inherited, memo.reused, memo.clustered)
 
 
-def features_json(features: dict, blocked: str | None = None) -> str:
-    """A pair's features as core.match_candidates keeps them (keys sorted), with why the
-    merge held it back. orjson: a national run writes a quarter of a million of them."""
-    return orjson.dumps({**features, "blocked": blocked} if blocked else features,
-                        option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+def features_json(features: str, blocked: str | None = None) -> str:
+    """A pair's features as the scoring gave them (transforms.matching.features_text), with
+    why the merge held it back when it did (keys still sorted)."""
+    if not blocked:
+        return features
+    return orjson.dumps({**orjson.loads(features), "blocked": blocked},
+                        option=orjson.OPT_SORT_KEYS).decode()
 
 
 @gc_paused_during

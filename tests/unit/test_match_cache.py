@@ -10,7 +10,7 @@ from flows.consolidation import features_json
 from flows.scoring import score_with_cache
 from tests.unit.test_partitions import COMMUNES, records
 from transforms.match_cache import commune_keys
-from transforms.matching import score_pairs
+from transforms.matching import features_text, score_pairs
 from transforms.settings import MatchingSettings, RuntimeSettings
 from warehouse import match_cache
 from warehouse.db import connect
@@ -117,13 +117,17 @@ def test_new_thresholds_rescore_everything(con):
 
 
 def test_candidate_features_are_sorted_json_with_why_a_pair_was_held_back():
-    # numpy floats (a distance computed with numpy) are written as plain numbers
-    written = features_json({"name": 0.5, "address": np.float64(0.25), "contact": None},
-                            "sirets_differents")
-    assert list(json.loads(written)) == ["address", "blocked", "contact", "name"]
-    assert json.loads(written) == {"address": 0.25, "blocked": "sirets_differents",
-                                   "contact": None, "name": 0.5}
-    assert json.loads(features_json({"name": 1.0})) == {"name": 1.0}
+    # numpy floats (a distance computed with numpy) are written as plain numbers, NaN as null
+    text = features_text({"name": 0.5, "address": np.float64(0.25), "contact": None,
+                          "distance_km": float("nan"), "kinds": 0.123456})
+    assert list(json.loads(text)) == ["address", "contact", "distance_km", "kinds", "name"]
+    assert json.loads(text) == {"address": 0.25, "contact": None, "distance_km": None,
+                                "kinds": 0.1235, "name": 0.5}
+    written = features_json(text, "sirets_differents")
+    assert list(json.loads(written)) == ["address", "blocked", "contact", "distance_km",
+                                         "kinds", "name"]
+    assert json.loads(written)["blocked"] == "sirets_differents"
+    assert features_json(text) == text  # a pair not held back is written as scored
 
 
 def test_the_cache_gives_back_the_scores_it_was_given(con):
