@@ -428,6 +428,12 @@ class _Provenance:
         self.sources.update(self.read(ids))
         self.fetched.update(ids)
 
+    def forget(self, ids: list[str]) -> None:
+        """Drop what `add` read for these pages, once rendered."""
+        for sid in ids:
+            self.sources.pop(sid, None)
+        self.fetched.difference_update(ids)
+
 
 def _per_reference(con, name: str, make) -> bytes:
     """`make()`'s bytes, made once per version of the communes reference and kept in its
@@ -615,6 +621,12 @@ def _area_key(level: str, code: str, members: list[dict]) -> list:
                            r.get("longitude"), r.get("departement")) for r in members]]
 
 
+# The structure pages whose value sources one query reads. A page maker alone (one core, or
+# too little memory to fork) read a national site's 370,000 at once, and DuckDB ran out of its
+# memory limit (729 MiB); a share of two page makers' eight is 46,000.
+PROVENANCE_BATCH = 50_000
+
+
 @dataclass
 class _Pages:
     """The structure pages (each linked from the previous site when its key is the same,
@@ -642,19 +654,23 @@ class _Pages:
         mine = self.rows[part::parts]
         todo = [r for r in mine if not reuse.take(self.folder, _structure_page(
             r["structure_id"]), self.keys[r["structure_id"]])]
-        # read here, in the page maker (forked or not), for this part's pages only
-        unread = [r["structure_id"] for r in todo if not self.provenance.has(r["structure_id"])]
-        if unread:
-            self.provenance.add(unread)
         rendered = 0
-        for r in todo:
-            relative, context = self.context_of(r)
-            self._write(relative, "structure.html", {
-                **context, "created": None,
-                "json_ld": json_ld(r, context["canonical"] or relative),
-                "report": _report(self.settings, r),
-                "phone": phone_display(r.get("telephone"))})
-            rendered += 1
+        for start in range(0, len(todo), PROVENANCE_BATCH):
+            batch = todo[start:start + PROVENANCE_BATCH]
+            # read here, in the page maker (forked or not), for this batch's pages only
+            unread = [r["structure_id"] for r in batch
+                      if not self.provenance.has(r["structure_id"])]
+            if unread:
+                self.provenance.add(unread)
+            for r in batch:
+                relative, context = self.context_of(r)
+                self._write(relative, "structure.html", {
+                    **context, "created": None,
+                    "json_ld": json_ld(r, context["canonical"] or relative),
+                    "report": _report(self.settings, r),
+                    "phone": phone_display(r.get("telephone"))})
+                rendered += 1
+            self.provenance.forget(unread)
         for relative, level, code, members in self.areas[part::parts]:
             key = digest([self.page_key, self.areas_key, _area_key(level, code, members)])
             if reuse.take(self.folder, relative, key):

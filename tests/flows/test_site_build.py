@@ -163,6 +163,27 @@ def test_a_first_build_reads_the_provenance_of_each_page_makers_share_only(home,
     assert "asp" in _page(home, 4)
 
 
+def test_a_page_maker_alone_reads_the_provenance_in_batches(home, tmp_path, monkeypatch):
+    # one page maker (one core, or too little memory to fork) read a national site's
+    # provenance in one query, which ran out of DuckDB's memory limit at 1M
+    rows = _rows()
+    rows[4]["provenance"] = json.dumps({"telephone": "asp"})
+    _publish(home, rows)
+    reads = []
+    real = site_module.publications.value_sources
+
+    def value_sources(con, ids=None):
+        reads.append(None if ids is None else len(set(ids)))
+        return real(con, ids)
+
+    monkeypatch.setattr(site_module.publications, "value_sources", value_sources)
+    monkeypatch.setattr(site_module, "PROVENANCE_BATCH", 5)
+    built = build_site(home, SiteSettings(workers=1))
+    assert built["workers"] == 1
+    assert reads == [0, 5, 5, 2]  # none read beforehand on a first build, then batches
+    assert "asp" in _page(home, 4)
+
+
 def test_forked_page_makers_read_the_warehouse_the_run_holds_open(home, monkeypatch):
     # a run's steps share one open instance (shared_instance): the page makers forked from
     # it must open the file themselves, not meet the instance they inherited
