@@ -19,6 +19,14 @@ def record_key(source: str, source_id: str) -> str:
     return f"record:{source}:{source_id}"
 
 
+def record_key_parts(keys: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(source, source_id) of record keys, column by column: what record_key() joined (a
+    source's name holds no colon, a source_id may)."""
+    parts = pc.split_pattern(pc.utf8_slice_codeunits(keys, len("record:")), ":",
+                             max_splits=1)
+    return pc.list_element(parts, 0), pc.list_element(parts, 1)
+
+
 def identity_key(siret: str | None, source: str, source_id: str) -> tuple[str, str]:
     """(key, rule): a real SIRET identifies a place; placeholders and blanks do not."""
     if siret and not is_placeholder_siret(siret):

@@ -20,12 +20,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from transforms.components import components
 from transforms.fields import FIELDS, merged_by
 from transforms.frames import rows_of
-from transforms.keys import identity_key, record_key, signature_link
+from transforms.keys import identity_key, record_key, record_key_parts, signature_link
 from transforms.kinds import KNOWN_KINDS
 from transforms.postes import open_titles
 
@@ -420,19 +419,17 @@ def merge_records(
 
 def link_table(clusters: Sequence[Cluster], structure_ids: Sequence[str]) -> pa.Table:
     """core.links' rows (LINK_COLUMNS) of these places, in their order and each place's
-    survivorship order: source and source_id read from the record keys (a source's name
-    holds no colon), column by column in Arrow."""
+    survivorship order: source and source_id read from the record keys, column by column
+    in Arrow."""
     counts = np.fromiter((len(c.links) // 3 for c in clusters), dtype=np.int64,
                          count=len(clusters))
     place = np.repeat(np.arange(len(clusters)), counts)
-    keys = pa.array([k for c in clusters for k in c.links[0::3]], type=pa.string())
-    # "record:<source>:<source_id>"
-    parts = pc.split_pattern(pc.utf8_slice_codeunits(keys, len("record:")), ":",
-                             max_splits=1)
+    sources, source_ids = record_key_parts(
+        pa.array([k for c in clusters for k in c.links[0::3]], type=pa.string()))
     return pa.table({
         "structure_id": pa.array(structure_ids, type=pa.string()).take(place),
-        "source": pc.list_element(parts, 0),
-        "source_id": pc.list_element(parts, 1),
+        "source": sources,
+        "source_id": source_ids,
         "rule": pa.array([r for c in clusters for r in c.links[1::3]], type=pa.string()),
         "score": pa.array([s for c in clusters for s in c.links[2::3]], type=pa.float64()),
     })
