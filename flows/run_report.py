@@ -72,12 +72,21 @@ class RunSummary:
                        if s.step == "upload" and s.status == "failed"})
 
     @property
+    def failed_steps(self) -> list[str]:
+        """Steps of the consolidation that failed without stopping the publication (geocode:
+        cached answers were used; site, snapshot), uploads left to `failed_targets`."""
+        return sorted({s.step for s in self.steps
+                       if not s.source and s.status == "failed" and s.step != "upload"})
+
+    @property
     def exit_code(self) -> int:
         """What `siae sync` exits with: 1 nothing published; 2 published, but a source kept its
-        last good data or a publication target did not get the release; 0 otherwise."""
+        last good data, a publication target did not get the release, or another step failed
+        (the geocoder, the site, the snapshot); 0 otherwise. A scheduler that reads the code
+        sees a failed site as it sees a failed source."""
         if not self.published:
             return 1
-        return 2 if self.failed_sources or self.failed_targets else 0
+        return 2 if self.failed_sources or self.failed_targets or self.failed_steps else 0
 
 
 def _alive(pid: int) -> bool:

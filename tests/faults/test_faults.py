@@ -525,8 +525,8 @@ def test_bad_judgements(tmp_path):
 # --- the geocoder ------------------------------------------------------------------------------
 
 @fault("geocoder-down", "the BAN answers 503 to every batch",
-       "the geocoding step fails, cached answers are used, the rest is published; the next "
-       "run asks again")
+       "the geocoding step fails, cached answers are used, the rest is published; exit 2; "
+       "the next run asks again")
 def test_geocoder_down(tmp_path, httpserver):
     httpserver.expect_request("/geocodage/search/csv/").respond_with_data("down", status=503)
     folder = make_folder(tmp_path, geocoder_url=httpserver.url_for("/geocodage"))
@@ -534,17 +534,20 @@ def test_geocoder_down(tmp_path, httpserver):
     summary = run(folder, home)
     assert "HTTP 503" in failed(summary, "geocode")
     assert summary.published and features(home) == 6  # the communes' centres
+    assert summary.failed_steps == ["geocode"] and exit_code(summary) == 2
     assert query(home, "SELECT inputs FROM ops.consolidations")[0][0] == "incomplete"
 
 
 @fault("geocoder-html", "the BAN answers an HTML page",
-       "the geocoding step fails naming it; the publication goes on with the other points")
+       "the geocoding step fails naming it; the publication goes on with the other points; "
+       "exit 2")
 def test_geocoder_html(tmp_path, httpserver):
     httpserver.expect_request("/geocodage/search/csv/").respond_with_data(
         "<html>oops</html>", content_type="text/html")
     folder = make_folder(tmp_path, geocoder_url=httpserver.url_for("/geocodage"))
     summary = run(folder, tmp_path / "wh")
     assert "geocoder" in failed(summary, "geocode") and summary.published
+    assert exit_code(summary) == 2
 
 
 # --- killed runs -----------------------------------------------------------------------------
