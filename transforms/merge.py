@@ -450,11 +450,12 @@ def _structures_frame(structure_ids: list[str], goldens: list[tuple]) -> pd.Data
 
 def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[Edge],
                     judgements: Mapping[frozenset[str], str],
-                    nodes: Iterable[str] | None = None,
+                    nodes: Iterable[str] | None = None, seen: dict | None = None,
                     ) -> tuple[list[Cluster], dict[frozenset[str], str]]:
     """(clusters, matcher pairs held back and why) of these records by the rules of
     `merge_records`, without IDs. `nodes`: the judged keys that are places of their own
-    even without records (default: every key a "different" judgement names)."""
+    even without records (default: every key a "different" judgement names); `seen`: the
+    values places share (`_share`), kept across calls whose places travel together."""
     different = {pair for pair, d in judgements.items() if d == "different"}
     uf = _Clusters(different, nodes)
     how: dict[str, tuple[str, float | None]] = {}
@@ -501,7 +502,7 @@ def cluster_records(rows: list[dict], priority: Mapping[str, int], edges: list[E
     for i, rk in enumerate(record_keys):
         members.setdefault(uf.find(rk), []).append(i)
     clusters = []
-    seen: dict = {}  # one object per distinct value that places share (_share)
+    seen = {} if seen is None else seen  # one object per distinct value places share
     for root, keys in uf.groups().items():
         if root not in members:
             clusters.append(Cluster(tuple(keys), None, ()))
@@ -577,7 +578,7 @@ def _cluster_with_memo(records: pd.DataFrame, row_digests: Sequence[int],
     jobs = [partial(_cluster_group, rows_for, record_group == g,
                     parts.record_part[record_group == g], priority,
                     [e for e, eg in zip(edges, edge_group.tolist(), strict=True) if eg == g],
-                    judgements,
+                    parts.edge_part[edge_group == g], judgements,
                     [k for k, ng in zip(parts.judged_nodes, node_group.tolist(), strict=True)
                      if ng == g],
                     parts.judged_part[node_group == g])
@@ -600,24 +601,67 @@ def _rows_under(records: pd.DataFrame, mask: np.ndarray) -> list[dict]:
     return rows_of(records[mask])
 
 
+# The records a clustering job makes rows of at once: it clusters its group's components in
+# batches of about this many records (components never interact), so that a job holds the
+# dicts of one batch, not of its whole group (at 1M, two forked processes held 4 GB of their
+# own, most of it their group's rows; on one core, the flow's process held every row).
+CLUSTER_BATCH_RECORDS = 50_000
+
+
+def component_batches(record_part: np.ndarray, other_parts: Sequence[np.ndarray],
+                      size: int = CLUSTER_BATCH_RECORDS) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The batch of each record, then of each item of `other_parts` (the components of
+    edges or judged keys): whole components, in order, cut into runs of about `size`
+    records (more when one component is larger). Components without records share the
+    batch of the components around them."""
+    every = np.unique(np.concatenate([record_part, *other_parts]).astype(np.int64))
+    sizes = np.bincount(np.searchsorted(every, record_part), minlength=len(every))
+    before = np.cumsum(sizes) - sizes
+    batch_of = before // max(size, 1)
+    return (batch_of[np.searchsorted(every, record_part)],
+            [batch_of[np.searchsorted(every, p)] for p in other_parts])
+
+
 def _cluster_group(rows_for: Callable[[np.ndarray], list[dict]], chosen: np.ndarray,
                    record_part: np.ndarray, priority: Mapping[str, int], edges: list[Edge],
-                   judgements: Mapping[frozenset[str], str], nodes: list[str],
-                   node_part: np.ndarray,
+                   edge_part: np.ndarray, judgements: Mapping[frozenset[str], str],
+                   nodes: list[str], node_part: np.ndarray, batch: int | None = None,
                    ) -> tuple[list[Cluster], dict[frozenset[str], str], np.ndarray]:
     """The clusters and held pairs of a group's records (the `chosen` ones, of components
-    `record_part`) and judged `nodes` (of components `node_part`), with the component of
-    each cluster then each held pair: found here, where the group's keys are (the caller
-    holds no key → component map: at 1M, 200 MB at the merge's peak)."""
-    # the rows become dicts here: in a forked process, only its group's
-    rows = rows_for(chosen)
-    part = dict(zip(nodes, node_part.tolist(), strict=True))
-    part.update(zip((record_key(r["source"], r["source_id"]) for r in rows),
-                    record_part.tolist(), strict=True))
-    clusters, demoted = cluster_records(rows, priority, edges, judgements, nodes)
-    where = [next(part[k] for k in c.keys if k in part) for c in clusters]
-    where += [part[next(iter(pair))] for pair in demoted]
-    return clusters, demoted, np.asarray(where, dtype=np.int64)
+    `record_part`), its `edges` (of components `edge_part`) and its judged `nodes` (of
+    components `node_part`), with the component of each cluster then each held pair: found
+    here, where the group's keys are (the caller holds no key → component map: at 1M,
+    200 MB at the merge's peak). Clustered `batch` records at a time (default:
+    CLUSTER_BATCH_RECORDS)."""
+    picked = np.flatnonzero(chosen)
+    record_batch, (edge_batch, node_batch) = component_batches(
+        record_part, [edge_part, node_part], batch or CLUSTER_BATCH_RECORDS)
+    clusters: list[Cluster] = []
+    demoted: dict[frozenset[str], str] = {}
+    cluster_where: list[int] = []
+    held_where: list[int] = []
+    seen: dict = {}  # shared values across batches: the group's places travel together
+    edge_batch, node_batch = edge_batch.tolist(), node_batch.tolist()
+    for b in np.unique(np.concatenate([record_batch, np.asarray(node_batch, np.int64)])):
+        in_batch = record_batch == b
+        mask = np.zeros(len(chosen), dtype=bool)
+        mask[picked[in_batch]] = True
+        # the rows become dicts here, a batch at a time: in a forked process, only its own
+        rows = rows_for(mask)
+        batch_nodes = [k for k, nb in zip(nodes, node_batch, strict=True) if nb == b]
+        part = dict(zip(batch_nodes, node_part[np.asarray(node_batch) == b].tolist(),
+                        strict=True))
+        part.update(zip((record_key(r["source"], r["source_id"]) for r in rows),
+                        record_part[in_batch].tolist(), strict=True))
+        found, held = cluster_records(
+            rows, priority, [e for e, eb in zip(edges, edge_batch, strict=True) if eb == b],
+            judgements, batch_nodes, seen)
+        del rows
+        cluster_where += [next(part[k] for k in c.keys if k in part) for c in found]
+        held_where += [part[next(iter(pair))] for pair in held]
+        clusters += found
+        demoted.update(held)
+    return clusters, demoted, np.asarray(cluster_where + held_where, dtype=np.int64)
 
 
 def one_typo_apart(a: str, b: str) -> bool:

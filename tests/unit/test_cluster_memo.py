@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from stdnum import luhn
 
+import transforms.merge
 from tests.unit.test_merge import rec
 from transforms.components import _record_links, components
 from transforms.keys import identity_key, identity_keys, signature_link
@@ -16,6 +17,7 @@ from transforms.merge import (
     ClusterMemo,
     Edge,
     Spread,
+    component_batches,
     component_groups,
     merge_records,
     record_key,
@@ -227,8 +229,11 @@ class _InProcess:
         return [job() for job in jobs]
 
 
+@pytest.mark.parametrize("batch", [None, 1, 7], ids=["one batch", "batch 1", "batch 7"])
 @pytest.mark.parametrize("seed", range(4))
-def test_components_clustered_in_groups_equal_one_clustering(seed):
+def test_components_clustered_in_groups_equal_one_clustering(seed, batch, monkeypatch):
+    if batch:  # each group clusters its components this many records at a time
+        monkeypatch.setattr(transforms.merge, "CLUSTER_BATCH_RECORDS", batch)
     rng = random.Random(100 + seed)
     records, edges = _random_set(rng, 120)
     judgements = {}
@@ -263,3 +268,40 @@ def test_components_are_cut_into_groups_of_about_equal_records(sizes, chosen, n,
     record_part = np.repeat(np.arange(len(sizes)), sizes)
     groups = component_groups(record_part, np.asarray(chosen, dtype=bool), n)
     assert groups.tolist() == expected
+
+
+def test_a_group_makes_rows_a_batch_at_a_time(monkeypatch):
+    """A clustering job holds the rows of one batch of whole components at once."""
+    monkeypatch.setattr(transforms.merge, "CLUSTER_BATCH_RECORDS", 10)
+    rng = random.Random(5)
+    records, edges = _random_set(rng, 120)
+    records = frame(records)
+    made: list[int] = []
+
+    def rows(mask):
+        made.append(int(mask.sum()))
+        return transforms.merge.rows_of(records[mask])
+
+    spread = Spread(groups=lambda n: 2, run=lambda jobs: [job() for job in jobs], rows=rows)
+    result = merge_records(records, PRIORITY, {}, edges, {}, memo=ClusterMemo(),
+                           row_digests=digests(records), spread=spread)
+    assert_same(result, merge_records(records, PRIORITY, {}, edges, {}))
+    largest = int(np.bincount(components(records, digests(records), edges, {}).record_part)
+                  .max())
+    assert sum(made) == len(records) and len(made) > 2
+    assert max(made) < 10 + largest  # a batch overruns by less than one component
+
+
+@pytest.mark.parametrize(("records", "others", "size", "expected", "expected_others"), [
+    ([0, 0, 1, 1, 2, 2], [[0, 2]], 4, [0, 0, 0, 0, 1, 1], [[0, 1]]),
+    ([0, 0, 0, 0, 0, 1], [[]], 2, [0, 0, 0, 0, 0, 2], [[]]),  # a large component stays whole
+    ([0, 2], [[1]], 1, [0, 1], [[1]]),  # a judged key alone (component 1) joins the next
+    ([3, 3, 5], [[3]], 50_000, [0, 0, 0], [[0]]),
+], ids=["even", "large component", "no records", "one batch"])
+def test_components_are_cut_into_batches_of_about_size_records(records, others, size,
+                                                               expected, expected_others):
+    found, found_others = component_batches(np.asarray(records),
+                                            [np.asarray(o, dtype=np.int64) for o in others],
+                                            size)
+    assert found.tolist() == expected
+    assert [o.tolist() for o in found_others] == expected_others
