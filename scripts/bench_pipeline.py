@@ -1,7 +1,8 @@
 """Benchmark: the whole `siae sync` (a Prefect flow) on N synthetic source records, then a
 re-run with nothing changed, then one with 1% of the rows edited; for several N, the ratios
 from one size to the next (x10 records should cost about x10 time). Prints per run and step:
-wall seconds, records/s; per run, the flow's peak RSS during that run, the private memory of
+wall seconds, records/s, the flow's peak RSS and the forked processes' private memory while
+the step ran; per run, the flow's peak RSS during that run, the private memory of
 the processes it forked at their largest, and both together (scripts/memory_watch.py); the
 candidate pairs of the matcher; pairwise precision and recall against the generator's truth.
 Writes the same as JSON and as a markdown table, with a probe of the machine's speed before
@@ -123,6 +124,17 @@ def _elapsed(home: Path, run_id: str) -> dict[str, float]:
     return {step: float(seconds) for step, seconds in rows}
 
 
+def _windows(home: Path, run_id: str) -> dict[str, tuple]:
+    """Per step name, (first start, last end) as ops.runs has them (local times), steps
+    that had nothing to do left out."""
+    with duckdb.connect(str(home / "siae.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT step, min(started_at), max(ended_at) FROM ops.runs "
+            "WHERE run_id = ? AND step <> 'run' AND status <> 'unchanged' GROUP BY step",
+            [run_id]).fetchall()
+    return {step: (start, end) for step, start, end in rows}
+
+
 def _after_publication(home: Path, run_id: str) -> float | None:
     """Seconds from the publication's end (the GeoJSON in place) to the run's end: the site
     and the snapshot. None when nothing was published."""
@@ -149,9 +161,13 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
         # the merge's parts: loading the records, matching, clustering
         entry.update({k: v for k, v in (st.details or {}).items() if k.endswith("_s")})
     elapsed = _elapsed(home, summary.run_id)
+    windows = _windows(home, summary.run_id)
     for step, entry in steps.items():
         # a step that had nothing to do (publish: unchanged) still took its time
         entry["seconds"] = elapsed.get(step, entry["busy_seconds"])
+        # its memory: the flow's RSS and the forked processes' own, at their largest while
+        # it ran (steps side by side, geocode and locate, share their samples)
+        entry["memory"] = memory.between(*windows[step]) if step in windows else None
     for entry in steps.values():
         entry["records_per_s"] = (round(entry["rows_in"] / entry["seconds"])
                                   if entry["rows_in"] and entry["seconds"] > 0 else None)
@@ -194,6 +210,11 @@ def print_run(records: int, run: dict) -> None:
           + (f", release: {run['published_changes']}" if run["published_changes"] else "")
           + (f"; FAILED {run['failed']}" if run["failed"] else ""))
     print(f"{'':>9} {'':<10} {steps}", flush=True)
+    peaks = ", ".join(f"{k} {m['rss_mib']:,}" + (f" + {m['forked_mib']:,}" if m["forked_mib"]
+                                                  else "")
+                      for k, v in run["steps"].items() if (m := v.get("memory")))
+    if peaks:
+        print(f"{'':>9} {'':<10} peak MiB (flow + forked): {peaks}", flush=True)
 
 
 def _pairs(home: Path, settings) -> int:
@@ -332,6 +353,19 @@ def markdown(results: list[dict]) -> str:
                          + " | ".join(cells) + " | "
                          + (f"{r['candidate_pairs']:,} | {r['precision']:.3f} | "
                             f"{r['recall']:.3f} |" if first else " | | |"))
+    lines += ["", "Peak memory per step (MiB): the flow's RSS, + the forked processes' own "
+                  "(their sum at its largest in brackets when they forked):", "",
+              "| records | run | " + " | ".join(STEPS) + " |",
+              "|---:|---|" + "---:|" * len(STEPS)]
+    for r in results:
+        for run in r["runs"]:
+            cells = []
+            for s in STEPS:
+                m = run["steps"].get(s, {}).get("memory")
+                cells.append("" if not m else f"{m['rss_mib']:,}" + (
+                    f" + {m['forked_mib']:,} ({m['together_mib']:,})" if m["forked_mib"]
+                    else ""))
+            lines.append(f"| {r['records']:,} | {run['run']} | " + " | ".join(cells) + " |")
     ratios = _ratios(results)
     if ratios:
         lines += ["", "| from → to | records | wall | merge | of which matching | "

@@ -12,8 +12,9 @@ the run before it. Linux only; elsewhere the figures are None.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Processes this one starts that are not the pipeline's forked work (Prefect's temporary
@@ -65,6 +66,20 @@ class RunMemory:
     peak_mib: int | None = None  # its peak RSS during the run
     forked_mib: int | None = None  # the forked processes' private memory, at its largest
     together_mib: int | None = None  # this process's RSS and theirs, at the largest sample
+    # every sample: (local time, this process's RSS KiB, the forked processes' private KiB)
+    samples: list[tuple[dt.datetime, int, int]] = field(default_factory=list)
+
+    def between(self, start: dt.datetime, end: dt.datetime) -> dict[str, int] | None:
+        """This process's largest RSS, the forked processes' largest private memory and
+        the largest sum of both (MiB) among the samples from `start` to `end` (a step's
+        window in ops.runs, local times as it writes them); None when no sample fell in it
+        (a step shorter than the sampling interval)."""
+        inside = [(rss, forked) for at, rss, forked in self.samples if start <= at <= end]
+        if not inside:
+            return None
+        return {"rss_mib": max(r for r, _ in inside) // 1024,
+                "forked_mib": max(f for _, f in inside) // 1024,
+                "together_mib": max(r + f for r, f in inside) // 1024}
 
 
 class MemoryWatch:
@@ -94,6 +109,7 @@ class MemoryWatch:
         while not self._stop.wait(self.every):
             rss = _kib(status, "VmRSS") or 0
             forked = forked_private_kib()
+            self.result.samples.append((dt.datetime.now(), rss, forked))
             self._forked = max(self._forked, forked)
             self._together = max(self._together, rss + forked)
 

@@ -28,3 +28,20 @@ def test_a_run_missing_on_one_side_and_tenths_of_seconds_show_no_change_share():
     table = compare(before, after)
     assert "unchanged" not in table and "edited" not in table
     assert "0.4 → 0.8 |" in table  # no "(+100%)" on a few tenths of a second
+
+
+def test_the_markdown_shows_each_steps_peak_memory_with_the_forked_processes():
+    from scripts.bench_pipeline import markdown
+
+    run = {"run": "first", "wall_s": 10.0, "to_geojson_s": 8.0, "peak_rss_mib": 900,
+           "forked_private_mib": 700, "together_mib": 1500,
+           "steps": {"merge": {"seconds": 4.0, "memory": {"rss_mib": 900, "forked_mib": 700,
+                                                          "together_mib": 1500}},
+                     "publish": {"seconds": 2.0, "memory": {"rss_mib": 800, "forked_mib": 0,
+                                                            "together_mib": 800}},
+                     "site": {"seconds": 0.1, "memory": None}}}
+    table = markdown([{"records": 1000, "runs": [run], "candidate_pairs": 10,
+                       "precision": 1.0, "recall": 1.0}])
+    memory = table.split("Peak memory per step")[1]
+    row = next(line for line in memory.splitlines() if line.startswith("| 1,000 | first"))
+    assert "| 900 + 700 (1,500) |" in row and "| 800 |" in row
