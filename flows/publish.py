@@ -33,7 +33,13 @@ from flows.forked import affordable_workers, default_workers, run_forked
 from transforms import datainclusion_export as di
 from transforms.datapackage import datapackage, resource
 from transforms.frames import arrow_rows
-from transforms.geojson import collection_bytes, feature_lines, lines_by_id
+from transforms.geojson import (
+    COLLECTION_HEAD,
+    COLLECTION_SEPARATOR,
+    COLLECTION_TAIL,
+    feature_line,
+    lines_by_id,
+)
 from transforms.geopackage import gpkg_bytes
 from transforms.invariants import siret_conflicts
 from transforms.publication import (
@@ -166,11 +172,59 @@ class Written:
     sha256: str
 
 
-def _written(job: Callable[[], tuple[dict[str, bytes], object]], folder: Path
+class _CollectionFile:
+    """A FeatureCollection written a feature at a time, in the bytes `collection_bytes`
+    gives, with its size and SHA-256: a national GeoJSON made whole in memory, then joined,
+    was 256 MB three times over, and as much again for the régions' files."""
+
+    FLUSH = 1 << 20  # bytes gathered before a write
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("wb")
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._pending: list[bytes] = [COLLECTION_HEAD]
+        self._pending_size = len(COLLECTION_HEAD)
+        self._empty = True
+
+    def add(self, line: bytes) -> None:
+        if not self._empty:
+            self._pending.append(COLLECTION_SEPARATOR)
+        self._empty = False
+        self._pending.append(line)
+        self._pending_size += len(line) + 2
+        if self._pending_size >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._fh.write(data)
+        self._digest.update(data)
+        self._size += len(data)
+        self._pending, self._pending_size = [], 0
+
+    def close(self) -> Written:
+        """Write the tail and close; the file's size and digest."""
+        self._pending.append(COLLECTION_TAIL)
+        self._flush()
+        self._fh.close()
+        return Written(self._size, self._digest.hexdigest())
+
+    def abandon(self) -> None:
+        self._fh.close()
+
+
+def _written(job: Callable[[], tuple[dict[str, bytes | Written], object]], folder: Path
              ) -> tuple[dict[str, Written], object]:
+    """Write the files a job made into `folder` (those it wrote itself, given as Written,
+    pass as they are); their sizes and digests, and the job's report."""
     files, report = job()
     out = {}
     for name, data in files.items():
+        if isinstance(data, Written):
+            out[name] = data
+            continue
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -194,7 +248,7 @@ def write_files(folder: Path, rows: list[dict], link_base: str = "",
     # the longest first, so that the processes end together
     jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
             functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
-            functools.partial(_geojson_files, rows, reuse),
+            functools.partial(_geojson_files, rows, reuse, folder),
             functools.partial(_csv_file, rows, reuse),
             functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
     workers = affordable_workers(workers if len(rows) >= PARALLEL_FROM else 1,
@@ -236,28 +290,41 @@ def _csv_file(rows: list[dict], reuse: Reuse | None) -> tuple[dict[str, bytes], 
     return {"siae.csv": csv_bytes(rows, kept)}, None
 
 
-def _geojson_files(rows: list[dict], reuse: Reuse | None = None
-                   ) -> tuple[dict[str, bytes], None]:
-    """The GeoJSON of every structure on the map, and one per région (the lines of unchanged
-    rows read from the previous release's file when given: `reuse`)."""
-    kept = None
+def _geojson_files(rows: list[dict], reuse: Reuse | None, folder: Path
+                   ) -> tuple[dict[str, Written], None]:
+    """The GeoJSON of every structure on the map, and one per région, written into `folder`
+    a feature at a time, in structure_id order (the lines of unchanged rows read from the
+    previous release's file when given: `reuse`)."""
+    kept: dict[str, bytes] = {}
     if reuse is not None and reuse.same:
         previous = lines_by_id(_previous_bytes(reuse, "siae.geojson"))
         kept = {sid: line for sid, line in previous.items() if sid in reuse.same}
-    lines, _ = feature_lines(rows, kept)
-    ids = sorted(lines)
-    files = {"siae.geojson": collection_bytes(lines[i] for i in ids)}
-    region_of = {r["structure_id"]: r.get("region") for r in rows}
-    by_region: dict[str, list[bytes]] = defaultdict(list)
-    for r in rows:
-        if r.get("region"):  # a region whose structures have no point: an empty file
-            by_region.setdefault(r["region"], [])
-    for i in ids:
-        if region_of[i]:
-            by_region[region_of[i]].append(lines[i])
-    for region, members in sorted(by_region.items()):
-        files[f"regions/{region}.geojson"] = collection_bytes(members)
-    return files, None
+        del previous
+    # a région whose structures have no point gets an empty file
+    regions = sorted({r["region"] for r in rows if r.get("region")})
+    files: dict[str, _CollectionFile] = {}
+    try:
+        files["siae.geojson"] = _CollectionFile(folder / "siae.geojson")
+        for region in regions:
+            files[f"regions/{region}.geojson"] = _CollectionFile(
+                folder / "regions" / f"{region}.geojson")
+        national = files["siae.geojson"]
+        for r in sorted(rows, key=_structure_id):
+            line = kept.get(r["structure_id"])
+            if line is None and (line := feature_line(r)) is None:
+                continue  # no point: not on the map
+            national.add(line)
+            if region := r.get("region"):
+                files[f"regions/{region}.geojson"].add(line)
+        return {name: f.close() for name, f in files.items()}, None
+    except BaseException:
+        for f in files.values():
+            f.abandon()
+        raise
+
+
+def _structure_id(row: dict) -> str:
+    return row["structure_id"]
 
 
 def _datainclusion_files(rows: list[dict], link_base: str, changed_on: dict | None,

@@ -348,3 +348,41 @@ def test_csv_lines_pair_with_rows_only_without_line_breaks_in_cells():
     assert lines["siae-2"].startswith('"siae-2"') and csv_bytes(rows, lines) == data
     broken = rows + [{"structure_id": "siae-3", "nom": "deux\nlignes"}]
     assert csv_lines_by_id(csv_bytes(broken), ["siae-1", "siae-2", "siae-3"]) == {}
+
+
+def test_geojson_files_written_a_feature_at_a_time_are_the_collections_in_memory(tmp_path):
+    """The national and régions' files, streamed to disk, hold the bytes collection_bytes
+    gives for the sorted features, with their size and digest."""
+    from flows.publish import _geojson_files, _written
+    from transforms.geojson import collection_bytes, feature_line
+
+    rows = [structure(n, lon=2.0 + n / 100, lat=45.0, region="84" if n % 3 else "11")
+            for n in (7, 3, 12, 1, 9)]  # not in structure_id order
+    rows.append(structure(20, lon=None, lat=None, region="93"))  # no point: an empty région
+    rows.append(structure(21, lon=5.0, lat=43.0, region=None))  # on the national map only
+    out, _ = _written(lambda: _geojson_files(rows, None, tmp_path), tmp_path)
+    located = sorted((r for r in rows if r["longitude"] is not None),
+                     key=lambda r: r["structure_id"])
+    expected = {"siae.geojson": collection_bytes(feature_line(r) for r in located)}
+    for region in ("11", "84", "93"):
+        expected[f"regions/{region}.geojson"] = collection_bytes(
+            feature_line(r) for r in located if r["region"] == region)
+    assert set(out) == set(expected)
+    for name, data in expected.items():
+        assert (tmp_path / name).read_bytes() == data, name
+        assert (out[name].size, out[name].sha256) == (len(data),
+                                                      hashlib.sha256(data).hexdigest())
+    assert json.loads(expected["regions/93.geojson"])["features"] == []
+
+
+def test_a_failing_feature_leaves_the_files_closed_and_the_error_raised(tmp_path,
+                                                                        monkeypatch):
+    import flows.publish
+
+    def broken(row):
+        raise RuntimeError(f"cannot encode {row['structure_id']}")
+
+    monkeypatch.setattr(flows.publish, "feature_line", broken)
+    with pytest.raises(RuntimeError, match="cannot encode"):
+        flows.publish._geojson_files([structure(1, lon=2.0, lat=45.0, region="84")], None,
+                                     tmp_path)

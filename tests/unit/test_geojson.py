@@ -94,3 +94,13 @@ def test_feature_lines_are_read_back_by_id_from_a_collection():
     lines, _ = feature_lines(rows)
     assert lines_by_id(collection_bytes(lines[k] for k in sorted(lines))) == lines
     assert lines_by_id(b"[]") == {} and lines_by_id(collection_bytes([])) == {}
+
+
+def test_a_row_missing_fields_writes_them_null_as_a_full_row_does():
+    from transforms.geojson import PROPERTIES, feature_line
+
+    partial = structure("siae-p", 4.4, 44.6)
+    full = dict.fromkeys(PROPERTIES) | partial | {"extra": "not published"}
+    assert set(PROPERTIES) - set(partial)  # the partial row takes the slower path
+    assert feature_line(partial) == feature_line(full)
+    assert json.loads(feature_line(full))["properties"]["types"] == ["ACI"]
