@@ -14,6 +14,7 @@ A reader of `publish/siae.geojson` sees the old release or the new one, never a 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -21,7 +22,7 @@ import json
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,27 +173,29 @@ class Written:
     sha256: str
 
 
-class _CollectionFile:
-    """A FeatureCollection written a feature at a time, in the bytes `collection_bytes`
-    gives, with its size and SHA-256: a national GeoJSON made whole in memory, then joined,
-    was 256 MB three times over, and as much again for the régions' files."""
+class _JoinedFile:
+    """A file holding `head + separator.join(lines) + tail` (`empty` when there is no
+    line), written a line at a time, with its size and SHA-256: a national file made whole
+    in memory, then joined and encoded, was its size three times over."""
 
     FLUSH = 1 << 20  # bytes gathered before a write
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, head: bytes = b"", separator: bytes = b"",
+                 tail: bytes = b"", empty: bytes | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = path.open("wb")
+        self._head, self._separator, self._tail = head, separator, tail
+        self._empty = head + tail if empty is None else empty
         self._digest = hashlib.sha256()
         self._size = 0
-        self._pending: list[bytes] = [COLLECTION_HEAD]
-        self._pending_size = len(COLLECTION_HEAD)
-        self._empty = True
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._lines = 0
 
     def add(self, line: bytes) -> None:
-        if not self._empty:
-            self._pending.append(COLLECTION_SEPARATOR)
-        self._empty = False
+        self._pending.append(self._separator if self._lines else self._head)
         self._pending.append(line)
+        self._lines += 1
         self._pending_size += len(line) + 2
         if self._pending_size >= self.FLUSH:
             self._flush()
@@ -206,13 +209,29 @@ class _CollectionFile:
 
     def close(self) -> Written:
         """Write the tail and close; the file's size and digest."""
-        self._pending.append(COLLECTION_TAIL)
+        self._pending.append(self._tail if self._lines else self._empty)
         self._flush()
         self._fh.close()
         return Written(self._size, self._digest.hexdigest())
 
     def abandon(self) -> None:
         self._fh.close()
+
+
+@contextlib.contextmanager
+def _joined_files() -> Iterator[dict[str, _JoinedFile]]:
+    """The files a job streams, by name: each closed (and left incomplete) if it fails."""
+    files: dict[str, _JoinedFile] = {}
+    try:
+        yield files
+    except BaseException:
+        for f in files.values():
+            f.abandon()
+        raise
+
+
+def _collection_file(path: Path) -> _JoinedFile:
+    return _JoinedFile(path, COLLECTION_HEAD, COLLECTION_SEPARATOR, COLLECTION_TAIL)
 
 
 def _written(job: Callable[[], tuple[dict[str, bytes | Written], object]], folder: Path
@@ -246,7 +265,7 @@ def write_files(folder: Path, rows: list[dict], link_base: str = "",
     bytes are the same either way. `keep`, when given, receives under "datainclusion" what
     the next build may reuse (`Reuse`)."""
     # the longest first, so that the processes end together
-    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse),
+    jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse, folder),
             functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
             functools.partial(_geojson_files, rows, reuse, folder),
             functools.partial(_csv_file, rows, reuse),
@@ -302,13 +321,11 @@ def _geojson_files(rows: list[dict], reuse: Reuse | None, folder: Path
         del previous
     # a région whose structures have no point gets an empty file
     regions = sorted({r["region"] for r in rows if r.get("region")})
-    files: dict[str, _CollectionFile] = {}
-    try:
-        files["siae.geojson"] = _CollectionFile(folder / "siae.geojson")
+    with _joined_files() as files:
+        files["siae.geojson"] = national = _collection_file(folder / "siae.geojson")
         for region in regions:
-            files[f"regions/{region}.geojson"] = _CollectionFile(
+            files[f"regions/{region}.geojson"] = _collection_file(
                 folder / "regions" / f"{region}.geojson")
-        national = files["siae.geojson"]
         for r in sorted(rows, key=_structure_id):
             line = kept.get(r["structure_id"])
             if line is None and (line := feature_line(r)) is None:
@@ -317,10 +334,6 @@ def _geojson_files(rows: list[dict], reuse: Reuse | None, folder: Path
             if region := r.get("region"):
                 files[f"regions/{region}.geojson"].add(line)
         return {name: f.close() for name, f in files.items()}, None
-    except BaseException:
-        for f in files.values():
-            f.abandon()
-        raise
 
 
 def _structure_id(row: dict) -> str:
@@ -328,16 +341,31 @@ def _structure_id(row: dict) -> str:
 
 
 def _datainclusion_files(rows: list[dict], link_base: str, changed_on: dict | None,
-                         reuse: Reuse | None = None) -> tuple[dict[str, bytes], tuple]:
+                         reuse: Reuse | None, folder: Path
+                         ) -> tuple[dict[str, Written], tuple]:
+    """data·inclusion's structures.json and structures.csv, written into `folder` a row at
+    a time in structure_id order; (the export's report, what the next one may reuse)."""
     kept = None
     if reuse is not None and reuse.same and reuse.datainclusion:
         lines = di.previous_lines(_previous_bytes(reuse, "datainclusion/structures.json"),
                                   _previous_bytes(reuse, "datainclusion/structures.csv"))
         kept = {sid: (*pair, reuse.datainclusion[sid]) for sid, pair in lines.items()
                 if sid in reuse.same and sid in reuse.datainclusion}
-    json_data, csv_data, report, clean = di.export_files(rows, link_base, changed_on, kept)
-    return {"datainclusion/structures.json": json_data,
-            "datainclusion/structures.csv": csv_data}, (report, clean)
+        del lines
+    export = di.Export(link_base, changed_on, kept)
+    with _joined_files() as files:
+        files["datainclusion/structures.json"] = as_json = _JoinedFile(
+            folder / "datainclusion" / "structures.json", di.JSON_HEAD.encode(),
+            di.JSON_SEPARATOR.encode(), di.JSON_TAIL.encode(), di.JSON_EMPTY.encode())
+        files["datainclusion/structures.csv"] = as_csv = _JoinedFile(
+            folder / "datainclusion" / "structures.csv", di.CSV_HEAD.encode(),
+            empty=di.CSV_HEAD.encode())
+        for row in sorted(rows, key=_structure_id):
+            if (pair := export.lines(row)) is not None:
+                as_json.add(pair[0].encode("utf-8"))
+                as_csv.add(pair[1].encode("utf-8"))
+        written = {name: f.close() for name, f in files.items()}
+    return written, (export.report(), export.clean)
 
 
 def _swap(paths: WarehousePaths, release_dir: Path) -> None:

@@ -133,6 +133,52 @@ def written_date(row: Mapping[str, object], changed_on: dt.date | None) -> str |
 _DATE_FIELD = next((ours for ours, theirs in _MAPPED.items() if theirs == "date_maj"), None)
 
 
+class Export:
+    """The data·inclusion export a row at a time, for writers that stream it: `lines(row)`
+    gives a row's (JSON line, CSV line), or None when the row is left out; `report()` and
+    `clean` (as `export_files` returns them) once every row is in. The lines go out in
+    structure_id order (the documents' ids share one prefix): feed the rows sorted."""
+
+    def __init__(self, link_base: str = "", changed_on: Mapping[str, dt.date] | None = None,
+                 reuse: Mapping[str, tuple[str, str, str | None]] | None = None):
+        self.link_base = link_base
+        self.changed_on, self.reuse = changed_on or {}, reuse or {}
+        self.csv_line = CsvLine()
+        self.written = 0
+        self.left_out: Counter = Counter()
+        self.emptied: Counter = Counter()
+        self.clean: dict[str, str | None] = {}
+
+    def lines(self, row: Mapping[str, object]) -> tuple[str, str] | None:
+        """The row's JSON and CSV lines (the previous export's when its row is unchanged
+        and dated the same), or None when the schema refuses a required value."""
+        sid = row["structure_id"]
+        day = self.changed_on.get(sid)
+        kept = self.reuse.get(sid)
+        if kept is not None and kept[2] == (date := written_date(row, day)):
+            self.clean[sid] = date
+            self.written += 1
+            return kept[0], kept[1]
+        doc, whole = _counted(row, self.link_base, day, self.left_out, self.emptied)
+        if doc is None:
+            return None
+        if whole:
+            self.clean[sid] = written_date(row, day)
+        self.written += 1
+        return _doc_line(doc), self.csv_line(_cells(doc))
+
+    def report(self) -> dict:
+        """Rows written, rows left out and values emptied, by field and reason."""
+        return {"structures": self.written, "left_out": dict(sorted(self.left_out.items())),
+                "emptied": dict(sorted(self.emptied.items()))}
+
+
+# How the files frame their lines: structures.json is a JSON array, one document per line;
+# structures.csv its header, then its lines.
+JSON_HEAD, JSON_SEPARATOR, JSON_TAIL, JSON_EMPTY = "[\n", ",\n", "\n]\n", "[]\n"
+CSV_HEAD = ",".join(COLUMNS) + "\n"
+
+
 def export_files(rows: Iterable[Mapping[str, object]], link_base: str = "",
                  changed_on: Mapping[str, dt.date] | None = None,
                  reuse: Mapping[str, tuple[str, str, str | None]] | None = None,
@@ -142,32 +188,18 @@ def export_files(rows: Iterable[Mapping[str, object]], link_base: str = "",
     neutralised), the report of `structure_rows`, and the rows the next export may take as
     they are: structure_id → date_maj, for the rows written without a refusal. `reuse`:
     structure_id → (JSON line, CSV line, date_maj) of the previous
-    export, for rows whose published row is unchanged: taken when the date is the same."""
-    changed_on, reuse = changed_on or {}, reuse or {}
-    csv_line = CsvLine()
-    items: list[tuple[str, str, str]] = []  # doc id, JSON line, CSV line
-    left_out, emptied = Counter(), Counter()
-    clean: dict[str, str | None] = {}
+    export, for rows whose published row is unchanged: taken when the date is the same.
+    In memory; `Export` gives the same lines one row at a time."""
+    export = Export(link_base, changed_on, reuse)
+    items: list[tuple[str, str, str]] = []  # structure_id, JSON line, CSV line
     for row in rows:
-        sid = row["structure_id"]
-        day = changed_on.get(sid)
-        kept = reuse.get(sid)
-        if kept is not None and kept[2] == (date := written_date(row, day)):
-            items.append((f"{SOURCE}--{sid}", kept[0], kept[1]))
-            clean[sid] = date
-            continue
-        doc, whole = _counted(row, link_base, day, left_out, emptied)
-        if doc is None:
-            continue
-        if whole:
-            clean[sid] = written_date(row, day)
-        items.append((doc["id"], _doc_line(doc), csv_line(_cells(doc))))
+        if (pair := export.lines(row)) is not None:
+            items.append((row["structure_id"], *pair))
     items.sort(key=lambda item: item[0])
-    json_data = ("[\n" + ",\n".join(j for _, j, _ in items) + "\n]\n" if items else "[]\n")
-    csv_data = ",".join(COLUMNS) + "\n" + "".join(c for _, _, c in items)
-    report = {"structures": len(items), "left_out": dict(sorted(left_out.items())),
-              "emptied": dict(sorted(emptied.items()))}
-    return json_data.encode("utf-8"), csv_data.encode("utf-8"), report, clean
+    json_data = (JSON_HEAD + JSON_SEPARATOR.join(j for _, j, _ in items) + JSON_TAIL
+                 if items else JSON_EMPTY)
+    csv_data = CSV_HEAD + "".join(c for _, _, c in items)
+    return json_data.encode("utf-8"), csv_data.encode("utf-8"), export.report(), export.clean
 
 
 _PREFIX = f'{{"source":"{SOURCE}","id":"{SOURCE}--'

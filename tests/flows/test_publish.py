@@ -386,3 +386,30 @@ def test_a_failing_feature_leaves_the_files_closed_and_the_error_raised(tmp_path
     with pytest.raises(RuntimeError, match="cannot encode"):
         flows.publish._geojson_files([structure(1, lon=2.0, lat=45.0, region="84")], None,
                                      tmp_path)
+
+
+@pytest.mark.parametrize("case", ["rows", "all left out"])
+def test_datainclusion_files_written_a_row_at_a_time_are_the_export_in_memory(tmp_path,
+                                                                              case):
+    """structures.json and .csv streamed to disk, from rows in any order, hold the bytes,
+    report and reusable dates of the in-memory export (a row left out, a value emptied, a
+    carriage return; no row at all: an empty array and the header)."""
+    from flows.publish import _datainclusion_files, _written
+    from tests.unit.test_datainclusion_export import CHANGED, _day_rows
+    from transforms import datainclusion_export as di
+
+    rows = list(reversed(_day_rows()))
+    if case == "all left out":
+        rows = [r | {"nom": "AB"} for r in rows]
+    out, (report, clean) = _written(
+        lambda: _datainclusion_files(rows, "https://atlas.example", CHANGED, None, tmp_path),
+        tmp_path)
+    json_data, csv_data, expected_report, expected_clean = di.export_files(
+        rows, "https://atlas.example", CHANGED)
+    assert (report, clean) == (expected_report, expected_clean)
+    for name, data in (("datainclusion/structures.json", json_data),
+                       ("datainclusion/structures.csv", csv_data)):
+        assert (tmp_path / name).read_bytes() == data, name
+        assert out[name].sha256 == hashlib.sha256(data).hexdigest()
+    if case == "all left out":
+        assert json_data == b"[]\n" and csv_data.count(b"\n") == 1
