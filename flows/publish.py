@@ -45,7 +45,7 @@ from transforms.geopackage import gpkg_bytes
 from transforms.invariants import siret_conflicts
 from transforms.publication import (
     compute_changes,
-    csv_bytes,
+    csv_chunks,
     csv_lines_by_id,
     dumps,
     parquet_bytes,
@@ -268,7 +268,7 @@ def write_files(folder: Path, rows: list[dict], link_base: str = "",
     jobs = [functools.partial(_datainclusion_files, rows, link_base, changed_on, reuse, folder),
             functools.partial(_encoded, gpkg_bytes, "siae.gpkg", rows),
             functools.partial(_geojson_files, rows, reuse, folder),
-            functools.partial(_csv_file, rows, reuse),
+            functools.partial(_csv_file, rows, reuse, folder),
             functools.partial(_encoded, parquet_bytes, "siae.parquet", rows)]
     workers = affordable_workers(workers if len(rows) >= PARALLEL_FROM else 1,
                                  len(rows) * FORK_BYTES_PER_ROW, "encoding the release")
@@ -301,12 +301,20 @@ def _previous_bytes(reuse: Reuse, name: str) -> bytes:
         return b""
 
 
-def _csv_file(rows: list[dict], reuse: Reuse | None) -> tuple[dict[str, bytes], None]:
+def _csv_file(rows: list[dict], reuse: Reuse | None, folder: Path
+              ) -> tuple[dict[str, Written], None]:
+    """siae.csv, written into `folder` a chunk of rows at a time (the lines of unchanged
+    rows read from the previous release's file when given: `reuse`)."""
     kept = None
     if reuse is not None and reuse.same:
         lines = csv_lines_by_id(_previous_bytes(reuse, "siae.csv"), reuse.ids)
         kept = {sid: line for sid, line in lines.items() if sid in reuse.same}
-    return {"siae.csv": csv_bytes(rows, kept)}, None
+        del lines
+    with _joined_files() as files:
+        files["siae.csv"] = out = _JoinedFile(folder / "siae.csv")
+        for text in csv_chunks(rows, kept):
+            out.add(text.encode("utf-8"))
+        return {name: f.close() for name, f in files.items()}, None
 
 
 def _geojson_files(rows: list[dict], reuse: Reuse | None, folder: Path

@@ -10,7 +10,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -89,9 +89,28 @@ def csv_bytes(rows: Iterable[Mapping[str, object]],
     """UTF-8, comma-separated, one row per structure, lists joined by `|`, fixed decimals;
     formula-like cells neutralised (the GeoJSON and Parquet files keep the exact values).
     `reuse`: the lines of the previous file for structures whose row is unchanged
-    (`csv_lines_by_id`): written as they are."""
-    rows = list(rows)
-    reuse = reuse or {}
+    (`csv_lines_by_id`): written as they are. In memory; `csv_chunks` gives the same text
+    a chunk of rows at a time."""
+    return "".join(csv_chunks(list(rows), reuse)).encode("utf-8")
+
+
+# Rows whose cells are made at once: a national file's cells, made a column at a time for
+# every row, were 700 MB in the process that encodes it.
+CSV_CHUNK_ROWS = 20_000
+
+
+def csv_chunks(rows: Sequence[Mapping[str, object]], reuse: Mapping[str, str] | None = None,
+               size: int = CSV_CHUNK_ROWS) -> Iterator[str]:
+    """The text of `csv_bytes`, in pieces: the header, then the lines of `size` rows at a
+    time (cells are made value by value, so the pieces join into the same text)."""
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(FIELD_NAMES)
+    yield header.getvalue()
+    for start in range(0, len(rows), size):
+        yield _csv_text(rows[start:start + size], reuse or {})
+
+
+def _csv_text(rows: Sequence[Mapping[str, object]], reuse: Mapping[str, str]) -> str:
     # the cells of the rows to write, made a column at a time
     fresh = [r for r in rows if r["structure_id"] not in reuse]
     columns = [_column_texts([r.get(name) for r in fresh], kind) for name, kind, _ in FIELDS]
@@ -103,10 +122,9 @@ def csv_bytes(rows: Iterable[Mapping[str, object]],
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(FIELD_NAMES)
     if not reuse and not broken:
         writer.writerows(lines)
-        return out.getvalue().encode("utf-8")
+        return out.getvalue()
     k = 0
     for r in rows:
         if (kept := reuse.get(r["structure_id"])) is not None:
@@ -114,7 +132,7 @@ def csv_bytes(rows: Iterable[Mapping[str, object]],
             continue
         (quoted if k in broken else writer).writerow(next(lines))
         k += 1
-    return out.getvalue().encode("utf-8")
+    return out.getvalue()
 
 
 def csv_lines_by_id(data: bytes, ids: list[str]) -> dict[str, str]:

@@ -138,6 +138,23 @@ def test_csv_lines_kept_from_the_last_file_sit_between_new_rows_in_row_order():
     assert csv_bytes(after, kept).decode("utf-8").split("\n")[1].startswith('"siae-a","')
 
 
+@pytest.mark.parametrize("size", [1, 2, 5], ids=["chunk 1", "chunk 2", "one chunk"])
+def test_csv_in_chunks_joins_into_the_file_in_one_piece(size):
+    """Chunks of rows (a kept line, a fully quoted row and a formula among them) make the
+    same text as the whole file at once."""
+    from transforms.publication import csv_chunks, csv_lines_by_id
+
+    before = [row("siae-a"), row("siae-b", nom="Ancien"), row("siae-c")]
+    kept = {k: v for k, v in csv_lines_by_id(csv_bytes(before), ["siae-a", "siae-b", "siae-c"]
+                                             ).items() if k == "siae-b"}
+    after = [row("siae-a", nom="Deux\r\nlignes"), row("siae-b", nom="Nouveau"),
+             row("siae-c", nom="=1+1"), row("siae-d", types=["ACI", "EI"])]
+    pieces = list(csv_chunks(after, kept, size))
+    assert len(pieces) == 1 + -(-len(after) // size)  # the header, then each chunk
+    assert "".join(pieces).encode("utf-8") == csv_bytes(after, kept)
+    assert "".join(csv_chunks([], None, size)).encode("utf-8") == csv_bytes([])
+
+
 def test_rows_unchanged_between_releases_are_not_listed_and_changed_ones_are():
     from transforms.publication import compute_changes
     base = {"structure_id": "s1", "nom": "A", "latitude": 45.0, "longitude": 4.0,
