@@ -450,14 +450,13 @@ def publish_release(home: Path, settings: Publication | None = None, force: bool
     reuse = (Reuse(current, [r["structure_id"] for r in previous], same,
                    _datainclusion_dates(paths, current))
              if previous and _built_by(paths, current) == code else None)
-    keep: dict = {}
+    release = _Release(rows, previous, current, redirects, sources, held, same, reuse,
+                       features, key, code, link_base, changed_on)
     # Each file is written where it is encoded, into a folder renamed to the release's name
     # once complete: a reader never meets half a release.
     building = paths.releases / f".{dt.datetime.now():%Y%m%dT%H%M%S.%f}.building"
     try:
-        return _write_release(paths, building, rows, previous, current, redirects, sources,
-                              held, same, reuse, keep, features, key, code, link_base,
-                              changed_on, settings)
+        return _write_release(paths, building, release, settings)
     except OSError as exc:
         # a full disk, a read-only folder: nothing half-written stays, the current release
         # stays, and the message says where
@@ -484,15 +483,35 @@ def _same_file(path: Path, other: Path) -> bool:
                 return True
 
 
-def _write_release(paths: WarehousePaths, building: Path, rows: list[dict],
-                   previous: list[dict] | None, current: Path | None,
-                   redirects: dict[str, str], sources: list, held: dict,
-                   same: frozenset[str], reuse: Reuse | None, keep: dict, features: int,
-                   key: str, code: str, link_base: str, changed_on: dict,
+@dataclass(frozen=True)
+class _Release:
+    """What a release is built from, read by `publish_release` before it builds."""
+
+    rows: list[dict]  # marts.siae, by structure_id
+    previous: list[dict] | None  # the current release's rows
+    current: Path | None  # the current release's folder
+    redirects: dict[str, str]
+    sources: list  # (source, sha256, staged_at, rows) of each staged source
+    held: dict  # structures kept back, by reason
+    same: frozenset[str]  # structure_ids whose row is the current release's
+    reuse: Reuse | None  # the current release's lines, when encoded the same way
+    features: int  # rows with a point
+    key: str  # the digest of the inputs (an unchanged publication is answered from it)
+    code: str  # the digest of what encodes the files
+    link_base: str
+    changed_on: dict  # structure_id → the day its record last changed
+
+
+def _write_release(paths: WarehousePaths, building: Path, release: _Release,
                    settings: Publication) -> dict:
+    rows, previous, current = release.rows, release.previous, release.current
+    redirects, held, features = release.redirects, release.held, release.features
+    key, code = release.key, release.code
+    keep: dict = {}
     building.mkdir()
-    written, di_report = write_files(building, rows, link_base, changed_on,
-                                     settings.workers or default_workers(), reuse, keep)
+    written, di_report = write_files(building, rows, release.link_base, release.changed_on,
+                                     settings.workers or default_workers(), release.reuse,
+                                     keep)
     # Merged IDs, so that a map site holding an old ID can follow it to the surviving one.
     small = {"redirects.json": dumps({"redirects": [{"from": k, "to": v}
                                                     for k, v in sorted(redirects.items())]})}
@@ -518,20 +537,21 @@ def _write_release(paths: WarehousePaths, building: Path, rows: list[dict],
 
     # "Data of": when the newest source content was staged (stable while inputs are),
     # else now for a warehouse filled by other means.
-    created = max((s[2] for s in sources), default=None) or dt.datetime.now()
+    created = max((s[2] for s in release.sources), default=None) or dt.datetime.now()
     # Microseconds so that names sort in publication order, even within one second.
     release_id = f"{dt.datetime.now():%Y%m%dT%H%M%S.%f}-{written['siae.parquet'].sha256[:8]}"
     # The change log lists the redirects of IDs that the previous release still published.
     previous_ids = {r["structure_id"] for r in previous or []}
     changes = compute_changes(previous, rows, settings.move_threshold_m,
-                              {k: v for k, v in redirects.items() if k in previous_ids}, same)
+                              {k: v for k, v in redirects.items() if k in previous_ids},
+                              release.same)
     changes = {"release": release_id, "previous": current.name if current else None, **changes}
     small["changes.json"] = dumps(changes)
     resources = [resource(name, w.size, w.sha256) for name, w in sorted(written.items())]
     small["datapackage.json"] = dumps(datapackage(
         resources,
         [{"name": s[0], "sha256": s[1], "staged_at": s[2].isoformat(timespec="seconds"),
-          "rows": s[3]} for s in sources],
+          "rows": s[3]} for s in release.sources],
         created, len(rows)))
     for name, data in small.items():
         (building / name).write_bytes(data)
