@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from transforms.identifiers import is_placeholder_siret
+from transforms.keys import record_key
 
 
 def siret_conflicts(records: Iterable[dict], same_pairs: Iterable[frozenset[str]]
@@ -31,7 +32,7 @@ def siret_conflicts(records: Iterable[dict], same_pairs: Iterable[frozenset[str]
                   if r.get("siret") and not is_placeholder_siret(r["siret"])}
         if len(sirets) < 2:
             continue
-        keys = {f"record:{r['source']}:{r['source_id']}": r.get("siret") for r in members}
+        keys = {record_key(r["source"], r["source_id"]): r.get("siret") for r in members}
         links = [(r.get("siret_signature"), r.get("siret")) for r in members]  # the ASP's
         links += [(keys[a], keys[b]) for a, b in map(tuple, same) if a in keys and b in keys]
         if not _connected(sirets, links):

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from transforms.frames import column_values, rows_of
+from transforms.keys import record_key
 from warehouse import publications
 from warehouse.comments import apply_comments
 from warehouse.db import (
@@ -237,5 +238,5 @@ def same_judgements(con: duckdb.DuckDBPyConnection) -> list[frozenset[str]]:
         FROM core.judgements""").fetchall()
     newest: dict[frozenset[str], str] = {}
     for ls, li, rs, ri, decision in rows:  # the file's order: the newest line wins
-        newest[frozenset((f"record:{ls}:{li}", f"record:{rs}:{ri}"))] = decision
+        newest[frozenset((record_key(ls, li), record_key(rs, ri)))] = decision
     return [pair for pair, decision in newest.items() if decision == "same"]
