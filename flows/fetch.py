@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from flows import connectors
@@ -79,14 +80,18 @@ def write_manifest(raw_dir: Path, source: str, run_id: str, at: dt.datetime,
     return path
 
 
-def latest_manifest(raw_dir: Path, source: str) -> dict | None:
-    """The newest recorded fetch of a source whose payloads are all still landed."""
+def landed_manifests(raw_dir: Path, source: str) -> Iterator[dict]:
+    """The recorded fetches of a source whose payloads are all still landed, newest first."""
     folder = raw_dir / source / "fetches"
     for path in sorted(folder.glob("*.json"), reverse=True) if folder.exists() else []:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if all((raw_dir / source / f["file"]).exists() for f in doc["files"]):
-            return doc
-    return None
+            yield doc
+
+
+def latest_manifest(raw_dir: Path, source: str) -> dict | None:
+    """The newest recorded fetch of a source whose payloads are all still landed."""
+    return next(landed_manifests(raw_dir, source), None)
 
 
 def land(raw_dir: Path, source: str, payload: Payload) -> Path:

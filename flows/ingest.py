@@ -21,7 +21,7 @@ from transforms.apis import source_table
 from transforms.places import CommuneIndex
 from transforms.retention import raw_to_prune
 from transforms.spec import SourceSpec
-from transforms.staging import RowMemo, Staged, stage_table
+from transforms.staging import RowMemo, Staged, drop_refused, stage_table
 from warehouse import raw, staging
 from warehouse.comments import apply_comments
 from warehouse.db import arrow_table, connect
@@ -197,6 +197,10 @@ def stage_source(
                 f"source '{spec.name}': {kept} usable rows, fewer than expect.min_rows = "
                 f"{spec.min_rows}{why}; last good data kept"
             )
+        last = staging.source_state(con, spec.name)
+        if refused := drop_refused(spec.name, kept, last.rows_staged if last else None,
+                                   spec.max_drop_share):
+            raise ValueError(refused)
         staging.replace_staging(con, staging.SourceState(
             spec.name, fetched.sha256, staging_fingerprint(spec), dt.datetime.now(), run_id,
             staged.rows_read, kept, len(staged.rejects), len(staged.warnings),

@@ -2,9 +2,10 @@
 
 The raw folder holds every landed payload with a manifest per fetch, and a copy of what the
 payloads cannot give back (the persisted IDs and successions, the geocoder's answers,
-raw/_registry/). A rebuild restores those, stages each source's newest landed fetch,
-consolidates and publishes: the same IDs and points, so the same GeoJSON, byte for byte,
-without the network.
+raw/_registry/). A rebuild restores those, stages for each source the fetch its last
+consolidated staging was made from (not a newer fetch that was refused: too few rows, a
+cut-off file; the newest landed one when the registry does not say), consolidates and
+publishes: the same IDs and points, so the same GeoJSON, byte for byte, without the network.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 import duckdb
 
 from flows.consolidation import consolidate
-from flows.fetch import latest_manifest
+from flows.fetch import landed_manifests, latest_manifest
 from flows.ingest import Fetched, fetch_sha, prepare, stage_landed
 from flows.run_report import Run, RunSummary, StepResult
 from transforms.spec import Spec
 from warehouse.db import connect, shared_instance
 from warehouse.paths import WarehousePaths
-from warehouse.registry import import_registry
+from warehouse.registry import import_registry, staged_from
 
 
 class RebuildRefused(RuntimeError):
@@ -59,8 +60,9 @@ def rebuild(spec: Spec, home: Path) -> tuple[RunSummary, Path | None]:
         with connect(paths.database) as con:
             restored = import_registry(con, paths.raw)
         run.logger.info("registry restored: %s", ", ".join(restored) or "nothing")
+        staged = staged_from(paths.raw)
         for src in spec.selected():
-            manifest = latest_manifest(paths.raw, src.name)
+            manifest = _staged_manifest(paths.raw, src.name, staged.get(src.name))
             if manifest is None:
                 run.step(StepResult("stage", src.name, "failed", 0.0,
                                     message=f"source '{src.name}': no landed payload under "
@@ -73,3 +75,12 @@ def rebuild(spec: Spec, home: Path) -> tuple[RunSummary, Path | None]:
             stage_landed(run, src, communes, fetched)
         consolidate(run, force_publish=False, force=True)
         return run.finish(), aside
+
+
+def _staged_manifest(raw_dir: Path, source: str, sha: str | None) -> dict | None:
+    """The landed fetch whose content hash is `sha` (the one behind the source's last
+    consolidated staging), else the newest landed one."""
+    for doc in landed_manifests(raw_dir, source) if sha else ():
+        if fetch_sha([f["sha256"] for f in doc["files"]]) == sha:
+            return doc
+    return latest_manifest(raw_dir, source)

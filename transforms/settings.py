@@ -104,6 +104,9 @@ class StrictModel(BaseModel):
 
 class Expect(StrictModel):
     min_rows: int = Field(1, ge=0)  # fewer usable rows fails the source; last good data kept
+    # keeping fewer usable rows than (1 - this) x the last good staging's fails the source, its
+    # last good data kept: a cut-off or partial export (1 turns the check off)
+    max_drop_share: float = Field(0.5, ge=0, le=1)
     max_age: Duration | None = None  # no success for longer than this: the source is stale
 
 

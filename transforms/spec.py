@@ -206,6 +206,10 @@ class SourceSpec(StrictModel):
         return self.expect.min_rows
 
     @property
+    def max_drop_share(self) -> float:
+        return self.expect.max_drop_share
+
+    @property
     def max_age(self) -> dt.timedelta | None:
         return self.expect.max_age
 

@@ -199,3 +199,17 @@ def _place(got: RowOutcome, source: str, number: int, row, columns: list[str],
     return ([[i.field, i.value, i.reason, i.detail] for i in issues if i.kind == "r"],
             [[i.field, i.value, i.reason, i.detail] for i in issues if i.kind == "w"],
             got.record, got.source_id)
+
+
+def drop_refused(source: str, kept: int, last_kept: int | None, max_drop_share: float
+                 ) -> str | None:
+    """Why a staging keeping `kept` usable rows must not replace the last good one, which kept
+    `last_kept`: it lost more than `max_drop_share` of them (a cut-off download, a partial
+    export, a file rewritten while it was read). None when it may."""
+    if not last_kept or max_drop_share >= 1 or kept >= (1 - max_drop_share) * last_kept:
+        return None
+    return (f"source '{source}': {kept:,} usable rows, {1 - kept / last_kept:.0%} fewer than "
+            f"the last good staging's {last_kept:,} (expect.max_drop_share = "
+            f"{max_drop_share:.0%}): refused as a cut-off or partial export; last good data "
+            f"kept. If the drop is real, raise expect.max_drop_share for this source (1 turns "
+            f"the check off) and sync again")

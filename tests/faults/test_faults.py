@@ -281,6 +281,30 @@ def test_too_few_rows(tmp_path):
     assert features(home) == 6
 
 
+@fault("file-cut-off", "a file that lost most of its rows since the last good staging "
+       "(a cut-off download, a partial export)",
+       "the source fails naming both counts and expect.max_drop_share; last good kept; exit 2; "
+       "raising the share stages it")
+def test_cut_off_file(tmp_path):
+    folder = make_folder(tmp_path)
+    home = tmp_path / "wh"
+    run(folder, home)
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:2]), encoding="utf-8")
+    summary = run(folder, home)
+    message = failed(summary, "stage", "partner")
+    assert "2 usable rows, 67% fewer than the last good staging's 6" in message
+    assert "expect.max_drop_share = 50%" in message
+    assert exit_code(summary) == 2 and features(home) == 6
+    assert query(home, "SELECT rows_staged FROM ops.source_state") == [(6,)]
+    # the team confirms the drop: the same file is staged (and meets the publication's guard)
+    toml = folder / "sources.toml"
+    toml.write_text(toml.read_text().replace('types = "Type"', 'types = "Type"\n'
+                                             '[sources.partner.expect]\nmax_drop_share = 1'))
+    summary = run(folder, home)
+    assert [s.status for s in summary.steps if s.step == "stage"] == ["ok"]
+    assert query(home, "SELECT rows_staged FROM ops.source_state") == [(2,)]
+
+
 @fault("path-glob-dotdot", "a path glob with '..' that reaches an unrelated file",
        "that file is read as what it is: the source fails (no mapped column), nothing from "
        "it is published")
@@ -304,7 +328,8 @@ def test_drop_guard(tmp_path):
     home = tmp_path / "wh"
     run(folder, home)
     before = (home / "publish").resolve()
-    (folder / "partner.csv").write_text(partner_csv(ROWS[:1]), encoding="utf-8")
+    # a third of the rows: within the source's own expect.max_drop_share (50%)
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:4]), encoding="utf-8")
     summary = run(folder, home)
     assert "a drop over 10%" in failed(summary, "publish")
     assert exit_code(summary) == 1 and (home / "publish").resolve() == before
@@ -432,6 +457,29 @@ def test_rebuild_after_deletion(tmp_path):
     home = tmp_path / "wh"
     run(folder, home)
     geojson = (home / "publish" / "siae.geojson").read_bytes()
+    (home / "siae.duckdb").unlink()
+    shutil.rmtree(home / "releases")
+    (home / "publish").unlink()
+    from flows.rebuild import rebuild
+    from transforms.spec import load_spec
+
+    summary, _ = rebuild(load_spec(folder / "sources.toml"), home)
+    assert summary.published
+    assert (home / "publish" / "siae.geojson").read_bytes() == geojson
+
+
+@fault("rebuild-after-refused-fetch", "the warehouse is lost after a fetch was refused "
+       "(a cut-off file, the newest payload landed)",
+       "siae rebuild stages the fetch the last good staging was made from: the same GeoJSON")
+def test_rebuild_skips_a_refused_fetch(tmp_path):
+    import shutil
+
+    folder = make_folder(tmp_path)
+    home = tmp_path / "wh"
+    run(folder, home)
+    geojson = (home / "publish" / "siae.geojson").read_bytes()
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:2]), encoding="utf-8")
+    failed(run(folder, home), "stage", "partner")  # landed in raw/, refused
     (home / "siae.duckdb").unlink()
     shutil.rmtree(home / "releases")
     (home / "publish").unlink()

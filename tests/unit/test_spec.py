@@ -169,6 +169,14 @@ def test_values_that_would_fail_later_are_refused_up_front(patch, message):
         parse(text)
 
 
+def test_max_drop_share_defaults_to_half_is_inherited_and_bounded():
+    assert parse(BASE).sources["reseau"].max_drop_share == 0.5
+    inherited = parse(BASE.replace("min_rows = 3", "min_rows = 3\nmax_drop_share = 0.2"))
+    assert inherited.sources["reseau"].max_drop_share == 0.2
+    with pytest.raises(SpecError, match=r"expect.max_drop_share: .*less than or equal to 1"):
+        parse(BASE.replace("min_rows = 3", "max_drop_share = 1.5"))
+
+
 def test_negative_min_rows_and_a_bad_timezone_are_refused():
     with pytest.raises(SpecError, match=r"\[defaults\]: expect.min_rows: .*greater than or equal"):
         parse(BASE.replace("min_rows = 3", "min_rows = -1"))

@@ -7,7 +7,7 @@ import pytest
 
 from transforms.readers import Table
 from transforms.spec import parse_spec
-from transforms.staging import RowMemo, StageError, parse_date, stage_table
+from transforms.staging import RowMemo, StageError, drop_refused, parse_date, stage_table
 from warehouse.memos import Layered, load_layered, memo_path, prune_staging_memos, save_layered
 
 SPEC = parse_spec(
@@ -418,3 +418,25 @@ def test_the_memos_of_sources_no_longer_listed_are_deleted(tmp_path):
     assert sorted(p.name for p in memo_path(tmp_path, "x").parent.iterdir()) == [
         "reseau.delta.pickle", "reseau.pickle"]
     assert not memo_path(tmp_path, "ancien").exists()
+
+
+@pytest.mark.parametrize(
+    ("kept", "last_kept", "share", "refused"),
+    [
+        pytest.param(86_644, 277_713, 0.5, True, id="a file rewritten while read: 69% lost"),
+        pytest.param(140_000, 277_713, 0.5, False, id="half kept: within the share"),
+        pytest.param(138_856, 277_713, 0.5, True, id="just over half lost"),
+        pytest.param(300_000, 277_713, 0.5, False, id="a source that grows"),
+        pytest.param(3, 5_000, 1.0, False, id="share 1: the check is off"),
+        pytest.param(9, 10, 0.0, True, id="share 0: any loss is refused"),
+        pytest.param(5, None, 0.5, False, id="no last good staging"),
+        pytest.param(0, 0, 0.5, False, id="the last staging kept nothing"),
+    ],
+)
+def test_a_staging_that_lost_most_rows_is_refused(kept, last_kept, share, refused):
+    why = drop_refused("asp", kept, last_kept, share)
+    assert (why is not None) == refused
+    if refused:  # the message names the source, both counts and the setting to change
+        assert why.startswith(f"source 'asp': {kept:,} usable rows")
+        assert f"the last good staging's {last_kept:,}" in why
+        assert "expect.max_drop_share" in why and "last good data kept" in why
