@@ -20,6 +20,7 @@ from flows.http import (
     download,
     get_json,
     http_session,
+    read_whole,
     token_from_env,
 )
 from transforms.spec import COLLECTIVITES, DEPARTEMENTS, SourceSpec
@@ -189,5 +190,5 @@ def fetch_asp(spec: SourceSpec) -> list[Payload]:
         found = newest_export([p for p in pattern.parent.glob(pattern.name) if p.is_file()])
         if found is None:
             raise FetchError(f"source '{spec.name}': no {label} file matches {pattern}")
-        out.append(Payload(found.read_bytes(), str(found), found.name))
+        out.append(Payload(read_whole(spec.name, found), str(found), found.name))
     return out

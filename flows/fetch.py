@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flows import connectors
-from flows.http import FetchError, Payload, download, http_session, token_from_env
+from flows.http import (
+    FetchError,
+    Payload,
+    download,
+    http_session,
+    read_whole,
+    token_from_env,
+)
 from transforms.readers import guess_format
 from transforms.spec import SourceSpec
 
@@ -29,7 +36,7 @@ def _read_file(spec: SourceSpec) -> Payload:
     found = newest_match(spec.path)
     if found is None:
         raise FetchError(f"source '{spec.name}': no file matches {spec.path}")
-    return Payload(found.read_bytes(), str(found), found.name)
+    return Payload(read_whole(spec.name, found), str(found), found.name)
 
 
 def _read_http(spec: SourceSpec, user_agent: str) -> Payload:

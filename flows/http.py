@@ -2,7 +2,7 @@
 
 One session factory (retries with backoff and jitter on 429/5xx, `Retry-After` honoured, an
 explicit User-Agent), one rate limiter, one error type whose messages name the source and
-never a secret, and the payload landed from a fetch.
+never a secret, and the payload landed from a fetch (or read from a local file, whole).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,6 +24,19 @@ log = logging.getLogger("siae.fetch")
 
 class FetchError(RuntimeError):
     """A source could not be fetched; the message names the source and never a secret."""
+
+
+def read_whole(source: str, path: Path) -> bytes:
+    """A local file's bytes, refused when it changed while it was read (its size or time of
+    modification): an export still being written would land cut off."""
+    before = path.stat()
+    data = path.read_bytes()
+    after = path.stat()
+    if not len(data) == before.st_size == after.st_size \
+            or before.st_mtime_ns != after.st_mtime_ns:
+        raise FetchError(f"source '{source}': {path} changed while it was read (still being "
+                         f"written?): not landed; the next run reads it again")
+    return data
 
 
 @dataclass(frozen=True)

@@ -305,6 +305,35 @@ def test_cut_off_file(tmp_path):
     assert query(home, "SELECT rows_staged FROM ops.source_state") == [(2,)]
 
 
+@fault("file-being-written", "the partner's export is rewritten while the fetch reads it",
+       "the source fails (the file changed while it was read): nothing landed, last good kept, "
+       "exit 2; the next run reads it whole")
+def test_file_changed_while_read(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path)
+    home = tmp_path / "wh"
+    run(folder, home)
+    partner = folder / "partner.csv"
+    partner.write_text(partner_csv(ROWS[:5]), encoding="utf-8")
+    read_bytes = Path.read_bytes
+
+    def read_then_written(self):  # the exporter appends a row once the fetch has read
+        data = read_bytes(self)
+        if self.name == "partner.csv":
+            with self.open("a", encoding="utf-8") as fh:
+                fh.write("Nouvelle;13002526500013;1 rue;07200;Aubenas;ACI\n")
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_written)
+    summary = run(folder, home)
+    monkeypatch.undo()
+    assert "partner.csv changed while it was read" in failed(summary, "fetch", "partner")
+    assert exit_code(summary) == 2 and features(home) == 6
+    landed = {p.name for p in (home / "raw" / "partner").glob("*.csv")}
+    assert len(landed) == 1  # only the first run's payload
+    assert [s.status for s in run(folder, home).steps if s.step == "stage"] == ["ok"]
+    assert features(home) == 6  # five rows and the new one
+
+
 @fault("path-glob-dotdot", "a path glob with '..' that reaches an unrelated file",
        "that file is read as what it is: the source fails (no mapped column), nothing from "
        "it is published")
