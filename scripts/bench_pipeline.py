@@ -14,8 +14,10 @@ over its instances.
 Four CSV sources describe the places in real communes (2 to 4 sources per place, about 2.7
 records each; 30% of the network's rows without SIRET, typos, siblings, placeholders); the
 geocoder is a local server speaking the BAN's CSV contract, answering near the commune's
-centre, in its own process (scripts/local_ban.py), as the real one is another machine. The
-first run includes Prefect's temporary server start-up.
+centre, in its own process (scripts/local_ban.py), as the real one is another machine. Each
+size's first run includes the start-up of the temporary Prefect server that `siae sync`
+starts (flows/local_server.py: without importing Prefect's server in this process, as
+Prefect's own in-process start does, 2-3 s more); the size's other runs use it too.
 
     uv run python scripts/bench_pipeline.py --records 10000 [100000 1000000]
         [--out DIR] [--keep DIR] [--no-reruns] [--dask-workers 1 2]
@@ -30,6 +32,7 @@ first number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import multiprocessing
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -51,7 +55,9 @@ for _name, _value in (("DO_NOT_TRACK", "1"), ("PREFECT_SERVER_ANALYTICS_ENABLED"
     os.environ.setdefault(_name, _value)
 
 import duckdb  # noqa: E402
+from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 
+from flows.local_server import temporary_server  # noqa: E402
 from flows.outcome import summary_of  # noqa: E402
 from flows.sync import sync  # noqa: E402
 from scripts.local_ban import local_ban  # noqa: E402
@@ -146,8 +152,28 @@ def _after_publication(home: Path, run_id: str) -> float | None:
     return None if seconds is None else float(seconds)
 
 
-def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dict, object]:
-    t0 = time.perf_counter()
+@contextlib.contextmanager
+def sync_server() -> Iterator[str]:
+    """The temporary Prefect server `siae sync` runs against, for this process's flows (its
+    settings, read when Prefect was imported, are told the address)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with temporary_server() as url, temporary_settings(updates={PREFECT_API_URL: url}):
+        try:
+            yield url
+        finally:
+            # Prefect's senders of events and logs outlive a flow run, bound to this server:
+            # stopped with it, the next size's runs start their own
+            for service in (EventsWorker, APILogWorker):
+                service.drain_all(timeout=30, at_exit=False)
+
+
+def _run(folder: Path, home: Path, label: str, force: bool = False,
+         started: float | None = None) -> tuple[dict, object]:
+    """One `sync`; `started`: when its wall time began (before the server's start-up)."""
+    t0 = time.perf_counter() if started is None else started
+    server_s = time.perf_counter() - t0
     with MemoryWatch() as watch:
         summary = summary_of(sync(str(folder / "sources.toml"), home=str(home), force=force,
                                   return_state=True))
@@ -180,7 +206,7 @@ def _run(folder: Path, home: Path, label: str, force: bool = False) -> tuple[dic
     changed = {k: published[k] for k in ("added", "changed", "moved", "removed")
                if k in published}
     after = _after_publication(home, summary.run_id)
-    return {"run": label, "wall_s": round(wall, 1),
+    return {"run": label, "wall_s": round(wall, 1), "server_start_s": round(server_s, 1),
             # the GeoJSON is in place this long after the start (Prefect's shut-down after
             # the run is counted in, so it is a little less)
             "to_geojson_s": None if after is None else round(wall - after, 1),
@@ -200,6 +226,8 @@ def print_run(records: int, run: dict) -> None:
                       + (f" ({v['records_per_s']:,}/s)" if v["records_per_s"] else "")
                       for k, v in run["steps"].items())
     print(f"{records:>9,} {run['run']:<10} {run['wall_s']:7.1f} s wall"
+          + (f" (Prefect's server up at {run['server_start_s']:.1f} s)"
+             if run.get("server_start_s") else "")
           + (f" (GeoJSON published at {run['to_geojson_s']:.1f} s)"
              if run.get("to_geojson_s") is not None else "") + ", "
           f"peak RSS {run['peak_rss_mib']} MiB (from {run['start_rss_mib']}; forked "
@@ -295,16 +323,23 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None
 def bench(records: int, folder: Path, ban_url: str, reruns: bool,
           dask_workers: list[int] | None = None) -> dict:
     """One size: the first run, then (with `reruns`) the unchanged and 1%-edited ones."""
-    from flows.evaluation import score_warehouse
-    from transforms.spec import load_spec
-
     places = max(10, round(records / RECORDS_PER_PLACE))
     counts = in_child(write_sources, folder, places, ban_url)
     home = folder / "wh"
     out = {"records": counts["rows"], "places": places, "runs": [],
            "probe_s": {"before": machine_probe()}}
     ticks = cpu_times()
-    first, summary = _run(folder, home, "first")
+    started = time.perf_counter()
+    with sync_server():
+        return _runs(out, counts, folder, home, reruns, dask_workers, started, ticks)
+
+
+def _runs(out: dict, counts: dict, folder: Path, home: Path, reruns: bool,
+          dask_workers: list[int] | None, started: float, ticks) -> dict:
+    from flows.evaluation import score_warehouse
+    from transforms.spec import load_spec
+
+    first, summary = _run(folder, home, "first", started=started)
     print_run(counts["rows"], first)
     out["runs"].append(first)
     spec = load_spec(folder / "sources.toml")
