@@ -480,44 +480,40 @@ def test_warehouse_corrupt(tmp_path):
 @fault("warehouse-deleted", "the warehouse file is deleted, releases too",
        "siae rebuild gives a byte-identical GeoJSON from the raw payloads alone")
 def test_rebuild_after_deletion(tmp_path):
-    import shutil
-
     folder = make_folder(tmp_path)
     home = tmp_path / "wh"
     run(folder, home)
     geojson = (home / "publish" / "siae.geojson").read_bytes()
-    (home / "siae.duckdb").unlink()
-    shutil.rmtree(home / "releases")
-    (home / "publish").unlink()
+    assert lose_and_rebuild(folder, home) == geojson
+
+
+def lose_and_rebuild(folder: Path, home: Path) -> bytes:
+    """Delete the warehouse file and every release, run `siae rebuild`; the GeoJSON it
+    published."""
+    import shutil
+
     from flows.rebuild import rebuild
     from transforms.spec import load_spec
 
+    (home / "siae.duckdb").unlink()
+    shutil.rmtree(home / "releases")
+    (home / "publish").unlink()
     summary, _ = rebuild(load_spec(folder / "sources.toml"), home)
     assert summary.published
-    assert (home / "publish" / "siae.geojson").read_bytes() == geojson
+    return (home / "publish" / "siae.geojson").read_bytes()
 
 
 @fault("rebuild-after-refused-fetch", "the warehouse is lost after a fetch was refused "
        "(a cut-off file, the newest payload landed)",
        "siae rebuild stages the fetch the last good staging was made from: the same GeoJSON")
 def test_rebuild_skips_a_refused_fetch(tmp_path):
-    import shutil
-
     folder = make_folder(tmp_path)
     home = tmp_path / "wh"
     run(folder, home)
     geojson = (home / "publish" / "siae.geojson").read_bytes()
     (folder / "partner.csv").write_text(partner_csv(ROWS[:2]), encoding="utf-8")
     failed(run(folder, home), "stage", "partner")  # landed in raw/, refused
-    (home / "siae.duckdb").unlink()
-    shutil.rmtree(home / "releases")
-    (home / "publish").unlink()
-    from flows.rebuild import rebuild
-    from transforms.spec import load_spec
-
-    summary, _ = rebuild(load_spec(folder / "sources.toml"), home)
-    assert summary.published
-    assert (home / "publish" / "siae.geojson").read_bytes() == geojson
+    assert lose_and_rebuild(folder, home) == geojson
 
 
 @fault("two-runs", "two runs at once on one warehouse",
