@@ -372,7 +372,8 @@ def geocode(home: Path, settings: GeocoderSettings, structures: pd.DataFrame,
             memo = QueryMemo(loaded.entries)
             accepted, stats = geocode_structures(con, rows, settings,
                                                  client, resend_all=resend_all,
-                                                 progress=progress, memo=memo)
+                                                 progress=progress, memo=memo,
+                                                 total=len(structures))
             save_layered(path, GEOCODING_CODE, memo.kept, loaded)
     finally:
         client.close()

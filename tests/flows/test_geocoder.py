@@ -236,3 +236,51 @@ def test_the_geocode_step_keeps_its_queries_for_the_next_run(tmp_path, httpserve
     monkeypatch.setattr(consolidation, "GEOCODING_CODE", "other code")
     third = consolidation.geocode.fn(tmp_path, s, frame, UA)
     assert third.accepted == first.accepted and len(made) == len(STRUCTURES)
+
+
+class Counted:
+    """The structures, noting how many were read when each batch was sent."""
+
+    def __init__(self, structures):
+        self.structures, self.read, self.read_at_send = structures, 0, []
+
+    def __iter__(self):
+        for s in self.structures:
+            self.read += 1
+            yield s
+
+
+def test_the_first_batch_goes_out_before_every_query_is_made(con, httpserver, monkeypatch):
+    """The geocoder answers the first batches while the next queries are made."""
+    monkeypatch.setattr("flows.geocoder.QUERY_CHUNK", 2)
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_handler(ban_handler())
+    rows = Counted(STRUCTURES)
+    s = settings(httpserver, batch_size=2, batches_in_flight=1)
+    client = BanClient(s, UA)
+    real = client.search_csv
+    client.search_csv = lambda batch: (rows.read_at_send.append(rows.read), real(batch))[1]
+    seen = []
+    try:
+        accepted, stats = geocode_structures(con, rows, s, client, total=len(STRUCTURES),
+                                             progress=lambda done, total: seen.append(
+                                                 (done, total)))
+    finally:
+        client.close()
+    assert rows.read_at_send[0] < len(STRUCTURES)  # sent with 2 of 6 structures read
+    assert set(accepted) == {"s1", "s2"} and stats.sent == 5 and stats.requests == 3
+    assert seen == sorted(seen) and seen[-1] == (6, 6)  # the bar ends full
+
+
+def test_after_a_failure_the_later_structures_still_get_their_cached_answers(
+        con, httpserver, monkeypatch):
+    """Queries made a chunk at a time: a batch failing early leaves the structures of the
+    chunks not yet made, and they are still made and read from the cache."""
+    monkeypatch.setattr("flows.geocoder.QUERY_CHUNK", 1)
+    httpserver.expect_ordered_request("/geocodage/search/csv/").respond_with_handler(
+        ban_handler())
+    s = settings(httpserver, batch_size=1, batches_in_flight=1)
+    run(con, s, [STRUCTURES[1]])  # s2's answer is cached
+    httpserver.expect_request("/geocodage/search/csv/").respond_with_data("down", status=500)
+    accepted, stats = run(con, s, [STRUCTURES[0], STRUCTURES[1]])  # s1 fails first
+    assert "HTTP 500" in stats.error and stats.sent == 0
+    assert set(accepted) == {"s2"} and stats.cache_hits == 1 and stats.addresses == 2
