@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from transforms.staging import RowMemo, Staged, drop_refused, stage_table
 from warehouse import raw, staging
 from warehouse.comments import apply_comments
 from warehouse.db import arrow_table, connect
+from warehouse.lock import WarehouseBusy, consolidation_lock
 from warehouse.memos import load_layered, memo_path, prune_staging_memos, save_layered
 from warehouse.paths import WarehousePaths
 from warehouse.reference import commune_index, ensure_communes
@@ -182,8 +186,10 @@ def stage_source(
     staged = computed if computed is not None else staged_payload(spec, fetched, communes,
                                                                   kinds, home)
     kept = len(staged.records)
-    # one opening of the warehouse for both writes (an opening costs 30-50 ms)
-    with connect(paths.database) as con:
+    # written while no consolidation runs (a national one merges for a minute, and then
+    # fails if a staging it read changed meanwhile); one opening of the warehouse for both
+    # writes (an opening costs 30-50 ms)
+    with _no_consolidation(spec.name, home), connect(paths.database) as con:
         # the rejects are kept even when the source is refused below
         staging.record_issues(con, staged.rejects, staged.warnings, run_id, fetched.sha256)
         if kept < spec.min_rows:
@@ -215,6 +221,20 @@ def stage_source(
     reasons = staged.rejects["reason"].value_counts().sort_index().to_dict()
     return StageOutcome(staged.rows_read, kept, len(staged.rejects), reasons,
                         len(staged.warnings), staged.unmapped_columns, staged.reused)
+
+
+@contextlib.contextmanager
+def _no_consolidation(source: str, home: Path) -> Iterator[None]:
+    """Hold the consolidation lock while a source's staging is written: wait for a running
+    consolidation to end (at most $SIAE_CONSOLIDATION_WAIT s, as a consolidation waits)."""
+    wait = float(os.environ.get("SIAE_CONSOLIDATION_WAIT", "600"))
+    try:
+        with consolidation_lock(home, wait, purpose=f"staging source '{source}'"):
+            yield
+    except WarehouseBusy as exc:
+        raise RuntimeError(
+            f"source '{source}': not staged: {exc}. Its payload is landed (raw/); the next "
+            "run stages it; last good data kept") from None
 
 
 def prepare(run: Run) -> CommuneIndex:

@@ -1,4 +1,8 @@
-"""One consolidation at a time per warehouse: an advisory file lock with a clear message."""
+"""One consolidation at a time per warehouse: an advisory file lock with a clear message.
+
+A source's staging is written under the same lock (briefly): a consolidation reads the
+stagings when it merges and copies them into core.records minutes later at national scale,
+and a source staged in between would make it fail (warehouse.staging.StagingChanged)."""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ class WarehouseBusy(RuntimeError):
 
 @contextmanager
 def consolidation_lock(home: Path, wait_seconds: float = 600.0,
-                       poll: float = 0.5) -> Iterator[None]:
+                       poll: float = 0.5, purpose: str = "") -> Iterator[None]:
     """Hold `<home>/.consolidate.lock` for the duration; wait for it at most `wait_seconds`.
-    Not re-entrant: a second holder, in this process or another, waits."""
+    Not re-entrant: a second holder, in this process or another, waits. `purpose` is
+    written beside the holder's pid, for the message of whoever waits."""
     path = home / ".consolidate.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = path.open("a+")
@@ -39,7 +44,8 @@ def consolidation_lock(home: Path, wait_seconds: float = 600.0,
                 time.sleep(poll)
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.write(f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}"
+                 + (f", {purpose}" if purpose else ""))
         fh.flush()
         yield
     finally:

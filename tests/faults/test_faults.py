@@ -543,6 +543,75 @@ def test_two_runs_at_once(tmp_path, monkeypatch):
         pass
 
 
+def hold_lock(home: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the consolidation lock for `seconds` (a consolidation)."""
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import time; from pathlib import Path; "
+                               "from warehouse.lock import consolidation_lock\n"
+                               f"with consolidation_lock(Path({str(home)!r})):\n"
+                               f"    print('held', flush=True); time.sleep({seconds})"],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@fault("ingest-during-consolidation", "a source's own ingest while a consolidation runs",
+       "the staging waits for the consolidation to end (SIAE_CONSOLIDATION_WAIT), so that "
+       "the consolidation never merges one staging and copies another; then it is staged")
+def test_ingest_waits_for_a_running_consolidation(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path)
+    home = tmp_path / "wh"
+    run(folder, home)
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
+                                        encoding="utf-8")
+    monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "60")
+    holder = hold_lock(home, 2)
+    try:
+        summary = run(folder, home)
+    finally:
+        holder.kill()
+    (stage,) = [s for s in summary.steps if s.step == "stage"]
+    assert stage.status == "ok" and stage.seconds >= 1.0  # it waited for the lock
+    assert exit_code(summary) == 0 and summary.published
+    names = {f["properties"]["nom"] for f in json.loads(
+        (home / "publish" / "siae.geojson").read_text())["features"]}
+    assert "Nouvelle" in names
+
+
+@fault("ingest-gives-up", "a source's ingest while a consolidation runs longer than "
+       "SIAE_CONSOLIDATION_WAIT",
+       "the source is not staged (its payload is landed), with a message naming it and the "
+       "consolidation; its last good staging stays and the next run stages it")
+def test_ingest_gives_up_waiting_for_a_consolidation(tmp_path, monkeypatch):
+    from flows.ingest import ingest, prepare
+    from flows.run_report import Run
+    from transforms.spec import load_spec
+    from warehouse.db import connect
+
+    folder = make_folder(tmp_path)
+    home = tmp_path / "wh"
+    run(folder, home)
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
+                                        encoding="utf-8")
+    monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "1")
+    spec = load_spec(folder / "sources.toml")
+    one = Run(home, spec, direct=True)  # `siae ingest partner`, without its consolidation
+    holder = hold_lock(home, 30)
+    try:
+        assert ingest(one, spec.sources["partner"], prepare(one), force=False) is False
+    finally:
+        holder.kill()
+    message = failed(one.finish(), "stage", "partner")
+    assert "source 'partner': not staged" in message and "another consolidation" in message
+    with connect(home / "siae.duckdb", read_only=True) as con:
+        names = {r[0] for r in con.execute("SELECT nom FROM staging.partner").fetchall()}
+    assert "Nouvelle" not in names and "Horizon Bâtiment" in names
+    summary = run(folder, home)  # the next run stages it
+    assert exit_code(summary) == 0 and "Nouvelle" in {
+        f["properties"]["nom"] for f in json.loads(
+            (home / "publish" / "siae.geojson").read_text())["features"]}
+
+
 @fault("staged-meanwhile", "a source is staged again (its own scheduled ingest) while a "
        "consolidation merges it",
        "that consolidation writes nothing (core.records would not be the records merged) and "
