@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
+import numpy as np
 from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
@@ -65,6 +67,34 @@ def _surely_valid(siret: str) -> bool:
     pass and it is not La Poste's (whose SIRETs follow a rule of their own). Never says yes
     where stdnum says no; it only saves stdnum's generic path (a quarter of staging)."""
     return not siret.startswith("356000000") and _luhn(siret) and _luhn(siret[:9])
+
+
+# _DOUBLED as an array: the doubled digit's sum, by digit
+_DOUBLED_ARRAY = np.array(_DOUBLED, dtype=np.int64)
+_FILLER_SIREN_BYTES = np.array(sorted(_FILLER_SIRENS), dtype="S9")
+
+
+def plain_sirets(values: Iterable[str]) -> list[str]:
+    """The values that are plainly valid SIRETs, as `normalize_siret` gives them (itself):
+    exactly 14 ASCII digits, both Luhn checks passed, no filler and not La Poste's. Decided
+    for all at once in numpy (a national source's 280,000 SIRETs took 1.5 s one by one);
+    `normalize_siret` decides the others, whatever they are."""
+    plain = [v for v in values if type(v) is str and len(v) == 14 and v.isascii()
+             and v.isdigit() and not v.startswith("356000000")]
+    if not plain:
+        return []
+    raw = np.array(plain, dtype="S14")
+    digits = (np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(-1, 14)
+              - ord("0")).astype(np.int64)
+    # Luhn from the right: the second, fourth… digits doubled (of 14: those at even places;
+    # of the SIREN's 9: those at odd places)
+    siret_sum = (_DOUBLED_ARRAY[digits[:, 0::2]].sum(axis=1) + digits[:, 1::2].sum(axis=1))
+    siren_sum = (_DOUBLED_ARRAY[digits[:, 1:9:2]].sum(axis=1) + digits[:, 0:9:2].sum(axis=1))
+    same = digits == digits[:, :1]
+    filler = (same.all(axis=1) | same[:, :9].all(axis=1)
+              | np.isin(raw.astype("S9"), _FILLER_SIREN_BYTES))
+    ok = (siret_sum % 10 == 0) & (siren_sum % 10 == 0) & ~filler
+    return [v for v, good in zip(plain, ok.tolist(), strict=True) if good]
 
 
 def is_filler_siret(siret: str) -> bool:

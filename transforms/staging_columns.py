@@ -19,14 +19,14 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from transforms.contacts import normalize_email, normalize_phone, normalize_website
 from transforms.errors import InvalidValue
 from transforms.fields import FIELDS, RECORD
-from transforms.identifiers import normalize_siret, siren_of
+from transforms.identifiers import normalize_siret, plain_sirets, siren_of
 from transforms.kinds import parse_kinds
 from transforms.places import (
     APPROXIMATE_METHODS,
@@ -137,6 +137,11 @@ def _phone(value: str, departement: str | None) -> str | None:
     return normalize_phone(value, departement=departement)
 
 
+# normaliser → a function giving the values it would give back unchanged, decided for a whole
+# column at once (the others are still asked one by one)
+_PLAIN: dict[Callable, Callable[[Iterable[str]], list[str]]] = {normalize_siret: plain_sirets}
+
+
 @dataclass
 class Normalisers:
     """One staging's normalisers, each with the answers it gave by value: a staging that
@@ -152,7 +157,13 @@ class Normalisers:
         distinct value; a value it refuses gives a `_Failed`."""
         known = self.answers[normalize]
         keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-        for key in set(keys).difference(known):
+        fresh = set(keys).difference(known)
+        if (plain := _PLAIN.get(normalize)) is not None and len(columns) == 1 and fresh:
+            # the values a normaliser gives back as they are, found all at once
+            same = plain(fresh)
+            known.update(zip(same, same, strict=True))
+            fresh.difference_update(same)
+        for key in fresh:
             try:
                 known[key] = normalize(key) if len(columns) == 1 else normalize(*key)
             except InvalidValue as exc:

@@ -98,3 +98,48 @@ def test_the_quick_luhn_check_agrees_with_python_stdnum():
 def test_digits_other_than_0_to_9_are_no_siret(raw):
     with pytest.raises(InvalidValue, match="not made of digits"):
         normalize_siret(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [("19070916200019", True), ("42385519600014", True),
+     ("19070916200018", False),  # the SIRET's Luhn check fails
+     ("35600000000048", False),  # La Poste: stdnum decides
+     ("12345678900015", False), ("00000000000000", False), ("00000000012345", False),
+     ("82863454399901", False),  # an ASP placeholder: normalize_siret decides
+     ("190 709 162 00019", False), (" 19070916200019", False), ("1907091620001", False),
+     ("١٩٠٧٠٩١٦٢٠٠٠١٩", False), ("", False), (None, False)],
+    ids=["valid", "valid-2", "luhn-fails", "la-poste", "counting-filler", "zeros",
+         "zero-siren", "placeholder", "spaces", "leading-space", "13-digits",
+         "arabic-indic", "empty", "none"])
+def test_plain_sirets_are_the_valid_ones_written_as_they_should_be(raw, plain):
+    from transforms.identifiers import plain_sirets
+
+    assert plain_sirets([raw]) == ([raw] if plain else [])
+
+
+def test_a_plain_siret_is_what_normalize_siret_gives_back_unchanged():
+    """The column-at-once check (staging) never decides a value otherwise than
+    normalize_siret: what it takes, normalize_siret gives back as it is, and it takes every
+    valid 14-digit SIRET outside La Poste's."""
+    from transforms.identifiers import plain_sirets
+
+    rng = random.Random(11)
+    values = ["".join(rng.choice("0123456789") for _ in range(14)) for _ in range(20000)]
+    # valid SIRETs: a Luhn-valid SIREN, then the last digit that makes the SIRET valid
+    sirens = [s for s in ("".join(rng.choice("0123456789") for _ in range(9))
+                          for _ in range(20000)) if luhn.is_valid(s)]
+    values += [next(v for d in "0123456789" if luhn.is_valid(v := f"{s}0000{d}"))
+               for s in sirens]
+    values += ["19070916200019", "35600000000048", "11111111111111", "82863454399901"]
+    taken = set(plain_sirets(values))
+    assert len(taken) > 1000
+    for v in values:
+        try:
+            normalized = normalize_siret(v)
+        except InvalidValue:
+            normalized = None
+        if v in taken:
+            assert normalized == v
+        elif normalized == v and not v.startswith("356000000"):
+            assert is_placeholder_siret(v) and not luhn.is_valid(v), v
