@@ -90,6 +90,18 @@ def features(home: Path) -> int:
     return len(json.loads((home / "publish" / "siae.geojson").read_text())["features"])
 
 
+def rename_one(folder: Path) -> None:
+    """The partner's file with its sixth structure renamed "Nouvelle" (an edit to stage)."""
+    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
+                                        encoding="utf-8")
+
+
+def published_names(home: Path) -> set[str]:
+    """The names of the published GeoJSON's structures."""
+    return {f["properties"]["nom"] for f in json.loads(
+        (home / "publish" / "siae.geojson").read_text())["features"]}
+
+
 def serve_emplois(httpserver, handler=None):
     route = httpserver.expect_request("/api/v1/siaes/")
     if handler is None:
@@ -379,8 +391,7 @@ def test_disk_full(tmp_path):
     home = tmp_path / "wh"
     run(folder, home)
     before = (home / "publish").resolve()
-    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
-                                        encoding="utf-8")
+    rename_one(folder)
     # the limit set once the warehouse is written, so that the release's files meet it
     script = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
               "from flows.consolidation import merge_geocode_locate, _publish_step; "
@@ -424,8 +435,7 @@ def test_stale_building(tmp_path):
     home = tmp_path / "wh"
     run(folder, home)
     (home / "releases" / ".20260101T000000-x.building").mkdir()
-    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
-                                        encoding="utf-8")
+    rename_one(folder)
     run(folder, home)
     assert not list((home / "releases").glob(".*.building"))
 
@@ -562,8 +572,7 @@ def test_ingest_waits_for_a_running_consolidation(tmp_path, monkeypatch):
     folder = make_folder(tmp_path)
     home = tmp_path / "wh"
     run(folder, home)
-    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
-                                        encoding="utf-8")
+    rename_one(folder)
     monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "60")
     holder = hold_lock(home, 2)
     try:
@@ -573,9 +582,7 @@ def test_ingest_waits_for_a_running_consolidation(tmp_path, monkeypatch):
     (stage,) = [s for s in summary.steps if s.step == "stage"]
     assert stage.status == "ok" and stage.seconds >= 1.0  # it waited for the lock
     assert exit_code(summary) == 0 and summary.published
-    names = {f["properties"]["nom"] for f in json.loads(
-        (home / "publish" / "siae.geojson").read_text())["features"]}
-    assert "Nouvelle" in names
+    assert "Nouvelle" in published_names(home)
 
 
 @fault("ingest-gives-up", "a source's ingest while a consolidation runs longer than "
@@ -591,8 +598,7 @@ def test_ingest_gives_up_waiting_for_a_consolidation(tmp_path, monkeypatch):
     folder = make_folder(tmp_path)
     home = tmp_path / "wh"
     run(folder, home)
-    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
-                                        encoding="utf-8")
+    rename_one(folder)
     monkeypatch.setenv("SIAE_CONSOLIDATION_WAIT", "1")
     spec = load_spec(folder / "sources.toml")
     one = Run(home, spec, direct=True)  # `siae ingest partner`, without its consolidation
@@ -607,9 +613,7 @@ def test_ingest_gives_up_waiting_for_a_consolidation(tmp_path, monkeypatch):
         names = {r[0] for r in con.execute("SELECT nom FROM staging.partner").fetchall()}
     assert "Nouvelle" not in names and "Horizon Bâtiment" in names
     summary = run(folder, home)  # the next run stages it
-    assert exit_code(summary) == 0 and "Nouvelle" in {
-        f["properties"]["nom"] for f in json.loads(
-            (home / "publish" / "siae.geojson").read_text())["features"]}
+    assert exit_code(summary) == 0 and "Nouvelle" in published_names(home)
 
 
 @fault("staged-meanwhile", "a source is staged again (its own scheduled ingest) while a "
@@ -624,8 +628,7 @@ def test_staged_during_the_merge(tmp_path, monkeypatch):
     home = tmp_path / "wh"
     run(folder, home)
     published = (home / "publish" / "siae.geojson").read_bytes()
-    (folder / "partner.csv").write_text(partner_csv(ROWS[:5] + [("Nouvelle", *ROWS[5][1:])]),
-                                        encoding="utf-8")
+    rename_one(folder)
     real_score = consolidation.score_with_cache
 
     def score_then_ingest(*args, **kwargs):
@@ -645,8 +648,7 @@ def test_staged_during_the_merge(tmp_path, monkeypatch):
     monkeypatch.setattr(consolidation, "score_with_cache", real_score)
     again = run(folder, home)
     assert exit_code(again) == 0 and again.published
-    names = {f["properties"]["nom"] for f in json.loads(
-        (home / "publish" / "siae.geojson").read_text())["features"]}
+    names = published_names(home)
     assert "Atelier Renommé" in names and "Nouvelle" in names  # the other ingest's staging
 
 
